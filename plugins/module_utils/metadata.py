@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Recorded storage metadata: facts about a volume kept WITH its data.
+
+A volume's format, virtual size, source and backing are recorded when this
+collection creates or adopts it, and read back from here, never probed
+from the bytes (a guest-written disk is hostile). On file pools the record
+is one JSON object in the ``user.storagepools.libvirt`` extended attribute
+of the volume file: libvirt lists every file of a dir pool as a volume, so a
+sidecar file would itself show up as one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+XATTR_NAME = 'user.storagepools.libvirt'
+FILE_POOL_TYPES = ('dir', 'fs', 'netfs')
+
+
+class MetadataError(ValueError):
+    """A record that exists but cannot be read as metadata."""
+
+
+def read_file_metadata(path):
+    """The record of the volume file at ``path``, or None when it has none."""
+    try:
+        raw = os.getxattr(path, XATTR_NAME)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
+            return None
+        raise
+    try:
+        record = json.loads(raw.decode('utf-8'))
+    except ValueError as exc:
+        raise MetadataError('%s: the %s attribute is not JSON: %s' % (path, XATTR_NAME, exc))
+    if not isinstance(record, dict):
+        raise MetadataError('%s: the %s attribute is not a JSON object' % (path, XATTR_NAME))
+    return record

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything the tests and the demo need on a fresh Debian 12 machine
+# (run as root), and nothing twice: apt only for missing packages, the venv only
+# when tests/requirements.txt changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    libvirt-daemon-system libvirt-clients
+    libvirt-daemon-driver-storage-rbd
+    qemu-utils qemu-system-x86 qemu-block-extra
+    python3-libvirt python3-lxml python3-venv
+    lvm2 attr uuid-runtime e2fsprogs xfsprogs
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+VENV=.venv
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: creating $VENV"
+    rm -rf "$VENV"
+    # Debian's libvirt bindings import only in /usr/bin/python3: see them from the venv.
+    /usr/bin/python3 -m venv --system-site-packages "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+    echo "$want" > "$stamp"
+fi
+
+# The collection is importable as ansible_collections.storagepools.libvirt from
+# .build/collections (the repository root is the collection root).
+mkdir -p .build/collections/ansible_collections/storagepools
+ln -sfn "$PWD" .build/collections/ansible_collections/storagepools/libvirt

@@ -39,3 +39,14 @@ fi
 # .build/collections (the repository root is the collection root).
 mkdir -p .build/collections/ansible_collections/storagepools
 ln -sfn "$PWD" .build/collections/ansible_collections/storagepools/libvirt
+
+# ansible-test --venv fetches get-pip.py from a host outside the package
+# registries; give it our offline stand-in under the name it looks for.
+pip_version=$("$VENV/bin/python" - <<'PY'
+import re, ansible_test, os
+src = open(os.path.join(os.path.dirname(ansible_test.__file__), '_internal', 'python_requirements.py')).read()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PY
+)
+mkdir -p ~/.ansible/test/cache
+cp scripts/get-pip-offline.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py

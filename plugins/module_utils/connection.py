@@ -4,9 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Opening a libvirt connection and turning libvirt errors into operator messages.
 
-Every failure this collection reports is a ``StoragePoolsError``: ``msg``
-names the option at fault and the fix, ``libvirt_error`` keeps libvirt's own
-words for whoever needs them. Modules turn it into ``fail_json``.
+libvirt's errors become ``StoragePoolsError`` (errors.py) whose message
+names the option at fault; libvirt's own words travel in ``libvirt_error``.
 """
 
 from __future__ import annotations
@@ -20,28 +19,8 @@ except ImportError:  # reported by the modules through missing_libraries()
     libvirt = None
     HAS_LIBVIRT = False
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.xml_tree import HAS_LXML
-
-
-class StoragePoolsError(Exception):
-    """A failure explained for the operator.
-
-    ``libvirt_error`` is libvirt's own message (or None); ``details`` is a
-    dict merged into the failure result (e.g. the plan carried out so far).
-    """
-
-    def __init__(self, msg, libvirt_error=None, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.libvirt_error = libvirt_error
-        self.details = details
-
-    def result(self):
-        result = dict(self.details)
-        result['msg'] = self.msg
-        if self.libvirt_error is not None:
-            result['libvirt_error'] = self.libvirt_error
-        return result
 
 
 def missing_libraries():

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    StoragePoolsError,
-    error_text,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_text
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 
 FAULT_ENV = 'STORAGEPOOLS_FAIL_AT'
 
@@ -36,9 +34,13 @@ class Step:
     ``action`` is a short verb (define, build, start, ...), ``detail`` says
     what it does in words. When ``do`` fails, ``explain(exc)`` may return
     ``(option, hint)``; otherwise ``option``/``hint`` given here are used.
+    ``cleanup_on_failure``: ``do`` may fail half-way (a build that made a
+    directory, then refused to make a filesystem), so ``undo`` runs for the
+    failed step too; such an undo must be harmless when nothing was done.
     """
 
-    def __init__(self, action, detail, do, undo=None, option=None, hint=None, explain=None):
+    def __init__(self, action, detail, do, undo=None, option=None, hint=None, explain=None,
+                 cleanup_on_failure=False):
         self.action = action
         self.detail = detail
         self.do = do
@@ -46,6 +48,7 @@ class Step:
         self.option = option
         self.hint = hint
         self.explain = explain
+        self.cleanup_on_failure = cleanup_on_failure
 
     def describe(self):
         return {'action': self.action, 'detail': self.detail}
@@ -96,7 +99,7 @@ class Plan:
                 step.do()
             except Exception as exc:  # any failure must roll back what we made
                 error = step.failure(exc)
-                error.details.update(self._rollback(done))
+                error.details.update(self._rollback(done + [step] if step.cleanup_on_failure else done))
                 error.details['actions'] = [done_step.describe() for done_step in done]
                 error.details['failed_action'] = step.describe()
                 raise error

@@ -11,16 +11,17 @@ step undone when a later one fails. Drift is found on the canonical form
 
 from __future__ import annotations
 
+import functools
 import os
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    StoragePoolsError,
     error_code,
     error_text,
     libvirt,
     lookup_pool,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import Plan
 
 # Pool types whose libvirt backend has a build step at all.
@@ -45,16 +46,26 @@ class LivePool:
         if self.active:
             self.running = xml_tree.parse(pool.XMLDesc(0), 'pool')
 
-    @property
-    def pending_definition(self):
-        """An active pool runs another definition than its stored one."""
+    def runs_other_than(self, definition):
+        """The pool is active and what it runs differs from ``definition``.
+
+        Permissions are left out: libvirt fills the running document's from
+        the directory itself, and a restart would not apply them anyway.
+        """
         if not self.active:
             return False
         return (xml_tree.to_string(pool_xml.runtime_view(self.running))
-                != xml_tree.to_string(pool_xml.runtime_view(self.definition)))
+                != xml_tree.to_string(pool_xml.runtime_view(definition)))
 
     def state(self):
         return 'active' if self.active else 'inactive'
+
+
+def _remove_empty_dir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def _explain_define(exc):
@@ -110,11 +121,11 @@ class PoolConverger:
         self.wanted = self._plan_drift(wanted, on_drift)
         if state == 'active' and not live.active:
             self.plan.add('start', "start pool '%s'" % self.name, self._start,
-                          undo=lambda: self.pool.destroy(), explain=_explain_start)
+                          undo=self._stop, explain=_explain_start)
         elif state == 'inactive' and live.active:
-            self.plan.add('stop', "stop pool '%s'" % self.name, lambda: self.pool.destroy(),
-                          undo=lambda: self.pool.create(0), option='state')
-        elif state == 'active' and live.active and (self.redefining or live.pending_definition):
+            self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
+                          undo=self._start, option='state')
+        elif state == 'active' and live.runs_other_than(self.wanted if self.redefining else live.definition):
             if restart:
                 self.plan.add('restart', "restart pool '%s' to use its new definition" % self.name,
                               self._restart, option='restart',
@@ -135,17 +146,17 @@ class PoolConverger:
                               self._start, explain=_explain_start)
             self.plan.add('delete_volumes', "delete every volume of pool '%s'" % self.name,
                           self._delete_volumes, option='delete_data')
-            self.plan.add('stop', "stop pool '%s'" % self.name, lambda: self.pool.destroy(),
+            self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
                           option='state')
             self.plan.add('delete', "delete the storage of pool '%s' (target directory, "
                                     "volume group, ...)" % self.name,
-                          lambda: self.pool.delete(0), option='delete_data')
+                          self._delete_storage, option='delete_data')
         elif live.active:
-            self.plan.add('stop', "stop pool '%s'" % self.name, lambda: self.pool.destroy(),
-                          undo=lambda: self.pool.create(0), option='state')
+            self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
+                          undo=self._start, option='state')
         old_xml = xml_tree.to_string(live.definition)
-        self.plan.add('undefine', "undefine pool '%s'" % self.name, lambda: self.pool.undefine(),
-                      undo=lambda: self.conn.storagePoolDefineXML(old_xml, 0), option='state')
+        self.plan.add('undefine', "undefine pool '%s'" % self.name, self._undefine,
+                      undo=functools.partial(self._define, old_xml), option='state')
         return self.plan
 
     @property
@@ -177,30 +188,36 @@ class PoolConverger:
         self._check_conflicts(wanted)
         xml = xml_tree.to_string(wanted)
         pool_type = wanted.get('type')
+        if pool_type == 'fs' and build != 'never' and wanted.xpath("not(source/format[@type != 'auto'])"):
+            raise StoragePoolsError(
+                "source.format: building an fs pool makes a filesystem on its device; name its "
+                "type (ext4, xfs, ...), or give build=never to mount the existing filesystem")
         target = xml_tree.child_text(wanted, 'target/path')
-        self.plan.add('define', "define pool '%s'" % self.name, lambda: self._define(xml),
-                      undo=lambda: self.pool.undefine(), explain=_explain_define)
+        self.plan.add('define', "define pool '%s'" % self.name, functools.partial(self._define, xml),
+                      undo=self._undefine, explain=_explain_define)
         if build != 'never' and pool_type in BUILDABLE_TYPES:
             flags = 0
             if pool_type in pool_xml.DEVICE_BUILD_TYPES:
                 flags = (libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE if build == 'overwrite'
                          else libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
             # Undo removes only what this build made: a target directory that did
-            # not exist (rmdir: never a non-empty one) or a VG made from nothing.
-            made_here = (pool_type in ('dir', 'fs', 'netfs') and target is not None
-                         and is_local_uri(self.uri) and not os.path.exists(target))
-            undo = None
-            if made_here or (pool_type == 'logical' and build == 'no_overwrite'):
-                undo = lambda: self.pool.delete(0)  # noqa: E731
+            # not exist (rmdir: never a non-empty one), also when the build itself
+            # failed after making it, or a volume group made from nothing.
+            undo, cleanup_on_failure = None, False
+            if (pool_type in ('dir', 'fs', 'netfs') and target is not None
+                    and is_local_uri(self.uri) and not os.path.exists(target)):
+                undo, cleanup_on_failure = functools.partial(_remove_empty_dir, target), True
+            elif pool_type == 'logical' and build == 'no_overwrite':
+                undo = self._delete_storage
             detail = "build pool '%s' (%s)" % (self.name, {
                 'dir': 'create the target directory',
                 'netfs': 'create the mount point',
             }.get(pool_type, 'make its storage; %s' % build.replace('_', '-')))
-            self.plan.add('build', detail, lambda: self.pool.build(flags), undo=undo,
-                          explain=_explain_build, option='build')
+            self.plan.add('build', detail, functools.partial(self._build, flags), undo=undo,
+                          cleanup_on_failure=cleanup_on_failure, explain=_explain_build, option='build')
         if state == 'active':
             self.plan.add('start', "start pool '%s'" % self.name, self._start,
-                          undo=lambda: self.pool.destroy(), explain=_explain_start)
+                          undo=self._stop, explain=_explain_start)
         if autostart:
             self._plan_autostart(True, False)
 
@@ -241,15 +258,15 @@ class PoolConverger:
         redefined = xml_tree.to_string(self._with_uuid(wanted, live_uuid))
         old_xml = xml_tree.to_string(live.definition)
         self.plan.add('redefine', "redefine pool '%s'" % self.name,
-                      lambda: self.conn.storagePoolDefineXML(redefined, 0),
-                      undo=lambda: self._restore_definition(old_xml), explain=_explain_define)
+                      functools.partial(self._redefine, redefined),
+                      undo=functools.partial(self._restore_definition, old_xml), explain=_explain_define)
         return wanted
 
     def _plan_autostart(self, wanted, current):
         self.plan.add('autostart', "%s autostart of pool '%s'" % ('enable' if wanted else 'disable',
                                                                   self.name),
-                      lambda: self.pool.setAutostart(1 if wanted else 0),
-                      undo=lambda: self.pool.setAutostart(1 if current else 0), option='autostart')
+                      functools.partial(self._set_autostart, wanted),
+                      undo=functools.partial(self._set_autostart, current), option='autostart')
 
     @staticmethod
     def _with_uuid(wanted, uuid):
@@ -266,17 +283,35 @@ class PoolConverger:
     def _define(self, xml):
         self.pool = self.conn.storagePoolDefineXML(xml, 0)
 
+    def _redefine(self, xml):
+        self.conn.storagePoolDefineXML(xml, 0)
+
+    def _undefine(self):
+        self.pool.undefine()
+
+    def _build(self, flags):
+        self.pool.build(flags)
+
     def _start(self):
         self.pool.create(0)
 
-    def _restart(self):
+    def _stop(self):
         self.pool.destroy()
+
+    def _set_autostart(self, enabled):
+        self.pool.setAutostart(1 if enabled else 0)
+
+    def _delete_storage(self):
+        self.pool.delete(0)
+
+    def _restart(self):
+        self._stop()
         self._restart_stopped_pool = True
         self.pool.create(0)
         self._restart_stopped_pool = False
 
     def _restore_definition(self, old_xml):
-        self.conn.storagePoolDefineXML(old_xml, 0)
+        self._redefine(old_xml)
         if self._restart_stopped_pool:
             self.pool.create(0)
 

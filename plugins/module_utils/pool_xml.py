@@ -17,6 +17,7 @@ import posixpath
 import re
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.xml_tree import etree
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'rbd', 'iscsi', 'zfs', 'disk')
@@ -47,7 +48,7 @@ DEVICE_BUILD_TYPES = ('fs', 'logical', 'disk')
 _NAME_RE = re.compile(r'^[^/\s][^/]*$')
 
 
-class PoolSpecError(ValueError):
+class PoolSpecError(StoragePoolsError):
     """A pool definition that cannot be right, naming the option at fault."""
 
     def __init__(self, option, message):
@@ -284,7 +285,7 @@ class PoolDefinition:
         definition came from a whole document, so the message names it.
         """
         def fail(option, message):
-            raise PoolSpecError(option_prefix + option if option_prefix else option, message)
+            raise PoolSpecError(option_prefix + option, message)
 
         if self.type not in POOL_TYPES:
             fail('type', 'unknown pool type %r; choose one of %s' % (self.type, ', '.join(POOL_TYPES)))

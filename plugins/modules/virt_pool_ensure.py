@@ -21,7 +21,7 @@ description:
   - A pool's storage is built only when the module defines the pool, and by default
     (O(build=no_overwrite)) never over an existing filesystem, volume group or partition table.
 author:
-  - storagepools.libvirt contributors
+  - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
   - storagepools.libvirt.connection.actions
@@ -290,10 +290,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    StoragePoolsError,
     missing_libraries,
     open_connection,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import PoolConverger
 
 
@@ -317,8 +317,8 @@ def argument_spec():
             auth=dict(type='dict', options=dict(
                 type=dict(type='str', default='ceph', choices=['ceph', 'chap']),
                 username=dict(type='str', required=True),
-                secret_uuid=dict(type='str'),
-                secret_usage=dict(type='str'),
+                secret_uuid=dict(type='str', no_log=False),  # names a secret, holds none
+                secret_usage=dict(type='str', no_log=False),
             ), mutually_exclusive=[('secret_uuid', 'secret_usage')],
                 required_one_of=[('secret_uuid', 'secret_usage')]),
             config_opts=dict(type='dict'),

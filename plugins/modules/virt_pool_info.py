@@ -15,7 +15,7 @@ description:
   - A volume's format is reported only from the metadata this collection recorded with the volume
     (RV(pools.volumes[].metadata)), never from libvirt's probe of the file, which a guest can steer.
 author:
-  - storagepools.libvirt contributors
+  - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
   - storagepools.libvirt.connection.info
@@ -127,13 +127,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    StoragePoolsError,
     error_text,
     libvirt,
     lookup_pool,
     missing_libraries,
     open_connection,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import (
     FILE_POOL_TYPES,
     MetadataError,

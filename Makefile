@@ -1,0 +1,47 @@
+# storagepools.libvirt: every entry point. `make test` is what CI runs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+COLLECTIONS := $(CURDIR)/.build/collections
+SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/storagepools/libvirt
+export PYTHONPATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup libvirtd test units integration sanity docs-lint demo bench clean
+
+setup:
+	scripts/setup.sh
+
+libvirtd: setup
+	scripts/start-libvirtd.sh
+
+units: setup
+	$(PY) -m pytest -q tests/unit
+
+integration: libvirtd
+	$(PY) -m pytest -q tests/integration
+
+# ansible-test wants the collection at ansible_collections/<ns>/<name>: test a
+# copy of the files git would ship (tracked and new, not ignored).
+sanity: setup
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 tar -c | tar -x -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && git init -q && git add -A  # its own file list: .build/ is ignored here
+	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+
+docs-lint: setup
+	antsibull-docs lint-collection-docs --plugin-docs .
+
+test: setup libvirtd
+	$(PY) -m pytest -q tests/unit tests/integration
+	$(MAKE) --no-print-directory sanity docs-lint
+
+demo: libvirtd
+	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(PY) playbooks/demo.yml
+
+bench: libvirtd
+	bench/pool_noop
+
+clean:
+	rm -rf .build .pytest_cache

@@ -38,7 +38,7 @@ test: setup libvirtd
 	$(MAKE) --no-print-directory sanity docs-lint
 
 demo: libvirtd
-	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(PY) playbooks/demo.yml
+	demo/run
 
 bench: libvirtd
 	bench/pool_noop

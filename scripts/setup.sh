@@ -11,6 +11,7 @@ APT_PACKAGES=(
     qemu-utils qemu-system-x86 qemu-block-extra
     python3-libvirt python3-lxml python3-venv
     lvm2 attr uuid-runtime e2fsprogs xfsprogs
+    shellcheck
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

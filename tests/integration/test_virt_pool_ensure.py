@@ -203,7 +203,7 @@ def test_fs_pool_no_overwrite_refuses_an_existing_filesystem(pools, workdir, loo
     assert pools.lookup(name) is None, 'the failed run left the pool defined'
     assert not os.path.exists(target), 'the failed run left the target directory'
     assert [step['action'] for step in refused['rolled_back']] == ['build', 'define']
-    blkid = subprocess.run(['blkid', '-o', 'value', '-s', 'TYPE', device], capture_output=True, text=True)
+    blkid = subprocess.run(['blkid', '-o', 'value', '-s', 'TYPE', device], capture_output=True, text=True, check=False)
     assert blkid.stdout.strip() == 'ext4'
 
     os.mkdir(target)  # build=never: the mount point must exist
@@ -219,7 +219,7 @@ def test_fs_pool_builds_a_filesystem_on_an_empty_device(pools, workdir, loop_dev
                 source={'device': [device], 'format': 'ext4'})
     made = ensure(**args)
     assert actions(made) == ['define', 'build', 'start', 'autostart']
-    blkid = subprocess.run(['blkid', '-o', 'value', '-s', 'TYPE', device], capture_output=True, text=True)
+    blkid = subprocess.run(['blkid', '-o', 'value', '-s', 'TYPE', device], capture_output=True, text=True, check=False)
     assert blkid.stdout.strip() == 'ext4'
     assert os.path.ismount(os.path.join(workdir, 'mnt'))
     assert ensure(**args)['changed'] is False
@@ -240,8 +240,8 @@ def test_a_failed_redefinition_restores_the_old_one(conn, pools, workdir):
     args = dict(name=name, type='dir', target=workdir, permissions={'mode': '0755'}, autostart=False)
     ensure(**args)
     before = pool_xml.canonical_string(defined_xml(pools, name))
-    failed = ensure(env={'STORAGEPOOLS_FAIL_AT': 'autostart'}, **dict(args, autostart=True,
-                                                                        permissions={'mode': '0700'}))
+    args.update(autostart=True, permissions={'mode': '0700'})
+    failed = ensure(env={'STORAGEPOOLS_FAIL_AT': 'autostart'}, **args)
     assert failed['failed'] is True
     assert [step['action'] for step in failed['rolled_back']] == ['redefine']
     assert pool_xml.canonical_string(defined_xml(pools, name)) == before

@@ -49,5 +49,5 @@ src = open(os.path.join(os.path.dirname(ansible_test.__file__), '_internal', 'py
 print(re.search(r"pip='([0-9.]+)'", src).group(1))
 PY
 )
-mkdir -p ~/.ansible/test/cache
-cp scripts/get-pip-offline.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+mkdir -p "$HOME/.ansible/test/cache"
+cp scripts/get-pip-offline.py "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"

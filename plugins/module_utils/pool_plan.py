@@ -129,7 +129,8 @@ class PoolConverger:
             if restart:
                 self.plan.add('restart', "restart pool '%s' to use its new definition" % self.name,
                               self._restart, option='restart',
-                              hint='The pool was stopped; its previous definition is restored')
+                              hint='The new definition does not start; a redefinition made by this run is undone '
+                                   '(see rolled_back), and the pool is started with the old one')
             else:
                 self.restart_required = True
         if autostart != live.autostart:

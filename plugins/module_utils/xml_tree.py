@@ -12,7 +12,6 @@ comparing two documents, and a readable diff of two canonical forms.
 from __future__ import annotations
 
 import copy
-import difflib
 
 try:
     from lxml import etree
@@ -117,6 +116,8 @@ def set_child_text(parent, tag, text):
 
 def unified_diff(before, after, before_name='before', after_name='after'):
     """A unified diff of two serialised documents, '' when they are equal."""
+    import difflib  # only on drift: a no-op run should not pay for importing it
+
     lines = difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                  fromfile=before_name, tofile=after_name)
     return ''.join(lines)

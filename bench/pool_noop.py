@@ -97,7 +97,7 @@ def main():
 
         zipped = {'ours': [], 'theirs': []}
         process = {'ours': [], 'theirs': []}
-        for _ in range(runs):
+        for _run in range(runs):
             zipped['ours'].append(timed([sys.executable, ours_zip]))
             zipped['theirs'].append(timed([sys.executable, their_zip]))
             process['ours'].append(timed(ours_module, module_env))

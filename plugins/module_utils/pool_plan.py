@@ -125,7 +125,7 @@ class PoolConverger:
         elif state == 'inactive' and live.active:
             self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
                           undo=self._start, option='state')
-        elif state == 'active' and live.runs_other_than(self.wanted if self.redefining else live.definition):
+        elif state != 'inactive' and live.runs_other_than(self.wanted if self.redefining else live.definition):
             if restart:
                 self.plan.add('restart', "restart pool '%s' to use its new definition" % self.name,
                               self._restart, option='restart',

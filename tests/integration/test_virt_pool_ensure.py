@@ -179,6 +179,7 @@ def test_a_changed_target_of_an_active_pool_waits_for_restart_unless_allowed(poo
 
     again = ensure(**moved)  # still pending: said again, but nothing to change
     assert again['changed'] is False and again['restart_required'] is True
+    assert ensure(state='present', **moved)['restart_required'] is True
 
     check = ensure(check=True, restart=True, **moved)
     assert actions(check) == ['restart'] and check['restart_required'] is False

@@ -12,6 +12,7 @@ APT_PACKAGES=(
     python3-libvirt python3-lxml python3-venv
     lvm2 attr uuid-runtime e2fsprogs xfsprogs
     shellcheck
+    ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

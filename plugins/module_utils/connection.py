@@ -83,3 +83,16 @@ def lookup_pool(conn, name):
             return None
         raise StoragePoolsError('name: looking up pool %r failed.' % name,
                                 libvirt_error=error_text(exc))
+
+
+def lookup_secret(conn, uuid=None, usage=None):
+    """The ceph secret with ``uuid`` (or, without one, ``usage``), or None."""
+    try:
+        if uuid:
+            return conn.secretLookupByUUIDString(uuid)
+        return conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage)
+    except libvirt.libvirtError as exc:
+        if error_code(exc) == libvirt.VIR_ERR_NO_SECRET:
+            return None
+        raise StoragePoolsError('uuid: looking up secret %s failed.' % (uuid or usage),
+                                libvirt_error=error_text(exc))

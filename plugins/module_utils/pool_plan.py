@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, rbd_pool, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_code,
     error_text,
@@ -87,7 +87,11 @@ def _explain_build(exc):
     return None
 
 
-def _explain_start(exc):
+def _explain_start(wanted, exc):
+    if wanted is not None and wanted.get('type') == 'rbd':
+        explained = rbd_pool.explain_start_failure(error_text(exc), wanted)
+        if explained:
+            return explained
     return ('target', 'libvirt could not start the pool; check that its target and '
                       'source exist and are reachable (build=never skips creating them)')
 
@@ -121,7 +125,7 @@ class PoolConverger:
         self.wanted = self._plan_drift(wanted, on_drift)
         if state == 'active' and not live.active:
             self.plan.add('start', "start pool '%s'" % self.name, self._start,
-                          undo=self._stop, explain=_explain_start)
+                          undo=self._stop, explain=self._explain_start)
         elif state == 'inactive' and live.active:
             self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
                           undo=self._start, option='state')
@@ -144,7 +148,7 @@ class PoolConverger:
         if delete_data:
             if not live.active:
                 self.plan.add('start', "start pool '%s' to list its volumes" % self.name,
-                              self._start, explain=_explain_start)
+                              self._start, explain=self._explain_start)
             self.plan.add('delete_volumes', "delete every volume of pool '%s'" % self.name,
                           self._delete_volumes, option='delete_data')
             self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
@@ -187,6 +191,7 @@ class PoolConverger:
 
     def _plan_new(self, wanted, state, autostart, build):
         self._check_conflicts(wanted)
+        rbd_pool.check_secret(self.conn, wanted)
         xml = xml_tree.to_string(wanted)
         pool_type = wanted.get('type')
         if pool_type == 'fs' and build != 'never' and wanted.xpath("not(source/format[@type != 'auto'])"):
@@ -218,7 +223,7 @@ class PoolConverger:
                           cleanup_on_failure=cleanup_on_failure, explain=_explain_build, option='build')
         if state == 'active':
             self.plan.add('start', "start pool '%s'" % self.name, self._start,
-                          undo=self._stop, explain=_explain_start)
+                          undo=self._stop, explain=self._explain_start)
         if autostart:
             self._plan_autostart(True, False)
 
@@ -256,6 +261,7 @@ class PoolConverger:
                                  "(on_drift=warn):\n%s" % (self.name, change))
             return wanted
         self._check_conflicts(wanted)
+        rbd_pool.check_secret(self.conn, wanted)
         redefined = xml_tree.to_string(self._with_uuid(wanted, live_uuid))
         old_xml = xml_tree.to_string(live.definition)
         self.plan.add('redefine', "redefine pool '%s'" % self.name,
@@ -278,6 +284,9 @@ class PoolConverger:
             root.find('name').addnext(node)
         node.text = uuid
         return root
+
+    def _explain_start(self, exc):
+        return _explain_start(self.wanted if self.wanted is not None else self.live.definition, exc)
 
     # -- the writes ---------------------------------------------------------
 

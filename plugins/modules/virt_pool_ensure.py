@@ -152,6 +152,14 @@ options:
         change takes effect now. When false the module returns RV(restart_required=true) instead.
     type: bool
     default: false
+  connect_timeout:
+    description:
+      - V(rbd) pools only, with the structured options. Seconds libvirt waits for the Ceph monitors
+        (an unreachable cluster, or a key they refuse) before it gives up starting or refreshing the pool.
+      - Kept in the pool's definition as the Ceph option C(client_mount_timeout), unless
+        O(source.config_opts) sets that itself. V(0) leaves libvirt's default.
+    type: int
+    default: 10
   delete_data:
     description:
       - With O(state=absent), delete every volume of the pool and its storage (target directory,
@@ -288,7 +296,7 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, rbd_pool, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     missing_libraries,
     open_connection,
@@ -332,6 +340,7 @@ def argument_spec():
         build=dict(type='str', default='no_overwrite', choices=['no_overwrite', 'overwrite', 'never']),
         on_drift=dict(type='str', default='redefine', choices=['redefine', 'fail', 'warn']),
         restart=dict(type='bool', default=False),
+        connect_timeout=dict(type='int', default=10),
         delete_data=dict(type='bool', default=False),
         uri=dict(type='str', default='qemu:///system'),
     )
@@ -357,6 +366,10 @@ def wanted_definition(params):
     else:
         definition = pool_xml.PoolDefinition.from_options(
             name, params['type'], params['target'], params['source'], params['permissions'])
+        if params['connect_timeout'] < 0:
+            raise StoragePoolsError('connect_timeout: give seconds (0 for libvirt\'s default), not %d'
+                                    % params['connect_timeout'])
+        rbd_pool.with_connect_timeout(definition, params['connect_timeout'])
         root, prefix = None, ''
     definition.validate(option_prefix=prefix)
     return root if root is not None else definition.format_dom()

@@ -144,4 +144,3 @@ class SecretConverger:
         if self.wanted is None:
             return None
         return {'uuid': self.wanted.uuid, 'usage': self.wanted.usage_name, 'private': self.wanted.private}
-

@@ -12,12 +12,14 @@ process reading its arguments from a JSON file.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import uuid
 
 import pytest
@@ -28,6 +30,7 @@ URI = 'qemu:///system'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
 MODULES = 'ansible_collections.storagepools.libvirt.plugins.modules.'
+BIN = os.path.dirname(sys.executable)
 RUN_ID = uuid.uuid4().hex[:6]
 _counter = itertools.count()
 
@@ -158,3 +161,141 @@ def loop_device(workdir, pools):
     for device in devices:
         subprocess.run(['umount', device], capture_output=True, check=False)
         subprocess.run(['losetup', '-d', device], capture_output=True, check=False)
+
+
+class Secrets:
+    """Unique secret usages for one test; undefines exactly those secrets afterwards."""
+
+    def __init__(self, connection):
+        self.conn = connection
+        self.usages = []
+
+    def new_usage(self, user):
+        usage = 'client.%s spl-%s-%d' % (user, RUN_ID, next(_counter))
+        self.usages.append(usage)
+        return usage
+
+    def lookup(self, usage):
+        try:
+            return self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage)
+        except libvirt.libvirtError:
+            return None
+
+    def cleanup(self):
+        for usage in self.usages:
+            secret = self.lookup(usage)
+            if secret is not None:
+                secret.undefine()
+
+
+@pytest.fixture
+def secrets(conn):
+    made = Secrets(conn)
+    yield made
+    made.cleanup()
+
+
+class CephCluster:
+    """The suite's own single-node Ceph (tests/ceph/cluster.sh), and helpers on it."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        with open(os.path.join(directory, 'env')) as handle:
+            self.env = dict(line.strip().split('=', 1) for line in handle if '=' in line)
+        self.conf = self.env['CEPH_CONF']
+        self.mon = {'name': self.env['CEPH_MON_HOST'], 'port': int(self.env['CEPH_MON_PORT'])}
+        self.pool = self.env['CEPH_POOL']
+
+    def admin(self, *args, tool='ceph'):
+        proc = subprocess.run([tool, '--conf', self.conf, '--name', 'client.admin', '--keyring',
+                               self.env['CEPH_ADMIN_KEYRING']] + list(args),
+                              capture_output=True, text=True, check=False, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def new_user(self):
+        """A cephx user limited to the test pool: (id, key, keyring path 0600)."""
+        user = 'spl%s%d' % (RUN_ID, next(_counter))
+        return (user,) + self._create(user)
+
+    def _create(self, user):
+        keyring = os.path.join(self.dir, 'ceph.client.%s.keyring' % user)
+        self.admin('auth', 'get-or-create', 'client.' + user, 'mon', 'profile rbd',
+                   'osd', 'profile rbd pool=%s' % self.pool, '-o', keyring)
+        os.chmod(keyring, 0o600)
+        key = self.admin('auth', 'print-key', 'client.' + user).strip()
+        return key, keyring
+
+    def rotate(self, user):
+        """Give ``user`` a new key (as an operator's key rotation would): (key, keyring)."""
+        self.admin('auth', 'rm', 'client.' + user)
+        return self._create(user)
+
+    def rbd_ls(self):
+        return self.admin('ls', self.pool, tool='rbd').split()
+
+
+@pytest.fixture(scope='session')
+def ceph():
+    """Start a single-node Ceph for the session (about 12 s), stop it at the end."""
+    if shutil.which('ceph-mon') is None:
+        pytest.fail('ceph-mon is not installed: run scripts/setup.sh (make test does)')
+    directory = os.path.join(scratch_root(), 'ceph-%s' % RUN_ID)
+    script = os.path.join(REPO, 'tests', 'ceph', 'cluster.sh')
+    started = subprocess.run([script, 'start', directory], capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        subprocess.run([script, 'stop', directory], capture_output=True, check=False)
+        pytest.fail('the test Ceph cluster did not start:\n%s%s' % (started.stdout, started.stderr))
+    yield CephCluster(directory)
+    subprocess.run([script, 'stop', directory], capture_output=True, check=False)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- the collection as operators get it: built, installed, run by ansible-playbook --
+
+def ansible_env(collections_path):
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)  # only the installed collection is used
+    env.update(ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
+               ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_LOCALHOST_WARNING='0',
+               ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
+    return env
+
+
+@pytest.fixture(scope='session')
+def installed(tmp_path_factory):
+    """Build the collection tarball and install it; yields the collections path."""
+    root = tmp_path_factory.mktemp('galaxy')
+    collections = root / 'collections'
+    env = ansible_env(str(collections))  # not the working tree on PYTHONPATH
+    build = subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', REPO,
+                            '--output-path', str(root)], capture_output=True, text=True, env=env, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    tarballs = glob.glob(str(root / 'storagepools-libvirt-*.tar.gz'))
+    assert [os.path.basename(path) for path in tarballs] == ['storagepools-libvirt-0.1.0.tar.gz']
+    install = subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', tarballs[0],
+                              '-p', str(collections)], capture_output=True, text=True, env=env, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (collections / 'ansible_collections/storagepools/libvirt/plugins/modules/virt_pool_ensure.py').exists()
+    return str(collections)
+
+
+def playbook(installed, tasks, *options, python=sys.executable):
+    """Run ``tasks`` on localhost; return (returncode, output)."""
+    path = os.path.join(scratch_root(), 'play-%d-%s.yml' % (os.getpid(), abs(hash(tasks))))
+    with open(path, 'w') as handle:
+        handle.write(textwrap.dedent('''\
+            - hosts: localhost
+              gather_facts: false
+              tasks:
+            ''') + textwrap.indent(textwrap.dedent(tasks), '    '))
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                           '-e', 'ansible_python_interpreter=%s' % python, path] + list(options),
+                          capture_output=True, text=True, env=ansible_env(installed), timeout=300, check=False)
+    os.unlink(path)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output):
+    line = [line for line in output.splitlines() if line.startswith('localhost')][-1]
+    return dict(field.split('=') for field in line.split(':', 1)[1].split())

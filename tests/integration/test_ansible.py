@@ -6,75 +6,23 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
-from conftest import REPO, scratch_root
-
-BIN = os.path.dirname(sys.executable)
+from conftest import BIN, ansible_env, playbook, recap
 
 
-def ansible_env(collections_path):
-    env = dict(os.environ)
-    env.pop('PYTHONPATH', None)  # only the installed collection is used
-    env.update(ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_LOCALHOST_WARNING='0',
-               ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
-    return env
-
-
-@pytest.fixture(scope='session')
-def installed(tmp_path_factory):
-    """Build the collection tarball and install it; yields the collections path."""
-    root = tmp_path_factory.mktemp('galaxy')
-    collections = root / 'collections'
-    env = ansible_env(str(collections))  # not the working tree on PYTHONPATH
-    build = subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', REPO,
-                            '--output-path', str(root)], capture_output=True, text=True, env=env, check=False)
-    assert build.returncode == 0, build.stdout + build.stderr
-    tarballs = glob.glob(str(root / 'storagepools-libvirt-*.tar.gz'))
-    assert [os.path.basename(path) for path in tarballs] == ['storagepools-libvirt-0.1.0.tar.gz']
-    install = subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', tarballs[0],
-                              '-p', str(collections)], capture_output=True, text=True, env=env, check=False)
-    assert install.returncode == 0, install.stdout + install.stderr
-    assert (collections / 'ansible_collections/storagepools/libvirt/plugins/modules/virt_pool_ensure.py').exists()
-    return str(collections)
-
-
-@pytest.mark.parametrize('module', ['virt_pool_ensure', 'virt_pool_info'])
+@pytest.mark.parametrize('module', ['virt_pool_ensure', 'virt_pool_info', 'rbd_pool_secret'])
 def test_ansible_doc_renders_examples_and_returns(installed, module):
     doc = subprocess.run([os.path.join(BIN, 'ansible-doc'), 'storagepools.libvirt.' + module],
                          capture_output=True, text=True, env=ansible_env(installed), check=False)
     assert doc.returncode == 0, doc.stderr
     assert 'EXAMPLES:' in doc.stdout and 'RETURN VALUES:' in doc.stdout
     assert 'storagepools.libvirt.%s:' % module in doc.stdout  # an example calls it by FQCN
-    assert 'uri' in doc.stdout and 'libvirt_error' in doc.stdout or module == 'virt_pool_info'
-
-
-def playbook(installed, tasks, *options, python=sys.executable):
-    """Run ``tasks`` on localhost; return (returncode, output)."""
-    path = os.path.join(scratch_root(), 'play-%d-%s.yml' % (os.getpid(), abs(hash(tasks))))
-    with open(path, 'w') as handle:
-        handle.write(textwrap.dedent('''\
-            - hosts: localhost
-              gather_facts: false
-              tasks:
-            ''') + textwrap.indent(textwrap.dedent(tasks), '    '))
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-                           '-e', 'ansible_python_interpreter=%s' % python, path] + list(options),
-                          capture_output=True, text=True, env=ansible_env(installed), timeout=300, check=False)
-    os.unlink(path)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def recap(output):
-    line = [line for line in output.splitlines() if line.startswith('localhost')][-1]
-    return dict(field.split('=') for field in line.split(':', 1)[1].split())
+    assert 'uri' in doc.stdout
 
 
 def test_playbook_check_diff_then_apply_then_idempotent(installed, pools, workdir):

@@ -41,3 +41,35 @@ def read_file_metadata(path):
     if not isinstance(record, dict):
         raise MetadataError('%s: the %s attribute is not a JSON object' % (path, XATTR_NAME))
     return record
+
+
+RECORD_VERSION = 1
+
+
+def make_record(volume_format, virtual_size, source, backing=None, checksum=None, method=None):
+    """The metadata recorded with a volume this collection made.
+
+    ``source``: where the data came from ({pool, volume}, {path}, image_id, ...);
+    ``backing``: {pool, volume, path, format} of a copy-on-write parent, or None.
+    """
+    return {
+        'version': RECORD_VERSION,
+        'created_by': 'storagepools.libvirt',
+        'format': volume_format,
+        'virtual_size': virtual_size,
+        'source': source,
+        'backing': backing,
+        'checksum': checksum,
+        'method': method,
+    }
+
+
+def write_file_metadata(path, record):
+    """Record ``record`` on the volume file at ``path`` (replacing any earlier one)."""
+    os.setxattr(path, XATTR_NAME, json.dumps(record, sort_keys=True, separators=(',', ':')).encode('utf-8'))
+
+
+def same_volume(record, wanted):
+    """Whether an existing record describes the volume a task wants (its identity, not its history)."""
+    keys = ('format', 'source', 'backing')
+    return record is not None and all(record.get(key) == wanted.get(key) for key in keys)

@@ -1,0 +1,268 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Planning one ``virt_volume_clone`` task: a volume made from a volume or an image file.
+
+The source's format is a recorded fact (metadata.py) or declared by the
+task, never probed; file sources pass image_inspect before anything opens
+them, and every tool is then told the format explicitly. How the bytes move
+is chosen per case (docs/volumes.md):
+
+- raw to raw on this host: a reflink where the filesystem shares extents,
+  else a sparse copy of the data extents (data_copy);
+- a format conversion from a volume: libvirt's createXMLFrom on the
+  destination pool (the inspected source agrees with libvirt's view of it);
+- a format conversion from an image file: ``qemu-img convert -f -O``;
+- cow on a file pool: a qcow2 overlay whose backingStore has an explicit
+  format.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, image_inspect, metadata, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+    error_code,
+    error_text,
+    libvirt,
+    lookup_pool,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import Plan
+from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
+
+FILE_POOLS = metadata.FILE_POOL_TYPES
+
+
+def run_tool(argv, option):
+    """Run a storage tool (never with a secret in ``argv``); StoragePoolsError naming ``option``."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
+                                libvirt_error=(proc.stderr or proc.stdout).strip())
+    return proc.stdout
+
+
+def _explain_write(exc):
+    if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
+        return ('pool', 'The destination pool ran out of space; the partial volume was removed')
+    return None
+
+
+class Endpoint:
+    """One side of a clone: a pool (object, type, target) and maybe a volume in it."""
+
+    def __init__(self, conn, pool_name, option):
+        self.pool = lookup_pool(conn, pool_name)
+        if self.pool is None:
+            raise StoragePoolsError("%s: libvirt has no pool named '%s'" % (option, pool_name))
+        if not self.pool.isActive():
+            raise StoragePoolsError("%s: pool '%s' is not active; start it first (virt_pool_ensure)"
+                                    % (option, pool_name))
+        self.name = pool_name
+        definition = xml_tree.parse(self.pool.XMLDesc(0), 'pool')
+        self.type = definition.get('type')
+        self.target = xml_tree.child_text(definition, 'target/path')
+
+    def volume(self, name):
+        try:
+            return self.pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as exc:
+            if error_code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise StoragePoolsError("name: looking up volume '%s' failed" % name, libvirt_error=error_text(exc))
+
+
+class VolumeCloner:
+    def __init__(self, conn, uri, pool, name):
+        self.conn = conn
+        self.local = is_local_uri(uri)
+        self.dest = Endpoint(conn, pool, 'pool')
+        self.name = name
+        self.plan = Plan()
+        self.method = None
+        self.record = None
+        self.wanted = None
+        self.volume = None
+        self.source_path = None
+        self.source_format = None
+        self.source_volume = None
+        self.changed_capacity = None
+        if self.dest.type not in FILE_POOLS:
+            raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs and netfs pools"
+                                    % (pool, self.dest.type))
+        if not self.local:
+            raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
+                                    'run the task on that host with a local uri (qemu:///system)')
+
+    # -- the source ---------------------------------------------------------
+
+    def resolve_source(self, source):
+        """Find the source, its format (recorded or declared) and inspect its bytes."""
+        declared = source.get('format')
+        if source.get('path'):
+            self.source_path = source['path']
+            if not os.path.isabs(self.source_path):
+                raise StoragePoolsError('source.path: %r must be an absolute path' % self.source_path)
+            if not os.path.isfile(self.source_path):
+                raise StoragePoolsError('source.path: %s is not an existing file' % self.source_path)
+            identity = {'path': self.source_path}
+        else:
+            origin = Endpoint(self.conn, source['pool'], 'source.pool')
+            self.source_volume = origin.volume(source['volume'])
+            if self.source_volume is None:
+                raise StoragePoolsError("source.volume: pool '%s' has no volume '%s'"
+                                        % (source['pool'], source['volume']))
+            if origin.type not in FILE_POOLS:
+                raise StoragePoolsError("source.pool: '%s' is a %s pool; this version clones from file pools"
+                                        % (source['pool'], origin.type))
+            self.source_path = self.source_volume.path()
+            recorded = metadata.read_file_metadata(self.source_path)
+            if recorded and declared and recorded.get('format') != declared:
+                raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
+                                        % (self.source_path, recorded.get('format'), declared))
+            declared = declared or (recorded or {}).get('format')
+            identity = {'pool': source['pool'], 'volume': source['volume']}
+        if not declared:
+            raise StoragePoolsError('source.format: %s has no recorded format; declare it (raw, qcow2)'
+                                    % self.source_path)
+        info = image_inspect.inspect(self.source_path, declared)
+        self.source_format = declared
+        return identity, info
+
+    # -- planning -----------------------------------------------------------
+
+    def plan_clone(self, source, mode, dest_format, capacity, extra_metadata, verify):
+        identity, info = self.resolve_source(source)
+        if extra_metadata:
+            identity.update(extra_metadata)
+        if dest_format is None:
+            dest_format = 'qcow2' if mode == 'cow' else self.source_format
+        if dest_format not in ('raw', 'qcow2'):
+            raise StoragePoolsError('format: %r is not a volume format this collection writes (raw, qcow2)'
+                                    % dest_format)
+        if mode == 'cow' and dest_format != 'qcow2':
+            raise StoragePoolsError('format: a copy-on-write volume on a file pool is a qcow2 overlay; '
+                                    'give format: qcow2 or mode: copy')
+        if capacity is not None and capacity < info.virtual_size:
+            raise StoragePoolsError('capacity: %d bytes is smaller than the source (%d bytes); volumes only '
+                                    'grow' % (capacity, info.virtual_size))
+        capacity = capacity or info.virtual_size
+        backing = None
+        if mode == 'cow':
+            backing = dict(identity, path=self.source_path, format=self.source_format)
+            backing.pop('image_id', None)
+        self.wanted = VolumeDefinition(self.name, capacity, dest_format,
+                                       backing_path=self.source_path if backing else None,
+                                       backing_format=self.source_format if backing else None)
+        self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
+
+        existing = self.dest.volume(self.name)
+        dest_path = os.path.join(self.dest.target, self.name)
+        if existing is not None or os.path.lexists(dest_path):
+            self._plan_existing(existing, dest_path, capacity)
+            return self.plan
+        self._plan_new(mode, dest_format, verify)
+        return self.plan
+
+    def _plan_existing(self, existing, dest_path, capacity):
+        recorded = metadata.read_file_metadata(dest_path) if os.path.exists(dest_path) else None
+        if existing is None or not metadata.same_volume(recorded, self.record):
+            raise StoragePoolsError(
+                "name: pool '%s' already has a volume '%s' that this task did not make (its recorded "
+                "source or format differs); choose another name or remove it" % (self.dest.name, self.name))
+        self.volume = existing
+        self.method = recorded.get('method')
+        self.record = recorded
+        if capacity > recorded['virtual_size']:
+            self.changed_capacity = capacity
+            self.record = dict(recorded, virtual_size=capacity)
+            self.plan.add('resize', "grow volume '%s' to %d bytes" % (self.name, capacity),
+                          functools.partial(self._resize, capacity), option='capacity')
+            self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record,
+                          option='metadata')
+        elif capacity < recorded['virtual_size']:
+            raise StoragePoolsError('capacity: volume %s is %d bytes; volumes only grow'
+                                    % (self.name, recorded['virtual_size']))
+
+    def _plan_new(self, mode, dest_format, verify):
+        create_undo = dict(undo=self._delete, explain=_explain_write)
+        if mode == 'cow':
+            self.method = 'qcow2-overlay'
+            self.plan.add('create', "create qcow2 overlay '%s' on %s (backing format %s)"
+                          % (self.name, self.source_path, self.source_format), self._create, option='source',
+                          **create_undo)
+        elif dest_format == 'raw' and self.source_format == 'raw':
+            self.method = 'sparse-copy'  # or reflink, whichever the filesystem allows
+            self.plan.add('create', "create volume '%s'" % self.name, self._create, option='pool',
+                          **create_undo)
+            self.plan.add('copy', "copy %s into '%s' (reflink or sparse copy)" % (self.source_path, self.name),
+                          self._copy_raw, option='pool', explain=_explain_write)
+        elif self.source_volume is not None:
+            self.method = 'createXMLFrom'
+            self.plan.add('create_from', "create '%s' (%s) from volume %s (%s) with libvirt"
+                          % (self.name, dest_format, self.source_path, self.source_format),
+                          self._create_from, option='pool', **create_undo)
+        else:
+            self.method = 'qemu-img-convert'
+            self.plan.add('create', "create volume '%s' (%s)" % (self.name, dest_format), self._create,
+                          option='pool', **create_undo)
+            self.plan.add('convert', "convert %s (%s) into '%s' (%s)" % (
+                self.source_path, self.source_format, self.name, dest_format), self._convert,
+                option='pool', explain=_explain_write)
+        if verify and mode == 'copy':
+            self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
+        self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
+        self.record['method'] = self.method
+
+    # -- the writes ---------------------------------------------------------
+
+    def _create(self):
+        self.volume = self.dest.pool.createXML(self.wanted.to_xml(), 0)
+
+    def _create_from(self):
+        self.volume = self.dest.pool.createXMLFrom(self.wanted.to_xml(), self.source_volume, 0)
+
+    def _delete(self):
+        """Undo of a create: only the volume this run made."""
+        self.volume.delete(0)
+        self.volume = None
+
+    def _copy_raw(self):
+        self.method = data_copy.copy_file(self.source_path, self.volume.path())
+        self.record['method'] = self.method
+
+    def _convert(self):
+        run_tool(['qemu-img', 'convert', '-n', '-f', self.source_format, '-O', self.wanted.format,
+                  self.source_path, self.volume.path()], option='pool')
+
+    def _verify(self):
+        if self.source_format == self.wanted.format == 'raw':
+            same = data_copy.same_bytes(self.source_path, self.volume.path())
+        else:
+            same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
+                                   self.source_path, self.volume.path()], check=False).returncode == 0
+        if not same:
+            raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
+
+    def _resize(self, capacity):
+        self.volume.resize(capacity, 0)
+
+    def _write_record(self):
+        metadata.write_file_metadata(self.volume.path(), self.record)
+
+    # -- results ------------------------------------------------------------
+
+    def result_volume(self):
+        definition = self.wanted
+        path = self.volume.path() if self.volume is not None else os.path.join(self.dest.target, self.name)
+        backing = None
+        if definition.backing_path:
+            backing = {'path': definition.backing_path, 'format': definition.backing_format}
+        return {'name': self.name, 'pool': self.dest.name, 'path': path, 'format': definition.format,
+                'capacity': self.record['virtual_size'], 'backing': backing}

@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: virt_volume_clone
+short_description: Make a libvirt volume from another volume or an image file, with recorded metadata
+version_added: 0.1.0
+description:
+  - Makes one volume in a libvirt pool as a full copy (O(mode=copy)) or a copy-on-write overlay
+    (O(mode=cow)) of a source volume or an image file.
+  - The source's format is read from the metadata this collection recorded with it, or declared in
+    O(source.format); it is never probed. Before anything opens a file source, its header is checked in
+    Python against the declared format; a "raw" image carrying another format's header, a qcow2 with a
+    backing file, an external data file or encryption, and a VMDK with extents or a create type other
+    than monolithicSparse/streamOptimized are refused. Every tool is then given the formats explicitly.
+  - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
+    in the C(user.storagepools.libvirt) extended attribute of the volume file.
+  - This version writes into file pools (V(dir), V(fs), V(netfs)) on the libvirt host itself.
+author:
+  - storagepools.libvirt team (@storagepools)
+extends_documentation_fragment:
+  - storagepools.libvirt.connection
+  - storagepools.libvirt.connection.actions
+options:
+  pool:
+    description: The destination pool (active).
+    type: str
+    required: true
+  name:
+    description:
+      - The new volume's name. It must not contain C(/) or start with C(.).
+      - Either this or O(instance_uuid) with O(disk).
+    type: str
+  instance_uuid:
+    description: With O(disk), names the volume C({instance_uuid}_{disk}) (Nova's naming); the uuid is checked.
+    type: str
+  disk:
+    description: The disk's name, for example V(disk), V(disk.local), V(disk.swap), V(disk.config).
+    type: str
+  source:
+    description: Where the data comes from.
+    type: dict
+    required: true
+    suboptions:
+      pool:
+        description: Pool of a source volume (with O(source.volume)).
+        type: str
+      volume:
+        description: Name of the source volume.
+        type: str
+      path:
+        description: Absolute path of an image file on the libvirt host (for example a Nova C(_base) entry).
+        type: path
+      format:
+        description:
+          - The source's format (V(raw), V(qcow2), V(vmdk)). Required for O(source.path) and for a
+            source volume without recorded metadata; must agree with the record when both exist.
+        type: str
+  mode:
+    description:
+      - V(copy) makes a full, independent copy (reflink or sparse copy for raw to raw, libvirt's
+        createXMLFrom for conversions from a volume, C(qemu-img convert) for conversions from a file).
+      - V(cow) makes a qcow2 overlay whose backing file and backing format are explicit.
+    type: str
+    choices: [copy, cow]
+    default: copy
+  format:
+    description: The new volume's format; defaults to the source's for V(copy) and V(qcow2) for V(cow).
+    type: str
+    choices: [raw, qcow2]
+  capacity:
+    description: Virtual size in bytes; defaults to the source's. It may only grow the volume.
+    type: int
+  metadata:
+    description: Extra facts recorded with the volume's source, for example C({image_id: ...}).
+    type: dict
+  verify:
+    description: After a copy, compare the new volume with its source (byte compare for raw, C(qemu-img compare)
+      with explicit formats otherwise).
+    type: bool
+    default: false
+seealso:
+  - module: storagepools.libvirt.virt_pool_info
+'''
+
+EXAMPLES = r'''
+- name: A Nova base image imported into the cache pool as recorded raw volume
+  storagepools.libvirt.virt_volume_clone:
+    pool: nova-base-images-pool
+    name: 9b5c1f2e7a1c4f0e8d1a2b3c4d5e6f708192a3b4
+    source:
+      path: /var/tmp/downloads/cirros.qcow2
+      format: qcow2
+    format: raw
+    metadata:
+      image_id: 2f7c1a0e-3b4d-4c5e-8f90-a1b2c3d4e5f6
+
+- name: A root disk as copy-on-write overlay on the cached image
+  storagepools.libvirt.virt_volume_clone:
+    pool: nova-disks-pool
+    instance_uuid: 6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b
+    disk: disk
+    mode: cow
+    capacity: 21474836480
+    source:
+      pool: nova-base-images-pool
+      volume: 9b5c1f2e7a1c4f0e8d1a2b3c4d5e6f708192a3b4
+
+- name: A full, verified copy converted to qcow2
+  storagepools.libvirt.virt_volume_clone:
+    pool: archive
+    name: vm1-disk.qcow2
+    format: qcow2
+    verify: true
+    source:
+      pool: nova-disks-pool
+      volume: 6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk
+'''
+
+RETURN = r'''
+volume:
+  description: The volume after the run (in check mode, as the run would make it).
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Volume name.
+      type: str
+    pool:
+      description: Pool name.
+      type: str
+    path:
+      description: Path of the volume file.
+      type: str
+    format:
+      description: The volume's format (as recorded, never probed).
+      type: str
+    capacity:
+      description: Virtual size in bytes.
+      type: int
+    backing:
+      description: The backing file and its format of a copy-on-write volume, else None.
+      type: dict
+method:
+  description: How the data was (or would be) made; V(reflink), V(sparse-copy), V(createXMLFrom),
+    V(qemu-img-convert) or V(qcow2-overlay). In check mode a raw copy says V(sparse-copy) even where
+    the real run would manage a reflink.
+  returned: success
+  type: str
+  sample: sparse-copy
+metadata:
+  description: The metadata recorded with the volume.
+  returned: success
+  type: dict
+actions:
+  description: The ordered plan the run carried out, or would carry out in check mode.
+  returned: always
+  type: list
+  elements: dict
+libvirt_error:
+  description: libvirt's (or the storage tool's) own message when it refused a step.
+  returned: failure
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+    missing_libraries,
+    open_connection,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import (
+    instance_volume_name,
+    validate_volume_name,
+)
+
+
+def volume_name(params):
+    if params['name'] is not None:
+        return validate_volume_name(params['name'])
+    return instance_volume_name(params['instance_uuid'], params['disk'])
+
+
+def run(module):
+    params = module.params
+    name = volume_name(params)
+    source = params['source']
+    if bool(source.get('path')) == bool(source.get('volume')):
+        raise StoragePoolsError('source: give either path (with format) or pool and volume')
+    if source.get('volume') and not source.get('pool'):
+        raise StoragePoolsError('source.pool: a source volume needs its pool')
+    if source.get('path') and not source.get('format'):
+        raise StoragePoolsError('source.format: an image file needs its declared format (raw, qcow2, vmdk)')
+    conn = open_connection(params['uri'])
+    try:
+        cloner = VolumeCloner(conn, params['uri'], params['pool'], name)
+        plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
+                                 params['metadata'], params['verify'])
+        plan.apply(module.check_mode)
+        return dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
+                    method=cloner.method, metadata=cloner.record)
+    finally:
+        conn.close()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pool=dict(type='str', required=True),
+            name=dict(type='str'),
+            instance_uuid=dict(type='str'),
+            disk=dict(type='str'),
+            source=dict(type='dict', required=True, options=dict(
+                pool=dict(type='str'),
+                volume=dict(type='str'),
+                path=dict(type='path'),
+                format=dict(type='str'),
+            )),
+            mode=dict(type='str', default='copy', choices=['copy', 'cow']),
+            format=dict(type='str', choices=['raw', 'qcow2']),
+            capacity=dict(type='int'),
+            metadata=dict(type='dict'),
+            verify=dict(type='bool', default=False),
+            uri=dict(type='str', default='qemu:///system'),
+        ),
+        supports_check_mode=True,
+        mutually_exclusive=[('name', 'instance_uuid'), ('name', 'disk')],
+        required_one_of=[('name', 'instance_uuid')],
+        required_together=[('instance_uuid', 'disk')],
+    )
+    missing = missing_libraries()
+    if missing:
+        module.fail_json(msg=missing, actions=[])
+    try:
+        result = run(module)
+    except StoragePoolsError as exc:
+        failure = exc.result()
+        failure.setdefault('actions', [])
+        module.fail_json(**failure)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

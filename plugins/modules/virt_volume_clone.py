@@ -77,7 +77,7 @@ options:
     description: Virtual size in bytes; defaults to the source's. It may only grow the volume.
     type: int
   metadata:
-    description: Extra facts recorded with the volume's source, for example C({image_id: ...}).
+    description: "Extra facts recorded with the volume's source, for example C({image_id: ...})."
     type: dict
   verify:
     description: After a copy, compare the new volume with its source (byte compare for raw, C(qemu-img compare)

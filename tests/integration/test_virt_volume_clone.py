@@ -1,0 +1,319 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""virt_volume_clone against the real libvirtd, with images made by the tests (hostile ones too)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import subprocess
+
+import pytest
+from conftest import run_module
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import XATTR_NAME, read_file_metadata
+
+MiB = 1024 * 1024
+
+
+def clone(check=False, **args):
+    return run_module('virt_volume_clone', args, check=check)
+
+
+def actions(result):
+    return [step['action'] for step in result['actions']]
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(MiB), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def qemu_info(path, image_format):
+    out = subprocess.run(['qemu-img', 'info', '--output=json', '-f', image_format, path],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def make_sparse_raw(path, size=256 * MiB):
+    with open(path, 'wb') as handle:
+        handle.truncate(size)
+        for offset in (0, size // 2, size - MiB):
+            handle.seek(offset)
+            handle.write(os.urandom(MiB))
+    return path
+
+
+@pytest.fixture
+def two_pools(pools, workdir):
+    """Two active dir pools: (source pool, source dir, destination pool, destination dir)."""
+    names = []
+    for role in ('src', 'dst'):
+        name = pools.new()
+        target = os.path.join(workdir, role)
+        result = run_module('virt_pool_ensure', dict(name=name, type='dir', target=target, autostart=False))
+        assert not result.get('failed'), result
+        names += [name, target]
+    return names
+
+
+def import_raw(pool, path, name):
+    result = clone(pool=pool, name=name, source={'path': path, 'format': 'raw'})
+    assert result['changed'] is True and not result.get('failed'), result
+    return result
+
+
+def test_raw_copy_across_pools_stays_sparse_and_is_recorded(pools, two_pools, workdir):
+    src_pool, src_dir, dst_pool, dst_dir = two_pools
+    image = make_sparse_raw(os.path.join(workdir, 'image.raw'))
+    import_raw(src_pool, image, 'base.raw')
+    args = dict(pool=dst_pool, name='copy.raw', source={'pool': src_pool, 'volume': 'base.raw'}, verify=True)
+
+    check = clone(check=True, **args)
+    assert actions(check) == ['create', 'copy', 'verify', 'record']
+    assert not os.path.exists(os.path.join(dst_dir, 'copy.raw')), 'check mode created the volume'
+
+    made = clone(**args)
+    assert made['changed'] is True and made['method'] in ('sparse-copy', 'reflink')
+    path = os.path.join(dst_dir, 'copy.raw')
+    assert sha256(path) == sha256(image)
+    assert os.stat(path).st_blocks * 512 <= 4 * MiB, 'the copy is not sparse'
+    record = read_file_metadata(path)
+    assert record['format'] == 'raw' and record['virtual_size'] == 256 * MiB
+    assert record['source'] == {'pool': src_pool, 'volume': 'base.raw'} and record['backing'] is None
+    assert qemu_info(path, record['format'])['virtual-size'] == 256 * MiB
+    volume = xml_tree.parse(pools.lookup(dst_pool).storageVolLookupByName('copy.raw').XMLDesc(0))
+    assert volume.find('target/format').get('type') == 'raw'
+    assert int(volume.findtext('capacity')) == 256 * MiB
+
+    assert clone(**args)['changed'] is False
+    assert clone(check=True, **args)['changed'] is False
+
+
+@pytest.mark.parametrize('first, second', [('raw', 'qcow2'), ('qcow2', 'raw')])
+def test_format_conversions_with_explicit_formats(pools, two_pools, workdir, first, second):
+    src_pool, _src_dir, dst_pool, dst_dir = two_pools
+    image = make_sparse_raw(os.path.join(workdir, 'image.raw'), 64 * MiB)
+    # the source volume in format `first`, made from the raw image
+    made = clone(pool=src_pool, name='source', format=first, source={'path': image, 'format': 'raw'})
+    assert not made.get('failed'), made
+    args = dict(pool=dst_pool, name='converted', format=second, verify=True,
+                source={'pool': src_pool, 'volume': 'source'})
+    result = clone(**args)
+    assert result['changed'] is True and result['method'] == 'createXMLFrom', result
+    path = os.path.join(dst_dir, 'converted')
+    record = read_file_metadata(path)
+    assert record['format'] == second and record['virtual_size'] == 64 * MiB
+    info = qemu_info(path, second)
+    assert info['format'] == second and info['virtual-size'] == 64 * MiB and 'backing-filename' not in info
+    same = subprocess.run(['qemu-img', 'compare', '-q', '-f', 'raw', '-F', second, image, path], check=False)
+    assert same.returncode == 0
+    volume = xml_tree.parse(pools.lookup(dst_pool).storageVolLookupByName('converted').XMLDesc(0))
+    assert volume.find('target/format').get('type') == second
+    assert clone(**args)['changed'] is False
+
+
+def test_cow_overlay_has_an_explicit_backing_format(pools, two_pools, workdir):
+    src_pool, src_dir, dst_pool, dst_dir = two_pools
+    import_raw(src_pool, make_sparse_raw(os.path.join(workdir, 'image.raw'), 64 * MiB), 'base.raw')
+    args = dict(pool=dst_pool, instance_uuid='6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b', disk='disk', mode='cow',
+                capacity=128 * MiB, source={'pool': src_pool, 'volume': 'base.raw'})
+    made = clone(**args)
+    assert made['method'] == 'qcow2-overlay' and actions(made) == ['create', 'record']
+    name = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk'
+    path = os.path.join(dst_dir, name)
+    base = os.path.join(src_dir, 'base.raw')
+    assert made['volume'] == {'name': name, 'pool': dst_pool, 'path': path, 'format': 'qcow2',
+                              'capacity': 128 * MiB, 'backing': {'path': base, 'format': 'raw'}}
+    info = qemu_info(path, 'qcow2')
+    assert info['backing-filename'] == base and info['backing-filename-format'] == 'raw'
+    assert info['virtual-size'] == 128 * MiB
+    record = read_file_metadata(path)
+    assert record['backing'] == {'pool': src_pool, 'volume': 'base.raw', 'path': base, 'format': 'raw'}
+    volume = xml_tree.parse(pools.lookup(dst_pool).storageVolLookupByName(name).XMLDesc(0))
+    assert volume.findtext('backingStore/path') == base
+    assert volume.find('backingStore/format').get('type') == 'raw'
+    assert clone(**args)['changed'] is False
+    args['capacity'] = 256 * MiB
+    grown = clone(**args)
+    assert actions(grown) == ['resize', 'record'] and qemu_info(path, 'qcow2')['virtual-size'] == 256 * MiB
+
+
+def test_image_file_import_with_declared_format_and_image_id(two_pools, workdir):
+    _src_pool, _src_dir, dst_pool, dst_dir = two_pools
+    raw = make_sparse_raw(os.path.join(workdir, 'image.raw'), 32 * MiB)
+    qcow2 = os.path.join(workdir, 'image.qcow2')
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, qcow2], check=True)
+    args = dict(pool=dst_pool, name='9b5c1f2e7a1c4f0e8d1a2b3c4d5e6f708192a3b4', format='raw',
+                source={'path': qcow2, 'format': 'qcow2'}, metadata={'image_id': 'img-1'})
+    made = clone(**args)
+    assert made['method'] == 'qemu-img-convert'
+    path = os.path.join(dst_dir, args['name'])
+    assert sha256(path) == sha256(raw)
+    assert read_file_metadata(path)['source'] == {'path': qcow2, 'image_id': 'img-1'}
+    assert clone(**args)['changed'] is False
+
+
+# -- hostile images: refused, and the file they name is never read ------------
+
+@pytest.fixture
+def canary(workdir):
+    """A file hostile images point at; its atime (far in the past) shows any read."""
+    path = os.path.join(workdir, 'canary')
+    with open(path, 'wb') as handle:
+        handle.write(b'host secret\n' * 1000)
+    os.utime(path, (946684800, 946684800))  # 2000-01-01: relatime updates it on any read
+
+    def untouched():
+        return os.stat(path).st_atime == 946684800
+    untouched.path = path
+    return untouched
+
+
+def qcow2_with_backing(path, backing):
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', backing, path, '1M'], check=True)
+    return path
+
+
+def qcow2_with_data_file(path, data_file):
+    """A qcow2 whose data lives in ``data_file`` (made against a copy, then pointed at it)."""
+    decoy = path + '.data'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o', 'data_file=%s' % decoy, path, '1M'],
+                   check=True)
+    with open(path, 'r+b') as handle:
+        header = handle.read(4096)
+        start = header.index(decoy.encode())
+        handle.seek(start - 8)
+        handle.write(struct.pack('>II', 0x44415441, len(data_file)) + data_file.encode()
+                     + b'\x00' * ((8 - len(data_file) % 8) % 8) + b'\x00' * 8)
+    os.unlink(decoy)
+    return path
+
+
+def vmdk_descriptor(path, extent):
+    with open(path, 'w') as handle:
+        handle.write('# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                     'createType="monolithicFlat"\n\n# Extent description\nRW 2048 FLAT "%s" 0\n' % extent)
+    return path
+
+
+@pytest.mark.parametrize('kind', ['raw-with-qcow2-header', 'qcow2-with-backing', 'qcow2-data-file',
+                                  'vmdk-extent', 'qcow2-declared-raw'])
+def test_hostile_images_are_refused_and_the_canary_never_read(two_pools, workdir, canary, kind):
+    _src_pool, _src_dir, dst_pool, dst_dir = two_pools
+    image = os.path.join(workdir, 'hostile-' + kind)
+    if kind == 'raw-with-qcow2-header':
+        declared, option = 'raw', 'source.format: '
+        qcow2_with_backing(image, canary.path)
+    elif kind == 'qcow2-with-backing':
+        declared, option = 'qcow2', 'source.path: '
+        qcow2_with_backing(image, canary.path)
+    elif kind == 'qcow2-data-file':
+        declared, option = 'qcow2', 'source.path: '
+        qcow2_with_data_file(image, canary.path)
+    elif kind == 'vmdk-extent':
+        declared, option = 'vmdk', 'source.path: '
+        vmdk_descriptor(image, canary.path)
+    else:
+        declared, option = 'raw', 'source.format: '
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', image, '1M'], check=True)
+    assert canary(), 'making the image read the canary'
+    for mode in ('copy', 'cow'):
+        result = clone(pool=dst_pool, name='hostile', mode=mode, source={'path': image, 'format': declared})
+        assert result['failed'] is True, result
+        assert result['msg'].startswith(option), result['msg']
+        assert not os.path.exists(os.path.join(dst_dir, 'hostile'))
+    assert canary(), 'the canary was read'
+
+
+def test_a_streamoptimized_vmdk_is_accepted(two_pools, workdir):
+    _src_pool, _src_dir, dst_pool, dst_dir = two_pools
+    raw = make_sparse_raw(os.path.join(workdir, 'image.raw'), 8 * MiB)
+    vmdk = os.path.join(workdir, 'image.vmdk')
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized',
+                    raw, vmdk], check=True)
+    result = clone(pool=dst_pool, name='from-vmdk', format='raw', source={'path': vmdk, 'format': 'vmdk'})
+    assert result['changed'] is True, result
+    assert sha256(os.path.join(dst_dir, 'from-vmdk')) == sha256(raw)
+
+
+# -- errors: clear, nothing partial left, the source untouched ----------------
+
+def test_errors_name_the_option_and_leave_nothing(conn, pools, two_pools, workdir):
+    src_pool, src_dir, dst_pool, dst_dir = two_pools
+    image = make_sparse_raw(os.path.join(workdir, 'image.raw'), 16 * MiB)
+    import_raw(src_pool, image, 'base.raw')
+    before = sorted(os.listdir(dst_dir))
+
+    def refused(option, **args):
+        result = clone(**args)
+        assert result['failed'] is True, result
+        assert result['msg'].startswith(option), result['msg']
+        assert sorted(os.listdir(dst_dir)) == before
+
+    source = {'pool': src_pool, 'volume': 'base.raw'}
+    pools.lookup(dst_pool).createXML("<volume><name>taken</name><capacity>1024</capacity></volume>", 0)
+    before = sorted(os.listdir(dst_dir))
+    refused('name: ', pool=dst_pool, name='taken', source=source)
+    refused('name: ', pool=dst_pool, name='../escape', source=source)
+    refused('name: ', pool=dst_pool, name='.hidden', source=source)
+    refused('instance_uuid: ', pool=dst_pool, instance_uuid='not-a-uuid', disk='disk', source=source)
+    refused('source.path: ', pool=dst_pool, name='v', source={'path': os.path.join(workdir, 'missing'),
+                                                              'format': 'raw'})
+    refused('source.volume: ', pool=dst_pool, name='v', source={'pool': src_pool, 'volume': 'missing'})
+    refused('capacity: ', pool=dst_pool, name='v', source=source, capacity=MiB)
+    refused('source.format: ', pool=dst_pool, name='v', source={'path': image, 'format': 'vdi'})
+    refused('source.format: ', pool=dst_pool, name='v', source={'pool': src_pool, 'volume': 'base.raw',
+                                                                'format': 'qcow2'})
+    unknown = clone(pool=dst_pool, name='v', format='vdi', source=source)
+    assert unknown['failed'] is True and 'format' in unknown['msg'] and 'vdi' in unknown['msg']
+    pools.lookup(src_pool).destroy()
+    refused('source.pool: ', pool=dst_pool, name='v', source=source)
+    pools.lookup(src_pool).create(0)
+    assert sha256(os.path.join(src_dir, 'base.raw')) == sha256(image)
+
+
+def test_enospc_mid_copy_removes_the_partial_volume(pools, workdir, loop_device):
+    small = pools.new()
+    device = loop_device(mkfs='mkfs.ext4')  # 64 MiB
+    mount = os.path.join(workdir, 'small')
+    os.mkdir(mount)
+    made = run_module('virt_pool_ensure', dict(name=small, type='fs', target=mount, build='never',
+                                               source={'device': [device]}, autostart=False))
+    assert not made.get('failed'), made
+    dense = os.path.join(workdir, 'dense.raw')
+    with open(dense, 'wb') as handle:
+        for _block in range(96):
+            handle.write(os.urandom(MiB))
+    digest = sha256(dense)
+    before = sorted(os.listdir(mount))
+    result = clone(pool=small, name='too-big.raw', source={'path': dense, 'format': 'raw'})
+    assert result['failed'] is True and result['msg'].startswith('pool: '), result
+    assert 'space' in result['msg']
+    assert [step['action'] for step in result['rolled_back']] == ['create']
+    assert sorted(os.listdir(mount)) == before
+    assert sha256(dense) == digest
+    with pytest.raises(Exception):
+        pools.lookup(small).storageVolLookupByName('too-big.raw')
+
+
+def test_check_mode_of_every_method_creates_nothing(two_pools, workdir):
+    src_pool, src_dir, dst_pool, dst_dir = two_pools
+    image = make_sparse_raw(os.path.join(workdir, 'image.raw'), 8 * MiB)
+    import_raw(src_pool, image, 'base.raw')
+    source = {'pool': src_pool, 'volume': 'base.raw'}
+    for extra in ({}, {'format': 'qcow2'}, {'mode': 'cow'}):
+        result = clone(check=True, pool=dst_pool, name='v', source=source, **extra)
+        assert result['changed'] is True and actions(result)
+    result = clone(check=True, pool=dst_pool, name='v', format='qcow2', source={'path': image, 'format': 'raw'})
+    assert result['method'] == 'qemu-img-convert'
+    assert os.listdir(dst_dir) == []
+    assert os.getxattr(os.path.join(src_dir, 'base.raw'), XATTR_NAME)  # the import was recorded

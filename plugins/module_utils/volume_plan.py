@@ -24,7 +24,13 @@ import functools
 import os
 import subprocess
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, image_inspect, metadata, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import (
+    data_copy,
+    image_inspect,
+    metadata,
+    rbd_volume,
+    xml_tree,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_code,
     error_text,
@@ -65,9 +71,9 @@ class Endpoint:
             raise StoragePoolsError("%s: pool '%s' is not active; start it first (virt_pool_ensure)"
                                     % (option, pool_name))
         self.name = pool_name
-        definition = xml_tree.parse(self.pool.XMLDesc(0), 'pool')
-        self.type = definition.get('type')
-        self.target = xml_tree.child_text(definition, 'target/path')
+        self.definition = xml_tree.parse(self.pool.XMLDesc(0), 'pool')
+        self.type = self.definition.get('type')
+        self.target = xml_tree.child_text(self.definition, 'target/path')
 
     def volume(self, name):
         try:
@@ -79,7 +85,7 @@ class Endpoint:
 
 
 class VolumeCloner:
-    def __init__(self, conn, uri, pool, name):
+    def __init__(self, conn, uri, pool, name, ceph_keyring=None):
         self.conn = conn
         self.local = is_local_uri(uri)
         self.dest = Endpoint(conn, pool, 'pool')
@@ -92,10 +98,14 @@ class VolumeCloner:
         self.source_path = None
         self.source_format = None
         self.source_volume = None
-        self.changed_capacity = None
-        if self.dest.type not in FILE_POOLS:
-            raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs and netfs pools"
-                                    % (pool, self.dest.type))
+        self._made_snapshot = False
+        self.source_rbd = None  # name of a source image in the destination's Ceph pool
+        self.rbd = None
+        if self.dest.type == 'rbd':
+            self.rbd = rbd_volume.RbdPool(self.dest.definition, ceph_keyring)
+        elif self.dest.type not in FILE_POOLS:
+            raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs, netfs and rbd "
+                                    "pools" % (pool, self.dest.type))
         if not self.local:
             raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
                                     'run the task on that host with a local uri (qemu:///system)')
@@ -118,6 +128,9 @@ class VolumeCloner:
             if self.source_volume is None:
                 raise StoragePoolsError("source.volume: pool '%s' has no volume '%s'"
                                         % (source['pool'], source['volume']))
+            identity = {'pool': source['pool'], 'volume': source['volume']}
+            if origin.type == 'rbd' and origin.name == self.dest.name:
+                return identity, self._resolve_rbd_source(source['volume'], declared)
             if origin.type not in FILE_POOLS:
                 raise StoragePoolsError("source.pool: '%s' is a %s pool; this version clones from file pools"
                                         % (source['pool'], origin.type))
@@ -127,7 +140,6 @@ class VolumeCloner:
                 raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                         % (self.source_path, recorded.get('format'), declared))
             declared = declared or (recorded or {}).get('format')
-            identity = {'pool': source['pool'], 'volume': source['volume']}
         if not declared:
             raise StoragePoolsError('source.format: %s has no recorded format; declare it (raw, qcow2)'
                                     % self.source_path)
@@ -135,18 +147,34 @@ class VolumeCloner:
         self.source_format = declared
         return identity, info
 
+    def _resolve_rbd_source(self, name, declared):
+        """An image of the destination's own Ceph pool (the parent of an rbd clone): always raw."""
+        if declared not in (None, 'raw'):
+            raise StoragePoolsError('source.format: rbd images are raw, not %s' % declared)
+        self.source_rbd = name
+        self.source_format = 'raw'
+        size = self.rbd.size(name)
+        return image_inspect.ImageInfo('raw', size, size)
+
     # -- planning -----------------------------------------------------------
 
     def plan_clone(self, source, mode, dest_format, capacity, extra_metadata, verify):
         identity, info = self.resolve_source(source)
         if extra_metadata:
             identity.update(extra_metadata)
-        if dest_format is None:
+        if self.rbd is not None:
+            if dest_format not in (None, 'raw'):
+                raise StoragePoolsError('format: volumes of an rbd pool are raw images')
+            if (mode == 'cow') != (self.source_rbd is not None):
+                raise StoragePoolsError('source: on an rbd pool, mode cow clones an image of the same pool, '
+                                        'mode copy imports an image file or a file-pool volume')
+            dest_format = 'raw'
+        elif dest_format is None:
             dest_format = 'qcow2' if mode == 'cow' else self.source_format
         if dest_format not in ('raw', 'qcow2'):
             raise StoragePoolsError('format: %r is not a volume format this collection writes (raw, qcow2)'
                                     % dest_format)
-        if mode == 'cow' and dest_format != 'qcow2':
+        if mode == 'cow' and self.rbd is None and dest_format != 'qcow2':
             raise StoragePoolsError('format: a copy-on-write volume on a file pool is a qcow2 overlay; '
                                     'give format: qcow2 or mode: copy')
         if capacity is not None and capacity < info.virtual_size:
@@ -155,23 +183,33 @@ class VolumeCloner:
         capacity = capacity or info.virtual_size
         backing = None
         if mode == 'cow':
-            backing = dict(identity, path=self.source_path, format=self.source_format)
+            backing = dict(identity, format=self.source_format)
             backing.pop('image_id', None)
+            if self.rbd is not None:
+                backing['snapshot'] = rbd_volume.BASE_SNAPSHOT
+            else:
+                backing['path'] = self.source_path
         self.wanted = VolumeDefinition(self.name, capacity, dest_format,
-                                       backing_path=self.source_path if backing else None,
+                                       backing_path=backing.get('path') if backing else None,
                                        backing_format=self.source_format if backing else None)
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
 
+        if self.rbd is not None:
+            if self.rbd.exists(self.name):
+                self._plan_existing(self.dest.volume(self.name), self.rbd.read_metadata(self.name), capacity)
+            else:
+                self._plan_new_rbd(mode)
+            return self.plan
         existing = self.dest.volume(self.name)
         dest_path = os.path.join(self.dest.target, self.name)
         if existing is not None or os.path.lexists(dest_path):
-            self._plan_existing(existing, dest_path, capacity)
+            recorded = metadata.read_file_metadata(dest_path) if os.path.exists(dest_path) else None
+            self._plan_existing(existing, recorded, capacity)
             return self.plan
         self._plan_new(mode, dest_format, verify)
         return self.plan
 
-    def _plan_existing(self, existing, dest_path, capacity):
-        recorded = metadata.read_file_metadata(dest_path) if os.path.exists(dest_path) else None
+    def _plan_existing(self, existing, recorded, capacity):
         if existing is None or not metadata.same_volume(recorded, self.record):
             raise StoragePoolsError(
                 "name: pool '%s' already has a volume '%s' that this task did not make (its recorded "
@@ -180,7 +218,6 @@ class VolumeCloner:
         self.method = recorded.get('method')
         self.record = recorded
         if capacity > recorded['virtual_size']:
-            self.changed_capacity = capacity
             self.record = dict(recorded, virtual_size=capacity)
             self.plan.add('resize', "grow volume '%s' to %d bytes" % (self.name, capacity),
                           functools.partial(self._resize, capacity), option='capacity')
@@ -220,6 +257,27 @@ class VolumeCloner:
         self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         self.record['method'] = self.method
 
+    def _plan_new_rbd(self, mode):
+        undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=_explain_write)
+        if mode == 'cow':
+            self.method = 'rbd-clone'
+            self.plan.add('snapshot', "protect snapshot %s of '%s' for clones" % (
+                rbd_volume.BASE_SNAPSHOT, self.source_rbd), self._protect_parent, undo=self._unmake_snapshot,
+                option='source')
+            self.plan.add('clone', "clone '%s' from %s@%s" % (self.name, self.source_rbd, rbd_volume.BASE_SNAPSHOT),
+                          self._rbd_clone, option='pool', **undo)
+        else:
+            self.method = 'rbd-import'
+            self.plan.add('create', "create rbd image '%s'" % self.name, functools.partial(
+                self.rbd.create, self.name, self.wanted.capacity), option='pool', **undo)
+            self.plan.add('import', "import %s (%s) into rbd image '%s'" % (
+                self.source_path, self.source_format, self.name), self._rbd_import, option='pool',
+                explain=_explain_write)
+        self.record['method'] = self.method
+        self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
+        self.plan.add('refresh', "refresh pool '%s' so libvirt lists '%s'" % (self.dest.name, self.name),
+                      self._refresh, option='pool')
+
     # -- the writes ---------------------------------------------------------
 
     def _create(self):
@@ -251,18 +309,52 @@ class VolumeCloner:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
 
     def _resize(self, capacity):
-        self.volume.resize(capacity, 0)
+        if self.rbd is not None:
+            self.rbd.resize(self.name, capacity)
+        else:
+            self.volume.resize(capacity, 0)
 
     def _write_record(self):
-        metadata.write_file_metadata(self.volume.path(), self.record)
+        if self.rbd is not None:
+            self.rbd.write_metadata(self.name, self.record)
+        else:
+            metadata.write_file_metadata(self.volume.path(), self.record)
+
+    def _protect_parent(self):
+        self._made_snapshot = self.rbd.ensure_protected_snapshot(self.source_rbd)
+
+    def _unmake_snapshot(self):
+        if self._made_snapshot:
+            self.rbd.remove_snapshot(self.source_rbd)
+
+    def _rbd_clone(self):
+        self.rbd.clone(self.source_rbd, self.name, self.wanted.capacity)
+
+    def _rbd_import(self):
+        if self.source_format == 'raw':
+            self.rbd.write_raw_file(self.name, self.source_path)
+        else:
+            run_tool(['qemu-img', 'convert', '-n', '-f', self.source_format, '-O', 'raw', self.source_path,
+                      self.rbd.qemu_target(self.name)], option='pool')
+
+    def _refresh(self):
+        self.dest.pool.refresh(0)
+        self.volume = self.dest.volume(self.name)
 
     # -- results ------------------------------------------------------------
 
     def result_volume(self):
         definition = self.wanted
-        path = self.volume.path() if self.volume is not None else os.path.join(self.dest.target, self.name)
+        if self.volume is not None:
+            path = self.volume.path()
+        elif self.rbd is not None:
+            path = '%s/%s' % (self.rbd.ceph_pool, self.name)
+        else:
+            path = os.path.join(self.dest.target, self.name)
         backing = None
-        if definition.backing_path:
+        if definition.backing_format:
             backing = {'path': definition.backing_path, 'format': definition.backing_format}
+            if self.rbd is not None:
+                backing['path'] = '%s/%s@%s' % (self.rbd.ceph_pool, self.source_rbd, rbd_volume.BASE_SNAPSHOT)
         return {'name': self.name, 'pool': self.dest.name, 'path': path, 'format': definition.format,
                 'capacity': self.record['virtual_size'], 'backing': backing}

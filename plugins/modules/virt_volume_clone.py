@@ -20,7 +20,12 @@ description:
     than monolithicSparse/streamOptimized are refused. Every tool is then given the formats explicitly.
   - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
     in the C(user.storagepools.libvirt) extended attribute of the volume file.
-  - This version writes into file pools (V(dir), V(fs), V(netfs)) on the libvirt host itself.
+  - Destinations are file pools (V(dir), V(fs), V(netfs)) and V(rbd) pools, on the libvirt host itself.
+    On an rbd pool, V(copy) imports an image file or a file-pool volume with librbd (only data is written,
+    so sparse stays sparse; other formats through C(qemu-img convert -f <format> -O raw) into the image),
+    and V(cow) clones an image of the same pool from its protected snapshot C(storagepools-base), which is
+    created and protected when missing. libvirt has neither primitive for rbd. The recorded metadata of an
+    rbd volume is kept in the image's own image-meta.
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -65,7 +70,8 @@ options:
     description:
       - V(copy) makes a full, independent copy (reflink or sparse copy for raw to raw, libvirt's
         createXMLFrom for conversions from a volume, C(qemu-img convert) for conversions from a file).
-      - V(cow) makes a qcow2 overlay whose backing file and backing format are explicit.
+      - V(cow) makes a qcow2 overlay whose backing file and backing format are explicit (file pools), or an
+        rbd clone of a protected snapshot (rbd pools).
     type: str
     choices: [copy, cow]
     default: copy
@@ -79,6 +85,12 @@ options:
   metadata:
     description: "Extra facts recorded with the volume's source, for example C({image_id: ...})."
     type: dict
+  ceph_keyring:
+    description:
+      - rbd pools only. A keyring on the managed host with the key of the pool's C(source.auth) user,
+        which librbd uses to write the image (the key never appears on a command line).
+      - Defaults to C(/etc/ceph/ceph.client.<user>.keyring).
+    type: path
   verify:
     description: After a copy, compare the new volume with its source (byte compare for raw, C(qemu-img compare)
       with explicit formats otherwise).
@@ -148,7 +160,7 @@ volume:
       type: dict
 method:
   description: How the data was (or would be) made; V(reflink), V(sparse-copy), V(createXMLFrom),
-    V(qemu-img-convert) or V(qcow2-overlay). In check mode a raw copy says V(sparse-copy) even where
+    V(qemu-img-convert), V(qcow2-overlay), V(rbd-import) or V(rbd-clone). In check mode a raw copy says V(sparse-copy) even where
     the real run would manage a reflink.
   returned: success
   type: str
@@ -200,12 +212,16 @@ def run(module):
         raise StoragePoolsError('source.format: an image file needs its declared format (raw, qcow2, vmdk)')
     conn = open_connection(params['uri'])
     try:
-        cloner = VolumeCloner(conn, params['uri'], params['pool'], name)
-        plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
-                                 params['metadata'], params['verify'])
-        plan.apply(module.check_mode)
-        return dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
-                    method=cloner.method, metadata=cloner.record)
+        cloner = VolumeCloner(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
+        try:
+            plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
+                                     params['metadata'], params['verify'])
+            plan.apply(module.check_mode)
+            return dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
+                        method=cloner.method, metadata=cloner.record)
+        finally:
+            if cloner.rbd is not None:
+                cloner.rbd.close()
     finally:
         conn.close()
 
@@ -228,6 +244,7 @@ def main():
             capacity=dict(type='int'),
             metadata=dict(type='dict'),
             verify=dict(type='bool', default=False),
+            ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             uri=dict(type='str', default='qemu:///system'),
         ),
         supports_check_mode=True,

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import stat
+import subprocess
 import threading
 import time
 
@@ -18,6 +21,10 @@ from conftest import libvirt, playbook, recap, run_module
 from ansible_collections.storagepools.libvirt.plugins.module_utils.secret_xml import default_uuid
 
 CONNECT_TIMEOUT = 3  # seconds: bounds every failure test below
+
+
+def clone(check=False, **args):
+    return run_module('virt_volume_clone', args, check=check)
 
 
 def secret(check=False, diff=False, **args):
@@ -356,3 +363,75 @@ def test_rbd_pool_failures_are_clear_bounded_and_leave_nothing(ceph, pools, secr
     wrong_key = rbd_pool_args(ceph, name, user, wrong['secret']['uuid'])
     result = refused_in_bounded_time(pools, name, wrong_key, 'source.auth: ')
     assert user in result['msg']
+
+
+def test_import_into_rbd_and_cow_clone_from_a_protected_snapshot(ceph, pools, ceph_user, workdir):
+    user, _key, keyring, _usage, uuid = ceph_user
+    name = pools.new()
+    assert not ensure(**rbd_pool_args(ceph, name, user, uuid)).get('failed')
+    mib = 1024 * 1024
+    raw = os.path.join(workdir, 'image.raw')
+    with open(raw, 'wb') as handle:
+        handle.truncate(64 * mib)
+        for offset in (0, 40 * mib):
+            handle.seek(offset)
+            handle.write(os.urandom(mib))
+    qcow2 = os.path.join(workdir, 'image.qcow2')
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, qcow2], check=True)
+    base, converted = 'spl-base-%s' % name, 'spl-conv-%s' % name
+    child = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk'
+    made_images = []
+
+    def sha256_of_image(image):
+        out = os.path.join(workdir, 'export-' + image)
+        ceph.admin('export', '%s/%s' % (ceph.pool, image), out, tool='rbd')
+        with open(out, 'rb') as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+
+    try:
+        for image, source in ((base, {'path': raw, 'format': 'raw'}), (converted, {'path': qcow2, 'format': 'qcow2'})):
+            args = dict(pool=name, name=image, source=source, ceph_keyring=keyring, metadata={'image_id': image})
+            check = clone(check=True, **args)
+            assert actions(check) == ['create', 'import', 'record', 'refresh'] and image not in ceph.rbd_ls()
+            made = clone(**args)
+            made_images.append(image)
+            assert made['method'] == 'rbd-import' and made['volume']['path'] == '%s/%s' % (ceph.pool, image)
+            with open(raw, 'rb') as handle:
+                assert sha256_of_image(image) == hashlib.sha256(handle.read()).hexdigest()
+            assert clone(**args)['changed'] is False
+            pools.lookup(name).storageVolLookupByName(image)  # libvirt lists it
+            record = json.loads(ceph.admin('image-meta', 'get', '%s/%s' % (ceph.pool, image),
+                                           'user.storagepools.libvirt', tool='rbd'))
+            assert record['format'] == 'raw' and record['virtual_size'] == 64 * mib
+            assert record['source'] == {'path': source['path'], 'image_id': image}
+        usage = ceph.admin('du', '%s/%s' % (ceph.pool, base), '--format=json', tool='rbd')
+        assert json.loads(usage)['images'][0]['used_size'] <= 8 * mib, 'the import was not sparse'
+
+        args = dict(pool=name, instance_uuid=child.split('_')[0], disk='disk', mode='cow', capacity=128 * mib,
+                    source={'pool': name, 'volume': base}, ceph_keyring=keyring)
+        check = clone(check=True, **args)
+        assert actions(check) == ['snapshot', 'clone', 'record', 'refresh']
+        made = clone(**args)
+        made_images.insert(0, child)
+        assert made['method'] == 'rbd-clone'
+        assert made['volume']['backing'] == {'path': '%s/%s@storagepools-base' % (ceph.pool, base), 'format': 'raw'}
+        info = json.loads(ceph.admin('info', '%s/%s' % (ceph.pool, child), '--format=json', tool='rbd'))
+        assert info['parent']['image'] == base and info['parent']['snapshot'] == 'storagepools-base'
+        assert info['size'] == 128 * mib
+        snap = json.loads(ceph.admin('info', '%s/%s@storagepools-base' % (ceph.pool, base), '--format=json',
+                                     tool='rbd'))
+        assert snap['protected'] == 'true'
+        pools.lookup(name).storageVolLookupByName(child)
+        assert clone(**args)['changed'] is False
+        wrong = clone(pool=name, name='x', mode='cow', source={'path': raw, 'format': 'raw'}, ceph_keyring=keyring)
+        assert wrong['failed'] is True and wrong['msg'].startswith('source: ')
+    finally:
+        for image in made_images:
+            if image == base:
+                subprocess.run(['rbd', '--conf', ceph.conf, '--name', 'client.admin', '--keyring',
+                                ceph.env['CEPH_ADMIN_KEYRING'], 'snap', 'unprotect',
+                                '%s/%s@storagepools-base' % (ceph.pool, base)], capture_output=True, check=False)
+                subprocess.run(['rbd', '--conf', ceph.conf, '--name', 'client.admin', '--keyring',
+                                ceph.env['CEPH_ADMIN_KEYRING'], 'snap', 'purge', '%s/%s' % (ceph.pool, base)],
+                               capture_output=True, check=False)
+            ceph.admin('rm', '%s/%s' % (ceph.pool, image), tool='rbd')

@@ -42,6 +42,7 @@ demo: libvirtd
 
 bench: libvirtd
 	bench/pool_noop
+	bench/clone
 
 clean:
 	rm -rf .build .pytest_cache

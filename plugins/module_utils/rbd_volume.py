@@ -57,8 +57,8 @@ class RbdPool:
         if self.ioctx is not None:
             return self
         try:
-            cluster = rados.Rados(rados_id=self.user, conf={'mon_host': self.mon_host, 'keyring': self.keyring,
-                                                            'client_mount_timeout': str(self.timeout)})
+            conf = {'mon_host': self.mon_host, 'keyring': self.keyring, 'client_mount_timeout': str(self.timeout)}
+            cluster = rados.Rados(rados_id=self.user, conf=conf)
             cluster.connect(timeout=self.timeout)
         except rados.Error as exc:
             raise StoragePoolsError("ceph_keyring: cannot connect to Ceph (mons %s) as client.%s with the keyring "

@@ -145,12 +145,12 @@ def loop_device(workdir, pools):
     """Make loop devices on fresh 64 MiB image files (optionally with a filesystem)."""
     devices = []
 
-    def make(mkfs=None):
+    def make(mkfs=None, size_mib=64, mkfs_options=('-F',)):
         image = os.path.join(workdir, 'disk-%d.img' % next(_counter))
         with open(image, 'wb') as handle:
-            handle.truncate(64 * 1024 * 1024)
+            handle.truncate(size_mib * 1024 * 1024)
         if mkfs:
-            subprocess.run([mkfs, '-q', '-F', image], check=True, capture_output=True)
+            subprocess.run([mkfs, '-q'] + list(mkfs_options) + [image], check=True, capture_output=True)
         device = subprocess.run(['losetup', '-f', '--show', image], check=True, capture_output=True,
                                 text=True).stdout.strip()
         devices.append(device)

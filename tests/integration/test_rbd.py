@@ -407,7 +407,7 @@ def test_import_into_rbd_and_cow_clone_from_a_protected_snapshot(ceph, pools, ce
         usage = ceph.admin('du', '%s/%s' % (ceph.pool, base), '--format=json', tool='rbd')
         assert json.loads(usage)['images'][0]['used_size'] <= 8 * mib, 'the import was not sparse'
 
-        args = dict(pool=name, instance_uuid=child.split('_')[0], disk='disk', mode='cow', capacity=128 * mib,
+        args = dict(pool=name, instance_uuid=child.split('_', maxsplit=1)[0], disk='disk', mode='cow', capacity=128 * mib,
                     source={'pool': name, 'volume': base}, ceph_keyring=keyring)
         check = clone(check=True, **args)
         assert actions(check) == ['snapshot', 'clone', 'record', 'refresh']

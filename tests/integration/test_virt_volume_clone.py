@@ -305,6 +305,32 @@ def test_enospc_mid_copy_removes_the_partial_volume(pools, workdir, loop_device)
         pools.lookup(small).storageVolLookupByName('too-big.raw')
 
 
+def test_same_filesystem_copy_is_a_reflink_where_the_filesystem_has_it(pools, workdir, loop_device):
+    name = pools.new()
+    device = loop_device(mkfs='mkfs.xfs', size_mib=320, mkfs_options=('-f', '-m', 'reflink=1'))
+    mount = os.path.join(workdir, 'xfs')
+    os.mkdir(mount)
+    made = run_module('virt_pool_ensure', dict(name=name, type='fs', target=mount, build='never',
+                                               source={'device': [device]}, autostart=False))
+    assert not made.get('failed'), made
+    image = make_sparse_raw(os.path.join(workdir, 'image.raw'), 64 * MiB)
+    first = import_raw(name, image, 'base.raw')
+    assert first['method'] == 'sparse-copy'  # from ext4: no extents to share
+    second = clone(pool=name, name='copy.raw', source={'pool': name, 'volume': 'base.raw'}, verify=True)
+    assert second['method'] == 'reflink', second
+    assert sha256(os.path.join(mount, 'copy.raw')) == sha256(image)
+
+
+def test_the_record_survives_a_pool_refresh_and_shows_in_virt_pool_info(pools, two_pools, workdir):
+    src_pool, src_dir, _dst_pool, _dst_dir = two_pools
+    import_raw(src_pool, make_sparse_raw(os.path.join(workdir, 'image.raw'), 8 * MiB), 'base.raw')
+    pools.lookup(src_pool).refresh(0)
+    info = run_module('virt_pool_info', dict(name=src_pool, volumes=True))
+    volume = info['pools'][src_pool]['volumes'][0]
+    assert volume['name'] == 'base.raw' and volume['metadata']['format'] == 'raw'
+    assert volume['metadata'] == read_file_metadata(os.path.join(src_dir, 'base.raw'))
+
+
 def test_check_mode_of_every_method_creates_nothing(two_pools, workdir):
     src_pool, src_dir, dst_pool, dst_dir = two_pools
     image = make_sparse_raw(os.path.join(workdir, 'image.raw'), 8 * MiB)

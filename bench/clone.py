@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""bench/clone: virt_volume_clone's data movement against the plain tools.
+
+Full copies raw->raw and raw->qcow2 of a 2 GiB sparse and a 2 GiB dense raw
+image, against `cp --sparse=always` and `qemu-img convert` on the same files,
+and cow clones of a 1 GiB and a 20 GiB (sparse) parent. Every side ends with
+its data on disk: ours fsyncs, so the plain tools are followed by `sync FILE`.
+
+"ours" is the module's plan applied in this process (libvirt calls, copy,
+record); a module run adds its fixed start-up (Python, Ansible, libvirt
+imports: ~0.2 s), printed once at the end. Usage: clone.py [REPEATS]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, '.build', 'collections'))
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import open_connection  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner  # noqa: E402
+
+GiB = 1024 ** 3
+URI = 'qemu:///system'
+
+
+def timed(action):
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def run(*argv):
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def make_images(directory):
+    sparse = os.path.join(directory, 'sparse.raw')
+    with open(sparse, 'wb') as handle:
+        handle.truncate(2 * GiB)
+        for offset in range(0, 2 * GiB, 256 * 1024 * 1024):
+            handle.seek(offset)
+            handle.write(os.urandom(1024 * 1024))
+    dense = os.path.join(directory, 'dense.raw')
+    with open(dense, 'wb') as handle:
+        block = os.urandom(16 * 1024 * 1024)
+        for _block in range(2 * GiB // len(block)):
+            handle.write(block)
+    parents = {}
+    for size in (1, 20):
+        parent = os.path.join(directory, 'parent-%dg.raw' % size)
+        with open(parent, 'wb') as handle:
+            handle.truncate(size * GiB)
+            handle.write(os.urandom(1024 * 1024))
+        parents[size] = parent
+    run('sync')
+    return {'sparse': sparse, 'dense': dense}, parents
+
+
+def ours(conn, pool, name, source, fmt=None, mode='copy'):
+    cloner = VolumeCloner(conn, URI, pool, name)
+    plan = cloner.plan_clone({'path': source, 'format': 'raw'}, mode, fmt, None, None, False)
+    return timed(lambda: plan.apply()), cloner.method
+
+
+def main():
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    work = tempfile.mkdtemp(prefix='spl-bench-clone-', dir='/var/tmp')
+    os.chmod(work, 0o755)
+    conn = open_connection(URI)
+    pool_name = 'spl-bench-%s' % uuid.uuid4().hex[:6]
+    target = os.path.join(work, 'pool')
+    os.mkdir(target)
+    pool = conn.storagePoolCreateXML(
+        "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (pool_name, target), 0)
+    plain = os.path.join(work, 'plain')
+    os.mkdir(plain)
+    try:
+        images, parents = make_images(work)
+        print('bench/clone: %d repeats, medians in seconds (data on disk at the end of each)' % repeats)
+        print('%-22s %8s %8s %8s  %-14s %s' % ('case', 'cp', 'qemu-img', 'ours', 'our method', 'ours vs faster'))
+        for kind, image in sorted(images.items()):
+            for fmt in ('raw', 'qcow2'):
+                times = {'cp': [], 'qemu-img': [], 'ours': []}
+                method = None
+                for repeat in range(repeats):
+                    out = os.path.join(plain, 'out')
+                    if fmt == 'raw':
+                        times['cp'].append(timed(lambda: run('cp', '--sparse=always', image, out)
+                                                 or run('sync', out)))
+                        os.unlink(out)
+                    times['qemu-img'].append(timed(lambda: run('qemu-img', 'convert', '-f', 'raw', '-O', fmt,
+                                                               image, out) or run('sync', out)))
+                    os.unlink(out)
+                    name = '%s-%s-%d' % (kind, fmt, repeat)
+                    elapsed, method = ours(conn, pool_name, name, image, fmt)
+                    times['ours'].append(elapsed)
+                    pool.storageVolLookupByName(name).delete(0)
+                medians = {tool: statistics.median(values) if values else None for tool, values in times.items()}
+                fastest = min(value for tool, value in medians.items() if tool != 'ours' and value)
+                print('%-22s %8s %8.3f %8.3f  %-14s %.2fx speed' % (
+                    '%s raw->%s' % (kind, fmt),
+                    '%.3f' % medians['cp'] if medians['cp'] else '-', medians['qemu-img'], medians['ours'],
+                    method, fastest / medians['ours']))
+        print('(goal: >= 0.9x the speed of the faster plain tool)')
+        for size, parent in sorted(parents.items()):
+            values = []
+            for repeat in range(repeats):
+                name = 'cow-%dg-%d' % (size, repeat)
+                elapsed, _method = ours(conn, pool_name, name, parent, mode='cow')
+                values.append(elapsed)
+                pool.storageVolLookupByName(name).delete(0)
+            print('cow clone of a %2d GiB parent: %.3f s (qcow2 overlay; goal: equal for both sizes, < 0.2 s)'
+                  % (size, statistics.median(values)))
+        module = [sys.executable, '-c', 'import ansible.module_utils.basic, libvirt, lxml.etree; '
+                  'import ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan']
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.build', 'collections'))
+        startup = statistics.median(timed(lambda: subprocess.run(module, env=env, check=True))
+                                    for _run in range(5))
+        print('a module run adds its start-up: %.3f s' % startup)
+    finally:
+        pool.destroy()
+        conn.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

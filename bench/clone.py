@@ -71,7 +71,7 @@ def make_images(directory):
 def ours(conn, pool, name, source, fmt=None, mode='copy'):
     cloner = VolumeCloner(conn, URI, pool, name)
     plan = cloner.plan_clone({'path': source, 'format': 'raw'}, mode, fmt, None, None, False)
-    return timed(lambda: plan.apply()), cloner.method
+    return timed(plan.apply), cloner.method
 
 
 def main():

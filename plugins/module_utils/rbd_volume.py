@@ -123,8 +123,8 @@ class RbdPool:
     def qemu_target(self, name):
         """qemu's rbd URI for ``name`` (the key stays in the keyring file; ':' escaped as qemu wants)."""
         mon_host = self.mon_host.replace(':', '\\:').replace(',', ';')
-        return 'rbd:%s/%s:id=%s:keyring=%s:mon_host=%s' % (self.ceph_pool, name, self.user,
-                                                            self.keyring.replace(':', '\\:'), mon_host)
+        keyring = self.keyring.replace(':', '\\:')
+        return 'rbd:%s/%s:id=%s:keyring=%s:mon_host=%s' % (self.ceph_pool, name, self.user, keyring, mon_host)
 
     def ensure_protected_snapshot(self, name):
         """Make and protect the parent snapshot clones need; True when this call made it."""

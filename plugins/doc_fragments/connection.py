@@ -29,7 +29,7 @@ notes:
     ACTIONS = r'''
 attributes:
   check_mode:
-    description: Computes the same plan as a real run, returns it in RV(actions) and applies nothing.
+    description: Computes the same plan as a real run, returns it, and applies nothing.
     support: full
   diff_mode:
     description: Shows the canonical definition before and after, with state and autostart.

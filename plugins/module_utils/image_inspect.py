@@ -34,6 +34,7 @@ QCOW_MAGIC = b'QFI\xfb'
 QCOW2_EXT_END = 0x00000000
 QCOW2_EXT_DATA_FILE = 0x44415441
 QCOW2_EXT_CRYPTO = 0x0537be77
+QCOW2_EXT_BACKING_FORMAT = 0xE2792ACA
 QCOW2_INCOMPAT_CORRUPT = 1 << 1
 QCOW2_INCOMPAT_DATA_FILE = 1 << 2
 QCOW2_INCOMPAT_KNOWN = (1 << 0) | QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DATA_FILE | (1 << 3) | (1 << 4)
@@ -83,16 +84,18 @@ def _signatures(header, handle, file_size):
     return found
 
 
-def _qcow2(header, path):
+def _qcow2_facts(header, path):
+    """(virtual size, backing path or None, backing format or None) of a qcow2 header.
+
+    Refuses what is never safe: another format, an unknown version, an
+    external data file, encryption, a corrupt image, unknown features.
+    """
     if not header.startswith(QCOW_MAGIC) or len(header) < 72:
         raise ImageRefused('source.format: %s is declared qcow2 but is not a qcow2 image' % path)
     (version, backing_offset, backing_size, cluster_bits, size, crypt_method) = struct.unpack(
         '>IQIIQI', header[4:36])
     if version not in (2, 3):
         raise ImageRefused('source.path: %s is a qcow2 of unknown version %d' % (path, version))
-    if backing_offset or backing_size:
-        raise ImageRefused('source.path: %s carries a backing file; an image to import must stand '
-                           'alone (flatten it first)' % path)
     if crypt_method:
         raise ImageRefused('source.path: %s is an encrypted qcow2; it cannot be imported' % path)
     if not 9 <= cluster_bits <= 21:
@@ -111,6 +114,7 @@ def _qcow2(header, path):
         if incompatible & ~QCOW2_INCOMPAT_KNOWN:
             raise ImageRefused('source.path: %s uses qcow2 features this collection does not know' % path)
         extensions_at = header_length
+    backing_format = None
     offset = extensions_at
     while offset + 8 <= len(header):
         ext_type, ext_length = struct.unpack('>II', header[offset:offset + 8])
@@ -120,11 +124,36 @@ def _qcow2(header, path):
             raise ImageRefused('source.path: %s names an external data file; refused' % path)
         if ext_type == QCOW2_EXT_CRYPTO:
             raise ImageRefused('source.path: %s is an encrypted qcow2; it cannot be imported' % path)
+        if ext_type == QCOW2_EXT_BACKING_FORMAT:
+            backing_format = header[offset + 8:offset + 8 + ext_length].decode('ascii', 'replace')
         offset += 8 + (ext_length + 7) // 8 * 8
     else:
         raise ImageRefused('source.path: %s has qcow2 header extensions past the first %d bytes'
                            % (path, HEADER_BYTES))
+    backing = None
+    if backing_offset or backing_size:
+        if backing_offset + backing_size > len(header) or not 0 < backing_size <= 1023:
+            raise ImageRefused('source.path: %s has an unreadable backing file name' % path)
+        backing = header[backing_offset:backing_offset + backing_size].decode('utf-8', 'replace')
+    return size, backing, backing_format
+
+
+def _qcow2(header, path):
+    size, backing, _backing_format = _qcow2_facts(header, path)
+    if backing:
+        raise ImageRefused('source.path: %s carries a backing file; an image to import must stand '
+                           'alone (flatten it first)' % path)
     return size
+
+
+def read_qcow2_overlay(path):
+    """(virtual size, backing path or None, backing format or None) of a qcow2 container.
+
+    For an instance's own qcow2 disk (whose container qemu wrote): a backing
+    file is expected there, so it is returned rather than refused.
+    """
+    with open(path, 'rb') as handle:
+        return _qcow2_facts(handle.read(HEADER_BYTES), path)
 
 
 def _vmdk(header, handle, path):

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Adopting a shut-off Nova instance's legacy disks into a file pool (docs/adoption.md).
+
+Per disk, in this order, each step journalled first and each resumable from
+what the filesystem shows, so at no moment is the data without a name at
+its legacy path:
+
+- register: libvirt creates an empty placeholder volume ``{uuid}_{name}`` in
+  the disks pool, so the pool lists the volume without a refresh (libvirt's
+  refresh probes files and would follow a guest-written qcow2 header);
+- same filesystem: ``link`` the legacy file to a temporary name in the pool
+  and rename it over the placeholder (O(1), the data now has both names);
+  other filesystem: ``copy`` the data extents into the placeholder, fsync,
+  ``verify`` by byte compare;
+- record: the metadata xattr (format, size, source, backing);
+- rebase: a qcow2 overlay whose header lacks the backing format gets it
+  (``qemu-img rebase -u``: header only, the base stays where it is);
+- swap: an absolute symlink to the volume replaces the legacy path
+  atomically (a link renamed over it), so Nova's paths keep working.
+
+Then per instance: disk.info gains the pool paths (same formats), and the
+domain's own inactive XML is redefined with only those disks' type, source
+and backingStore changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, metadata, nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_code, error_text, libvirt
+from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.image_inspect import read_qcow2_overlay
+from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint, run_tool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
+
+
+class DiskMove:
+    """One legacy disk and where it goes."""
+
+    def __init__(self, instance_uuid, legacy, pool_dir, cache_pool):
+        self.legacy = legacy
+        self.volume = '%s_%s' % (instance_uuid, legacy.name)
+        self.dest = os.path.join(pool_dir, self.volume)
+        self.instance_uuid = instance_uuid
+        self.cache_pool = cache_pool
+        self.method = None
+
+    def record(self, virtual_size, adopting=False, source_stat=None):
+        backing = None
+        if self.legacy.backing:
+            backing = {'pool': self.cache_pool, 'volume': os.path.basename(self.legacy.backing),
+                       'path': self.legacy.backing, 'format': self.legacy.backing_format}
+        source = {'path': self.legacy.legacy_path, 'instance_uuid': self.instance_uuid}
+        record = metadata.make_record(self.legacy.format, virtual_size, source, backing=backing,
+                                      method=self.method)
+        if adopting:
+            record['adopting'] = {'size': source_stat.st_size, 'mtime_ns': source_stat.st_mtime_ns}
+        return record
+
+    def ours(self):
+        """The record on ``dest`` when this adoption made it (else None)."""
+        try:
+            record = metadata.read_file_metadata(self.dest)
+        except (OSError, metadata.MetadataError):
+            return None
+        if record and record.get('source', {}).get('path') == self.legacy.legacy_path:
+            return record
+        return None
+
+    def describe(self):
+        return {'name': self.legacy.name, 'from': self.legacy.legacy_path, 'to': self.dest,
+                'method': self.method, 'format': self.legacy.format}
+
+
+class Adopter:
+    def __init__(self, conn, instances_path, disks_pool, cache_pool, disk_type, state_dir, nova_conf,
+                 check_mode):
+        self.conn = conn
+        self.instances_path = os.path.normpath(instances_path)
+        self.pool = Endpoint(conn, disks_pool, 'disks_pool')
+        if self.pool.type not in metadata.FILE_POOL_TYPES:
+            raise StoragePoolsError("disks_pool: '%s' is a %s pool; this version adopts into dir, fs and netfs "
+                                    "pools" % (disks_pool, self.pool.type))
+        self.cache_pool = cache_pool
+        self.disk_type = disk_type
+        self.nova_conf = nova_conf
+        self.check_mode = check_mode
+        self.journal = Journal(state_dir, readonly=check_mode)
+
+    # -- one instance -------------------------------------------------------
+
+    def adopt(self, instance_uuid):
+        """The result dict for one instance; never raises for the instance's own problems."""
+        result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None}
+        directory = os.path.join(self.instances_path, instance_uuid)
+        try:
+            domain = self.conn.lookupByUUIDString(instance_uuid)
+        except libvirt.libvirtError as exc:
+            if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                raise StoragePoolsError('uri: looking up domain %s failed' % instance_uuid,
+                                        libvirt_error=error_text(exc))
+            return dict(result, result='skipped', reason='libvirt has no domain with this uuid')
+        if domain.isActive():
+            return dict(result, result='skipped', reason='the domain is running (running: skip)')
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+        before_xml = domain.XMLDesc(flags)
+        document = DomainDocument(before_xml)
+        try:
+            disks = nova_layout.legacy_disks(instance_uuid, directory, document, self.instances_path,
+                                             self.nova_conf, self.pool.target)
+        except nova_layout.Skip as exc:
+            return dict(result, result='skipped', reason=str(exc))
+        if not disks:
+            if any(self._in_pool(disk) for disk in document.disks()):
+                return dict(result, result='already_adopted')
+            return dict(result, result='skipped', reason='no legacy disk in %s' % directory)
+
+        moves = [DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool) for legacy in disks]
+        same_fs = os.stat(directory).st_dev == os.stat(self.pool.target).st_dev
+        for move in moves:
+            if move.legacy.moved:
+                move.method = (move.ours() or {}).get('method')
+                continue
+            if os.path.lexists(move.dest) and not self._resumable(move):
+                reason = "the disks pool already has a volume '%s' with other data" % move.volume
+                return dict(result, result='skipped', reason=reason)
+            move.method = 'rename' if same_fs else 'copy'
+        after = document.copy()
+        for move in moves:
+            disk = after.disk(move.legacy.target)
+            if self.disk_type == 'volume':
+                disk.point_at_volume(self.pool.name, move.volume)
+            else:
+                disk.point_at_file(move.dest)
+            if move.legacy.backing:
+                disk.set_backing_store(move.legacy.backing, move.legacy.backing_format)
+        after_xml = after.to_xml()
+        result['disks'] = [move.describe() for move in moves]
+        result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
+        if self.check_mode:
+            return dict(result, result='adopted')
+        for move in moves:
+            self._move_disk(move, same_fs)
+        self._update_disk_info(directory, moves)
+        self.journal.step(instance_uuid, 'domain')
+        self.conn.defineXML(after_xml)
+        self.journal.finish(instance_uuid, 'adopted')
+        return dict(result, result='adopted')
+
+    def _in_pool(self, disk):
+        if disk.source_volume:
+            return disk.source_volume[0] == self.pool.name
+        return bool(disk.source_file) and os.path.dirname(disk.source_file) == self.pool.target
+
+    def _resumable(self, move):
+        """A destination that exists is ours when it holds the legacy file's inode, our record, or is the
+        placeholder a killed run registered (the journal says so)."""
+        if os.path.samefile(move.dest, move.legacy.legacy_path) or move.ours() is not None:
+            return True
+        return self.journal.started(move.instance_uuid, 'register', disk=move.legacy.name)
+
+    # -- one disk -----------------------------------------------------------
+
+    def _move_disk(self, move, same_fs):
+        key, legacy = move.instance_uuid, move.legacy
+        if legacy.moved:
+            self._finish_disk(move)
+            return
+        source = legacy.legacy_path
+        if not os.path.lexists(move.dest):
+            self.journal.step(key, 'register', disk=legacy.name)
+            size = os.stat(source).st_size
+            self.pool.pool.createXML(VolumeDefinition(move.volume, max(size, 1), 'raw').to_xml(), 0)
+        if same_fs:
+            if not os.path.samefile(move.dest, source):
+                self.journal.step(key, 'link', disk=legacy.name)
+                temporary = os.path.join(self.pool.target, '.%s.spl-tmp' % move.volume)
+                if os.path.lexists(temporary):
+                    os.unlink(temporary)
+                os.link(source, temporary)
+                os.rename(temporary, move.dest)
+        else:
+            stat = os.stat(source)
+            record = move.ours()
+            done = (record and not record.get('adopting'))
+            fresh = done and record.get('copied_from') == {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+            if not fresh:
+                self.journal.step(key, 'copy', disk=legacy.name)
+                metadata.write_file_metadata(move.dest, move.record(stat.st_size, adopting=True, source_stat=stat))
+                data_copy.copy_file(source, move.dest, allow_reflink=False)
+                info = os.stat(source)
+                os.chown(move.dest, info.st_uid, info.st_gid)
+                os.chmod(move.dest, info.st_mode & 0o7777)
+                self.journal.step(key, 'verify', disk=legacy.name)
+                if not data_copy.same_bytes(source, move.dest):
+                    raise StoragePoolsError('verify: the copy of %s differs from its source; the source is '
+                                            'kept' % source)
+                record = move.record(stat.st_size)
+                record['copied_from'] = {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+                metadata.write_file_metadata(move.dest, record)
+        self._finish_disk(move)
+
+    def _finish_disk(self, move):
+        key, legacy = move.instance_uuid, move.legacy
+        record = move.ours()
+        if record is None or record.get('adopting'):
+            self.journal.step(key, 'record', disk=legacy.name)
+            record = move.record(self._virtual_size(move))
+            metadata.write_file_metadata(move.dest, record)
+        if legacy.needs_backing_format:
+            self.journal.step(key, 'rebase', disk=legacy.name)
+            run_tool(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', legacy.backing, '-F', legacy.backing_format,
+                      move.dest], option='disks_pool')
+            legacy.needs_backing_format = False
+        if not (os.path.islink(legacy.legacy_path) and os.readlink(legacy.legacy_path) == move.dest):
+            self.journal.step(key, 'swap', disk=legacy.name)
+            temporary = os.path.join(os.path.dirname(legacy.legacy_path), '.%s.spl-link' % legacy.name)
+            if os.path.lexists(temporary):
+                os.unlink(temporary)
+            os.symlink(move.dest, temporary)
+            os.rename(temporary, legacy.legacy_path)
+
+    @staticmethod
+    def _virtual_size(move):
+        if move.legacy.format == 'qcow2':
+            return read_qcow2_overlay(move.dest)[0]
+        return os.stat(move.dest).st_size
+
+    def _update_disk_info(self, directory, moves):
+        """disk.info keeps its legacy keys and gains the pool paths, same formats (so Nova never probes)."""
+        path = os.path.join(directory, nova_layout.DISK_INFO)
+        info = nova_layout.read_disk_info(directory)
+        wanted = dict(info)
+        for move in moves:
+            wanted.setdefault(move.legacy.legacy_path, move.legacy.format)
+            wanted[move.dest] = move.legacy.format
+        if wanted != info:
+            self.journal.step(moves[0].instance_uuid, 'disk_info')
+            write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, like=path)

@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: legacy_disk_adopt
+short_description: Move Nova instances' legacy disk files into a libvirt pool and point their domains at them
+version_added: 0.1.0
+description:
+  - "For each shut-off Nova instance, moves its legacy disks (C(<instances_path>/<uuid>/disk*)) into the
+    disks pool as volumes C({uuid}_{name}) and edits the domain's own inactive XML in place: only those
+    disks' type, source and backingStore change; addresses, device order, machine type and everything
+    else stay as libvirt wrote them."
+  - On the same filesystem nothing is copied (the file gets its pool name by a hard link, then the legacy path becomes a
+    symlink to it); another filesystem is a sparse copy, fsync and byte compare before the legacy file goes.
+  - Formats come from Nova's C(disk.info) and the domain's C(<driver type>), which must agree; nothing is
+    probed. A raw disk's content is the guest's and is never read. A qcow2 overlay keeps its base in
+    C(_base) (the cache pool), with the backing format written into its header when missing and an explicit
+    C(<backingStore>) in the domain.
+  - Nova keeps working on an adopted instance. Every legacy path stays, as an absolute symlink to the pool
+    volume, and C(disk.info) gains the pool paths with the same formats. See the collection's
+    C(docs/adoption.md) for what each Nova operation does afterwards.
+  - Crash safe. Every step is journalled in O(state_dir) before it runs and a rerun resumes; a host lock
+    serialises runs.
+  - This version adopts shut-off instances with file disks into file pools; running instances are skipped.
+author:
+  - storagepools.libvirt team (@storagepools)
+extends_documentation_fragment:
+  - storagepools.libvirt.connection
+  - storagepools.libvirt.connection.actions
+options:
+  instances:
+    description: Instance uuids to adopt, or the single string V(all) for every instance directory found.
+    type: list
+    elements: str
+    default: [all]
+  instances_path:
+    description: Nova's C(instances_path).
+    type: path
+    default: /var/lib/nova/instances
+  disks_pool:
+    description: The pool the disks go to (active).
+    type: str
+    default: nova-disks-pool
+  cache_pool:
+    description: The pool of the image cache (C(_base)); named in the recorded metadata of overlays.
+    type: str
+    default: nova-base-images-pool
+  disk_type:
+    description:
+      - V(file) points each disk at the volume's path (C(<disk type='file'>)), which a legacy-configured Nova
+        can still snapshot; V(volume) gives C(<disk type='volume'>).
+    type: str
+    choices: [file, volume]
+    default: file
+  running:
+    description: What to do with running instances. V(skip) reports them with a reason.
+    type: str
+    choices: [skip]
+    default: skip
+  nova_conf:
+    description: Nova's configuration file, read for C(force_raw_images) and C(remote_filesystem_transport).
+    type: path
+    default: /etc/nova/nova.conf
+  force:
+    description: Adopt even when nova.conf sets C(remote_filesystem_transport=rsync) (rsync skips symlinks, so
+      a cold migration would lose the disks).
+    type: bool
+    default: false
+  state_dir:
+    description: Where the journal and the host lock live.
+    type: path
+    default: /var/lib/storagepools-libvirt
+  lock_timeout:
+    description: Seconds to wait for another run on this host to finish.
+    type: int
+    default: 600
+'''
+
+EXAMPLES = r'''
+- name: Adopt every shut-off instance of this compute host
+  storagepools.libvirt.legacy_disk_adopt:
+  register: adoption
+
+- name: Adopt two instances, with volume disks
+  storagepools.libvirt.legacy_disk_adopt:
+    instances:
+      - 6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b
+      - 0b3b6a2b-5a34-4b8e-9d3e-4f8e6f0e2b11
+    disk_type: volume
+'''
+
+RETURN = r'''
+instances:
+  description: Per instance uuid, what happened.
+  returned: success
+  type: dict
+  contains:
+    result:
+      description: V(adopted), V(already_adopted), V(skipped) or V(failed).
+      type: str
+    reason:
+      description: Why an instance was skipped or failed.
+      type: str
+    disks:
+      description: The disks moved (or to be moved in check mode).
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: The legacy disk name (disk, disk.local, ...).
+          type: str
+        from:
+          description: The legacy path (now a symlink to the volume).
+          type: str
+        to:
+          description: The volume's path in the disks pool.
+          type: str
+        method:
+          description: V(rename) (same filesystem, nothing copied) or V(copy) (copied, verified, then the source removed).
+          type: str
+        format:
+          description: The disk's format, from disk.info and the domain.
+          type: str
+    domain_diff:
+      description: Unified diff of the domain's inactive XML before and after.
+      type: str
+summary:
+  description: How many instances ended in each result.
+  returned: success
+  type: dict
+  sample: {adopted: 3, already_adopted: 10, skipped: 1, failed: 0}
+'''
+
+import contextlib
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import Adopter
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+    error_text,
+    missing_libraries,
+    open_connection,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import HostLock
+
+RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
+
+
+def instance_list(params):
+    wanted = params['instances']
+    if wanted == ['all']:
+        return nova_layout.list_instances(params['instances_path'])
+    bad = [name for name in wanted if not nova_layout.is_uuid(name)]
+    if bad:
+        raise StoragePoolsError('instances: %s is not a uuid (or give [all])' % ', '.join(bad))
+    return [name.lower() for name in wanted]
+
+
+def adopt_one(adopter, instance_uuid):
+    """One instance's result; its failure is reported and the others go on."""
+    try:
+        return adopter.adopt(instance_uuid)
+    except StoragePoolsError as exc:
+        reason = exc.msg
+    except OSError as exc:
+        reason = '%s: %s' % (exc.filename, exc.strerror)
+    except Exception as exc:  # a libvirt error
+        reason = error_text(exc)
+    return {'result': 'failed', 'reason': reason, 'disks': [], 'domain_diff': None}
+
+
+def run(module):
+    params = module.params
+    nova_conf = nova_layout.NovaConf(params['nova_conf'])
+    if nova_conf.remote_filesystem_transport == 'rsync' and not params['force']:
+        raise StoragePoolsError(
+            'force: %s sets [libvirt] remote_filesystem_transport=rsync; rsync skips symlinks, so a cold '
+            'migration or resize of an adopted instance would lose its disks. Switch it to ssh, or set force '
+            'to adopt anyway' % params['nova_conf'])
+    uuids = instance_list(params)
+    if module.check_mode:
+        lock = contextlib.nullcontext()
+    else:
+        os.makedirs(params['state_dir'], mode=0o700, exist_ok=True)
+        lock = HostLock(params['state_dir'], params['lock_timeout'])
+    conn = open_connection(params['uri'])
+    try:
+        adopter = Adopter(conn, params['instances_path'], params['disks_pool'], params['cache_pool'],
+                          params['disk_type'], params['state_dir'], nova_conf, module.check_mode)
+        results = {}
+        with lock:
+            for instance_uuid in uuids:
+                results[instance_uuid] = adopt_one(adopter, instance_uuid)
+    finally:
+        conn.close()
+    summary = dict((name, sum(1 for result in results.values() if result['result'] == name)) for name in RESULTS)
+    return dict(changed=summary['adopted'] > 0, instances=results, summary=summary,
+                failed=summary['failed'] > 0, msg='%(failed)d instance(s) failed' % summary
+                if summary['failed'] else '')
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            instances=dict(type='list', elements='str', default=['all']),
+            instances_path=dict(type='path', default='/var/lib/nova/instances'),
+            disks_pool=dict(type='str', default='nova-disks-pool'),
+            cache_pool=dict(type='str', default='nova-base-images-pool'),
+            disk_type=dict(type='str', default='file', choices=['file', 'volume']),
+            running=dict(type='str', default='skip', choices=['skip']),
+            nova_conf=dict(type='path', default='/etc/nova/nova.conf'),
+            force=dict(type='bool', default=False),
+            state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
+            lock_timeout=dict(type='int', default=600),
+            uri=dict(type='str', default='qemu:///system'),
+        ),
+        supports_check_mode=True,
+    )
+    missing = missing_libraries()
+    if missing:
+        module.fail_json(msg=missing)
+    try:
+        result = run(module)
+    except StoragePoolsError as exc:
+        module.fail_json(**exc.result())
+    if result['failed']:
+        module.fail_json(**result)
+    result.pop('failed')
+    result.pop('msg')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,303 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""legacy_disk_adopt on a fake legacy Nova host, against the real libvirtd."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import MODULES, libvirt, module_env, run_module
+from nova_host import NovaHost
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import read_file_metadata
+
+XML_FLAGS = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+
+
+@pytest.fixture
+def host(conn, pools, workdir):
+    nova = NovaHost(conn, os.path.join(workdir, 'nova'), pools.new())
+    disks, cache = pools.new(), pools.new()
+    nova.disks_dir = os.path.join(workdir, 'nova', 'disks')
+    for name, target in ((disks, nova.disks_dir), (cache, nova.base_dir)):
+        made = run_module('virt_pool_ensure', dict(name=name, type='dir', target=target, autostart=False))
+        assert not made.get('failed'), made
+    nova.disks_pool, nova.cache_pool = disks, cache
+    nova.state_dir = os.path.join(workdir, 'state')
+    yield nova
+    nova.cleanup()
+
+
+def adopt(host, check=False, env=None, **args):
+    params = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
+                  state_dir=host.state_dir, nova_conf=host.nova_conf)
+    params.update(args)
+    return run_module('legacy_disk_adopt', params, check=check, env=env)
+
+
+def without_adopted_disk_sources(xml):
+    """The document with every disk's type, <source> and <backingStore> removed: what must not change."""
+    root = xml_tree.parse(xml)
+    for disk in root.findall('devices/disk'):
+        disk.attrib.pop('type', None)
+        for tag in ('source', 'backingStore'):
+            for node in disk.findall(tag):
+                disk.remove(node)
+    return xml_tree.to_string(root)
+
+
+def test_adopt_a_shut_off_instance_end_to_end(conn, host):
+    instance = host.instance()
+    domain = conn.lookupByUUIDString(instance)
+    before_xml = domain.XMLDesc(XML_FLAGS)
+    before = host.checksums(instance)
+    legacy = host.disk_paths(instance)
+
+    check = adopt(host, check=True)
+    assert check['changed'] is True and check['instances'][instance]['result'] == 'adopted'
+    assert domain.XMLDesc(XML_FLAGS) == before_xml and not os.path.islink(legacy['disk'])
+    assert os.listdir(host.disks_dir) == []
+
+    result = adopt(host)
+    assert result['changed'] is True, result
+    outcome = result['instances'][instance]
+    assert outcome['result'] == 'adopted' and result['summary']['adopted'] == 1
+    assert {disk['name']: disk['method'] for disk in outcome['disks']} == {
+        'disk': 'rename', 'disk.local': 'rename', 'disk.config': 'rename'}
+
+    after_xml = domain.XMLDesc(XML_FLAGS)
+    assert without_adopted_disk_sources(after_xml) == without_adopted_disk_sources(before_xml)
+    before_root, after_root = xml_tree.parse(before_xml), xml_tree.parse(after_xml)
+    assert [xml_tree.to_string(node) for node in before_root.iter('address')] == \
+        [xml_tree.to_string(node) for node in after_root.iter('address')]
+    assert [node.tag for node in before_root.find('devices')] == [node.tag for node in after_root.find('devices')]
+    assert after_root.find('os/type').get('machine') == before_root.find('os/type').get('machine')
+    assert xml_tree.to_string(after_root.find('cpu')) == xml_tree.to_string(before_root.find('cpu'))
+
+    sources = {node.find('target').get('dev'): node for node in after_root.findall('devices/disk')}
+    vda = sources['vda']
+    assert vda.get('type') == 'file' and vda.find('driver').get('type') == 'qcow2'
+    assert vda.find('source').get('file') == os.path.join(host.disks_dir, '%s_disk' % instance)
+    assert vda.find('backingStore/source').get('file') == host.base
+    assert vda.find('backingStore/format').get('type') == 'raw'
+    assert sources['vdb'].find('driver').get('type') == 'raw'
+
+    assert host.checksums(instance) == before  # through the legacy paths (symlinks)
+    for name, path in legacy.items():
+        volume = os.path.join(host.disks_dir, '%s_%s' % (instance, name))
+        assert os.readlink(path) == volume
+        record = read_file_metadata(volume)
+        assert record['source']['path'] == path and record['format'] in ('raw', 'qcow2')
+    assert read_file_metadata(os.path.join(host.disks_dir, '%s_disk' % instance))['backing'] == {
+        'pool': host.cache_pool, 'volume': os.path.basename(host.base), 'path': host.base, 'format': 'raw'}
+    same = subprocess.run(['qemu-img', 'compare', '-q', '-f', 'qcow2', '-F', 'qcow2', legacy['disk'],
+                           os.path.join(host.disks_dir, '%s_disk' % instance)], check=False)
+    assert same.returncode == 0
+    with open(os.path.join(host.instances, instance, 'disk.info')) as handle:
+        info = json.load(handle)
+    for name, path in legacy.items():
+        volume = os.path.join(host.disks_dir, '%s_%s' % (instance, name))
+        assert info[path] == info[volume] == ('qcow2' if name == 'disk' else 'raw')
+    assert os.path.exists(host.base)
+    pools_volume = conn.storagePoolLookupByName(host.disks_pool).storageVolLookupByName('%s_disk' % instance)
+    assert pools_volume.path() == os.path.join(host.disks_dir, '%s_disk' % instance)
+
+    rerun = adopt(host)
+    assert rerun['changed'] is False and rerun['instances'][instance]['result'] == 'already_adopted'
+    assert adopt(host, check=True)['changed'] is False
+
+    # The adopted domain starts, and so does one defined the way Nova's hard reboot would (legacy paths).
+    domain.create()
+    domain.destroy()
+    nova_xml = after_xml
+    for name, path in legacy.items():
+        nova_xml = nova_xml.replace(os.path.join(host.disks_dir, '%s_%s' % (instance, name)), path)
+    nova_root = xml_tree.parse(nova_xml)
+    for disk in nova_root.findall('devices/disk'):
+        for node in disk.findall('backingStore'):
+            disk.remove(node)
+    domain.undefine()
+    nova_domain = conn.defineXML(xml_tree.to_string(nova_root))
+    host.domains.append(nova_domain)
+    nova_domain.create()
+    assert nova_domain.isActive()
+    nova_domain.destroy()
+    assert host.checksums(instance) == before
+
+
+def test_volume_disk_type(conn, host):
+    instance = host.instance(config=False)
+    result = adopt(host, disk_type='volume')
+    assert result['instances'][instance]['result'] == 'adopted', result
+    root = xml_tree.parse(conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS))
+    vdb = [disk for disk in root.findall('devices/disk') if disk.find('target').get('dev') == 'vdb'][0]
+    assert vdb.get('type') == 'volume'
+    assert vdb.find('source').attrib == {'pool': host.disks_pool, 'volume': '%s_disk.local' % instance}
+    conn.lookupByUUIDString(instance).create()
+    conn.lookupByUUIDString(instance).destroy()
+    assert adopt(host, disk_type='volume')['changed'] is False
+
+
+def test_cross_filesystem_copy_is_verified_and_the_source_goes(conn, pools, workdir, loop_device):
+    nova = NovaHost(conn, os.path.join(workdir, 'nova'), pools.new())
+    try:
+        device = loop_device(mkfs='mkfs.ext4', size_mib=128)
+        mount = os.path.join(workdir, 'other-fs')
+        os.mkdir(mount)
+        disks = pools.new()
+        made = run_module('virt_pool_ensure', dict(name=disks, type='fs', target=mount, build='never',
+                                                   source={'device': [device]}, autostart=False))
+        assert not made.get('failed'), made
+        instance = nova.instance()
+        before = nova.checksums(instance)
+        result = run_module('legacy_disk_adopt', dict(instances_path=nova.instances, disks_pool=disks,
+                                                      state_dir=os.path.join(workdir, 'state'),
+                                                      nova_conf=nova.nova_conf))
+        outcome = result['instances'][instance]
+        assert outcome['result'] == 'adopted', result
+        assert {disk['method'] for disk in outcome['disks']} == {'copy'}
+        assert nova.checksums(instance) == before
+        for name, path in nova.disk_paths(instance).items():
+            assert os.readlink(path) == os.path.join(mount, '%s_%s' % (instance, name))
+        volume = os.path.join(mount, '%s_disk.local' % instance)
+        assert os.stat(volume).st_blocks * 512 < 2 * 1024 * 1024, 'the copy is not sparse'
+    finally:
+        nova.cleanup()
+
+
+@pytest.mark.parametrize('problem, reason', [
+    ('disk.info disagrees', "disk.info says raw, the domain's <driver type> says qcow2"),
+    ('not qcow2', 'recorded as qcow2 but'),
+    ('backing outside _base', 'outside'),
+    ('missing base', 'which is missing'),
+    ('name taken', 'already has a volume'),
+])
+def test_refusals_touch_nothing(conn, host, workdir, problem, reason):
+    instance = host.instance()
+    directory = os.path.join(host.instances, instance)
+    disk = os.path.join(directory, 'disk')
+    if problem == 'disk.info disagrees':
+        with open(os.path.join(directory, 'disk.info')) as handle:
+            info = json.load(handle)
+        info[disk] = 'raw'
+        with open(os.path.join(directory, 'disk.info'), 'w') as handle:
+            json.dump(info, handle)
+    elif problem == 'not qcow2':
+        with open(disk, 'wb') as handle:
+            handle.write(os.urandom(4096))
+    elif problem == 'backing outside _base':
+        elsewhere = os.path.join(workdir, 'elsewhere.raw')
+        with open(elsewhere, 'wb') as handle:
+            handle.truncate(16 * 1024 * 1024)
+        subprocess.run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', elsewhere, '-F', 'raw', disk], check=True)
+    elif problem == 'missing base':
+        subprocess.run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', os.path.join(host.base_dir, 'f' * 40),
+                        '-F', 'raw', disk], check=True)
+    else:
+        conn.storagePoolLookupByName(host.disks_pool).createXML(
+            "<volume><name>%s_disk.local</name><capacity>1024</capacity></volume>" % instance, 0)
+    xml = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)
+    files = {name: os.stat(path) for name, path in host.disk_paths(instance).items()}
+    result = adopt(host)
+    outcome = result['instances'][instance]
+    assert outcome['result'] == 'skipped' and reason in outcome['reason'], outcome
+    assert result['changed'] is False
+    assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == xml
+    for name, path in host.disk_paths(instance).items():
+        assert not os.path.islink(path) and os.stat(path).st_mtime_ns == files[name].st_mtime_ns
+
+
+def test_a_raw_guest_disk_with_a_qcow2_header_is_adopted_strictly_as_raw(conn, host, workdir):
+    canary = os.path.join(workdir, 'canary')
+    with open(canary, 'wb') as handle:
+        handle.write(b'host secret\n')
+    os.utime(canary, (946684800, 946684800))
+    hostile = os.path.join(workdir, 'hostile.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', canary, hostile, '1M'], check=True)
+    with open(hostile, 'rb') as handle:
+        header = handle.read(64 * 1024)
+    assert os.stat(canary).st_atime == 946684800
+    instance = host.instance(raw_local=header)
+    before = host.checksums(instance)
+    os.utime(canary, (946684800, 946684800))  # checksumming read only the instance's own files, as raw
+    result = adopt(host)
+    assert result['instances'][instance]['result'] == 'adopted', result
+    assert os.stat(canary).st_atime == 946684800, 'the canary was read'
+    root = xml_tree.parse(conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS))
+    vdb = [disk for disk in root.findall('devices/disk') if disk.find('target').get('dev') == 'vdb'][0]
+    assert vdb.find('driver').get('type') == 'raw' and vdb.find('backingStore') is None
+    assert host.checksums(instance) == before
+    assert read_file_metadata(os.path.join(host.disks_dir, '%s_disk.local' % instance))['format'] == 'raw'
+
+
+def test_rsync_transport_is_refused_unless_forced(host):
+    instance = host.instance()
+    with open(host.nova_conf, 'a') as handle:
+        handle.write('remote_filesystem_transport = rsync\n')
+    refused = adopt(host)
+    assert refused['failed'] is True and refused['msg'].startswith('force: ') and 'rsync' in refused['msg']
+    assert not os.path.islink(host.disk_paths(instance)['disk'])
+    assert adopt(host, force=True)['instances'][instance]['result'] == 'adopted'
+
+
+def test_a_running_instance_is_skipped(conn, host):
+    instance = host.instance()
+    domain = conn.lookupByUUIDString(instance)
+    domain.create()
+    try:
+        outcome = adopt(host)['instances'][instance]
+        assert outcome['result'] == 'skipped' and 'running' in outcome['reason']
+    finally:
+        domain.destroy()
+
+
+def adopt_process(host, env):
+    """Start the module as a process (it may be SIGKILLed): Popen."""
+    args = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
+                state_dir=host.state_dir, nova_conf=host.nova_conf)
+    path = os.path.join(host.root, 'args-%d.json' % len(os.listdir(host.root)))
+    with open(path, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+    return subprocess.Popen([sys.executable, '-m', MODULES + 'legacy_disk_adopt', path], env=module_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize('step', ['register:1', 'link:1', 'record:1', 'swap:1', 'register:2', 'link:2',
+                                  'swap:3', 'rebase:1', 'disk_info:1', 'domain:1'])
+def test_sigkill_at_every_journalled_step_then_rerun_converges(conn, host, step):
+    instance = host.instance(backing_format=None)  # header without backing format: a rebase step too
+    before = host.checksums(instance)
+    killed = adopt_process(host, {'STORAGEPOOLS_KILL_AT': step})
+    killed.communicate()
+    assert killed.returncode == -9, 'the module was not killed at %s' % step
+    result = adopt(host)
+    assert result['instances'][instance]['result'] in ('adopted', 'already_adopted'), result
+    assert adopt(host)['instances'][instance]['result'] == 'already_adopted'
+    assert host.checksums(instance) == before
+    volumes = sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local', 'disk.config'))
+    assert sorted(os.listdir(host.disks_dir)) == volumes  # no orphan, no leftover temporary
+    assert sorted(name for name in os.listdir(os.path.join(host.instances, instance))
+                  if name.startswith('.')) == []
+    info = subprocess.run(['qemu-img', 'info', '--output=json', '-f', 'qcow2',
+                           os.path.join(host.disks_dir, '%s_disk' % instance)], capture_output=True, text=True,
+                          check=True)
+    assert json.loads(info.stdout)['backing-filename-format'] == 'raw'
+
+
+def test_two_concurrent_runs_serialise_to_the_same_end_state(conn, host):
+    instances = [host.instance() for _index in range(3)]
+    before = {instance: host.checksums(instance) for instance in instances}
+    first, second = adopt_process(host, None), adopt_process(host, None)
+    outputs = [json.loads(proc.communicate()[0]) for proc in (first, second)]
+    results = sorted(output['summary']['adopted'] for output in outputs)
+    assert results == [0, 3], outputs
+    for instance in instances:
+        assert host.checksums(instance) == before[instance]
+    assert adopt(host)['changed'] is False

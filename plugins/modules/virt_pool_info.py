@@ -27,6 +27,12 @@ options:
     description: Also list the volumes of active pools.
     type: bool
     default: false
+  instances_path:
+    description:
+      - Nova's C(instances_path). With it, each volume named C({instance_uuid}_{disk}) says whether its
+        instance directory is gone (RV(pools.volumes[].orphaned)), and RV(orphans) lists those volumes
+        (Nova deletes an adopted instance's directory and links, not its pool volumes).
+    type: path
   refresh:
     description:
       - Refresh active pools before listing volumes, so files created outside libvirt show up.
@@ -104,6 +110,12 @@ pools:
         allocation:
           description: Bytes allocated.
           type: int
+        instance_uuid:
+          description: The instance a C({instance_uuid}_{disk}) volume belongs to, else None.
+          type: str
+        orphaned:
+          description: With O(instances_path), whether the instance's directory is gone; else None.
+          type: bool
         metadata:
           description:
             - The recorded storage metadata (format, virtual size, source, backing), or None
@@ -121,11 +133,28 @@ pools:
       allocation: 23359963136
       available: 247193210880
       volumes: null
+orphans:
+  description: With O(instances_path), the volumes whose instance directory is gone.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    pool:
+      description: Pool name.
+      type: str
+    volume:
+      description: Volume name.
+      type: str
+    instance_uuid:
+      description: The instance the volume belonged to.
+      type: str
 '''
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_text,
     libvirt,
@@ -142,7 +171,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata impo
 from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
 
 
-def volume_facts(pool, pool_type, local):
+def instance_of(volume_name):
+    """The instance uuid of a ``{instance_uuid}_{disk}`` volume name, else None."""
+    prefix, sep, _disk = volume_name.partition('_')
+    return prefix.lower() if sep and nova_layout.is_uuid(prefix) else None
+
+
+def volume_facts(pool, pool_type, local, instances_path):
     volumes = []
     for volume in sorted(pool.listAllVolumes(0), key=lambda vol: vol.name()):
         _kind, capacity, allocation = volume.info()
@@ -153,12 +188,16 @@ def volume_facts(pool, pool_type, local):
                 metadata = read_file_metadata(path)
             except (OSError, MetadataError) as exc:
                 raise StoragePoolsError('volumes: cannot read the metadata of %s: %s' % (path, exc))
-        volumes.append(dict(name=volume.name(), path=path, capacity=capacity,
-                            allocation=allocation, metadata=metadata))
+        instance_uuid = instance_of(volume.name())
+        orphaned = None
+        if instances_path and instance_uuid:
+            orphaned = not os.path.isdir(os.path.join(instances_path, instance_uuid))
+        volumes.append(dict(name=volume.name(), path=path, capacity=capacity, allocation=allocation,
+                            instance_uuid=instance_uuid, orphaned=orphaned, metadata=metadata))
     return volumes
 
 
-def pool_facts(pool, want_volumes, refresh, local):
+def pool_facts(pool, want_volumes, refresh, local, instances_path):
     definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
     _state, capacity, allocation, available = pool.info()
     active = bool(pool.isActive())
@@ -175,7 +214,7 @@ def pool_facts(pool, want_volumes, refresh, local):
     if want_volumes and active:
         if refresh:
             pool.refresh(0)
-        facts['volumes'] = volume_facts(pool, facts['type'], local)
+        facts['volumes'] = volume_facts(pool, facts['type'], local, instances_path)
     return facts
 
 
@@ -193,7 +232,8 @@ def run(params):
         result = {}
         for pool in pools:
             try:
-                result[pool.name()] = pool_facts(pool, params['volumes'], params['refresh'], local)
+                result[pool.name()] = pool_facts(pool, params['volumes'] or bool(params['instances_path']),
+                                                 params['refresh'], local, params['instances_path'])
             except libvirt.libvirtError as exc:
                 if params['name']:
                     raise StoragePoolsError("name: reading pool '%s' failed" % params['name'],
@@ -210,6 +250,7 @@ def main():
             name=dict(type='str'),
             volumes=dict(type='bool', default=False),
             refresh=dict(type='bool', default=False),
+            instances_path=dict(type='path'),
             uri=dict(type='str', default='qemu:///system'),
         ),
         supports_check_mode=True,
@@ -221,7 +262,9 @@ def main():
         pools = run(module.params)
     except StoragePoolsError as exc:
         module.fail_json(**exc.result())
-    module.exit_json(changed=False, pools=pools)
+    orphans = [dict(pool=name, volume=volume['name'], instance_uuid=volume['instance_uuid'])
+               for name, facts in sorted(pools.items()) for volume in facts['volumes'] or [] if volume['orphaned']]
+    module.exit_json(changed=False, pools=pools, orphans=orphans)
 
 
 if __name__ == '__main__':

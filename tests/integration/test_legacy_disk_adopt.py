@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -130,6 +131,17 @@ def test_adopt_a_shut_off_instance_end_to_end(conn, host):
     assert nova_domain.isActive()
     nova_domain.destroy()
     assert host.checksums(instance) == before
+
+
+def test_orphaned_volumes_are_reported_when_nova_deletes_an_adopted_instance(conn, host):
+    kept, deleted = host.instance(config=False), host.instance(config=False)
+    assert adopt(host)['summary']['adopted'] == 2
+    shutil.rmtree(os.path.join(host.instances, deleted))  # what Nova's delete_instance_files does
+    info = run_module('virt_pool_info', dict(name=host.disks_pool, instances_path=host.instances))
+    assert sorted((orphan['volume'], orphan['instance_uuid']) for orphan in info['orphans']) == [
+        ('%s_disk' % deleted, deleted), ('%s_disk.local' % deleted, deleted)]
+    flags = {volume['name']: volume['orphaned'] for volume in info['pools'][host.disks_pool]['volumes']}
+    assert flags['%s_disk' % kept] is False and flags['%s_disk' % deleted] is True
 
 
 def test_volume_disk_type(conn, host):
@@ -301,3 +313,33 @@ def test_two_concurrent_runs_serialise_to_the_same_end_state(conn, host):
     for instance in instances:
         assert host.checksums(instance) == before[instance]
     assert adopt(host)['changed'] is False
+
+
+@pytest.mark.parametrize('step', ['register:1', 'copy:1', 'verify:1', 'swap:1', 'copy:2',
+                                  'swap:3', 'disk_info:1', 'domain:1'])
+def test_sigkill_during_a_cross_filesystem_copy_then_rerun_converges(conn, pools, workdir, loop_device, step):
+    nova = NovaHost(conn, os.path.join(workdir, 'nova'), pools.new())
+    try:
+        device = loop_device(mkfs='mkfs.ext4', size_mib=128)
+        mount = os.path.join(workdir, 'other-fs')
+        os.mkdir(mount)
+        nova.disks_pool = pools.new()
+        made = run_module('virt_pool_ensure', dict(name=nova.disks_pool, type='fs', target=mount, build='never',
+                                                   source={'device': [device]}, autostart=False))
+        assert not made.get('failed'), made
+        nova.cache_pool, nova.disks_dir = 'unused', mount
+        nova.state_dir = os.path.join(workdir, 'state')
+        instance = nova.instance()
+        before = nova.checksums(instance)
+        killed = adopt_process(nova, {'STORAGEPOOLS_KILL_AT': step})
+        killed.communicate()
+        assert killed.returncode == -9, 'the module was not killed at %s' % step
+        assert nova.checksums(instance) == before  # also in the middle: every legacy path reads the data
+        result = adopt(nova)
+        assert result['instances'][instance]['result'] in ('adopted', 'already_adopted'), result
+        assert adopt(nova)['instances'][instance]['result'] == 'already_adopted'
+        assert nova.checksums(instance) == before
+        volumes = sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local', 'disk.config'))
+        assert sorted(name for name in os.listdir(mount) if name != 'lost+found') == volumes
+    finally:
+        nova.cleanup()

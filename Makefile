@@ -43,6 +43,7 @@ demo: libvirtd
 bench: libvirtd
 	bench/pool_noop
 	bench/clone
+	bench/adopt
 
 clean:
 	rm -rf .build .pytest_cache

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, metadata, nova_layout, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_code, error_text, libvirt
@@ -51,6 +52,7 @@ class DiskMove:
         self.instance_uuid = instance_uuid
         self.cache_pool = cache_pool
         self.method = None
+        self.format_capacity = None
 
     def record(self, virtual_size, adopting=False, source_stat=None):
         backing = None
@@ -81,7 +83,7 @@ class DiskMove:
 
 class Adopter:
     def __init__(self, conn, instances_path, disks_pool, cache_pool, disk_type, state_dir, nova_conf,
-                 check_mode):
+                 check_mode, running='skip', live_timeout=3600):
         self.conn = conn
         self.instances_path = os.path.normpath(instances_path)
         self.pool = Endpoint(conn, disks_pool, 'disks_pool')
@@ -92,6 +94,8 @@ class Adopter:
         self.disk_type = disk_type
         self.nova_conf = nova_conf
         self.check_mode = check_mode
+        self.running = running
+        self.live_timeout = live_timeout
         self.journal = Journal(state_dir, readonly=check_mode)
 
     # -- one instance -------------------------------------------------------
@@ -107,7 +111,8 @@ class Adopter:
                 raise StoragePoolsError('uri: looking up domain %s failed' % instance_uuid,
                                         libvirt_error=error_text(exc))
             return dict(result, result='skipped', reason='libvirt has no domain with this uuid')
-        if domain.isActive():
+        live = bool(domain.isActive())
+        if live and self.running != 'live':
             return dict(result, result='skipped', reason='the domain is running (running: skip)')
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
         before_xml = domain.XMLDesc(flags)
@@ -117,7 +122,8 @@ class Adopter:
                                              self.nova_conf, self.pool.target)
         except nova_layout.Skip as exc:
             return dict(result, result='skipped', reason=str(exc))
-        if not disks:
+        in_pool = self._pool_moves(instance_uuid, directory, document)
+        if not disks and not in_pool:
             if any(self._in_pool(disk) for disk in document.disks()):
                 return dict(result, result='already_adopted')
             return dict(result, result='skipped', reason='no legacy disk in %s' % directory)
@@ -131,9 +137,10 @@ class Adopter:
             if os.path.lexists(move.dest) and not self._resumable(move):
                 reason = "the disks pool already has a volume '%s' with other data" % move.volume
                 return dict(result, result='skipped', reason=reason)
-            move.method = 'rename' if same_fs else 'copy'
+            move.method = 'live-copy' if live else 'rename' if same_fs else 'copy'
+        every = moves + in_pool
         after = document.copy()
-        for move in moves:
+        for move in every:
             disk = after.disk(move.legacy.target)
             if self.disk_type == 'volume':
                 disk.point_at_volume(self.pool.name, move.volume)
@@ -142,17 +149,54 @@ class Adopter:
             if move.legacy.backing:
                 disk.set_backing_store(move.legacy.backing, move.legacy.backing_format)
         after_xml = after.to_xml()
-        result['disks'] = [move.describe() for move in moves]
+        domain_changes = after_xml != document.to_xml()
+        unfinished = [move for move in in_pool if self._unfinished(move, directory)]
+        if not moves and not unfinished and not domain_changes:
+            return dict(result, result='already_adopted')
+        result['disks'] = [move.describe() for move in moves + unfinished]
         result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
         if self.check_mode:
             return dict(result, result='adopted')
         for move in moves:
-            self._move_disk(move, same_fs)
-        self._update_disk_info(directory, moves)
-        self.journal.step(instance_uuid, 'domain')
-        self.conn.defineXML(after_xml)
+            if live:
+                self._move_disk_live(move, domain)
+            else:
+                self._move_disk(move, same_fs)
+        for move in in_pool:  # a live copy pivoted (the domain uses the pool), then a run stopped
+            self._finish_disk(move)
+        self._update_disk_info(directory, every)
+        if domain_changes:
+            self.journal.step(instance_uuid, 'domain')
+            self.conn.defineXML(after_xml)
         self.journal.finish(instance_uuid, 'adopted')
         return dict(result, result='adopted')
+
+    def _unfinished(self, move, directory):
+        """A disk already in the pool whose legacy link or disk.info entry is still missing."""
+        legacy = move.legacy.legacy_path
+        if not (os.path.islink(legacy) and os.readlink(legacy) == move.dest):
+            return True
+        return move.dest not in nova_layout.read_disk_info(directory)
+
+    def _pool_moves(self, instance_uuid, directory, document):
+        """Disks the domain already uses from the pool as ``{uuid}_{name}`` volumes this collection made."""
+        moves = []
+        for disk in document.disks():
+            volume = os.path.basename(disk.source_file or '') or (disk.source_volume or (None, ''))[1]
+            if not (self._in_pool(disk) and volume.startswith(instance_uuid + '_')):
+                continue
+            name = volume[len(instance_uuid) + 1:]
+            legacy = nova_layout.LegacyDisk(name, disk.target, os.path.join(directory, name), disk.driver_format,
+                                            moved=True)
+            move = DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool)
+            record = move.ours()
+            if record is None:
+                continue
+            backing = record.get('backing') or {}
+            legacy.backing, legacy.backing_format = backing.get('path'), backing.get('format')
+            move.method = record.get('method')
+            moves.append(move)
+        return moves
 
     def _in_pool(self, disk):
         if disk.source_volume:
@@ -206,6 +250,53 @@ class Adopter:
                 record['copied_from'] = {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
                 metadata.write_file_metadata(move.dest, record)
         self._finish_disk(move)
+
+    def _move_disk_live(self, move, domain):
+        """blockcopy into the placeholder (shallow onto the same base for overlays) and pivot."""
+        key, legacy = move.instance_uuid, move.legacy
+        if legacy.moved:
+            self._finish_disk(move)
+            return
+        if domain.blockJobInfo(legacy.target, 0):  # a killed run's copy: start over
+            domain.blockJobAbort(legacy.target, 0)
+        self.journal.step(key, 'register', disk=legacy.name)
+        if move.format_capacity is None:
+            move.format_capacity = self._legacy_virtual_size(legacy)
+        existing = self.pool.volume(move.volume)
+        if existing is not None:
+            existing.delete(0)
+        self.pool.pool.createXML(VolumeDefinition(move.volume, move.format_capacity, legacy.format,
+                                                  backing_path=legacy.backing,
+                                                  backing_format=legacy.backing_format).to_xml(), 0)
+        metadata.write_file_metadata(move.dest, move.record(move.format_capacity, adopting=True,
+                                                            source_stat=os.stat(legacy.legacy_path)))
+        self.journal.step(key, 'blockcopy', disk=legacy.name)
+        flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        if legacy.backing:
+            flags |= libvirt.VIR_DOMAIN_BLOCK_COPY_SHALLOW
+        target = DomainDocument.disk_source_xml(move.dest, legacy.format)
+        domain.blockCopy(legacy.target, target, {}, flags)
+        deadline = time.monotonic() + self.live_timeout
+        while True:
+            try:
+                domain.blockJobAbort(legacy.target, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
+                break
+            except libvirt.libvirtError as exc:
+                if time.monotonic() > deadline:
+                    domain.blockJobAbort(legacy.target, 0)
+                    raise StoragePoolsError('running: the live copy of %s did not finish in %d s; it was '
+                                            'cancelled, the guest still runs on the legacy file'
+                                            % (legacy.legacy_path, self.live_timeout),
+                                            libvirt_error=error_text(exc))
+                time.sleep(0.05)
+        metadata.write_file_metadata(move.dest, move.record(move.format_capacity))
+        self._finish_disk(move)
+
+    @staticmethod
+    def _legacy_virtual_size(legacy):
+        if legacy.format == 'qcow2':
+            return read_qcow2_overlay(legacy.legacy_path)[0]
+        return os.stat(legacy.legacy_path).st_size
 
     def _finish_disk(self, move):
         key, legacy = move.instance_uuid, move.legacy

@@ -64,6 +64,8 @@ class DomainDisk:
 
     def point_at_file(self, path):
         """``<disk type='file'><source file=path/>``: only the type and the source's file change."""
+        if self.type == 'file' and self.source_file == path:
+            return
         source = self._source()
         for attribute in ('pool', 'volume', 'mode', 'dev', 'protocol', 'name'):
             source.attrib.pop(attribute, None)
@@ -72,6 +74,8 @@ class DomainDisk:
 
     def point_at_volume(self, pool, volume):
         """``<disk type='volume'><source pool= volume=/>`` (seed 000's end state)."""
+        if self.source_volume == (pool, volume):
+            return
         source = self._source()
         for attribute in ('file', 'dev'):
             source.attrib.pop(attribute, None)
@@ -80,7 +84,16 @@ class DomainDisk:
         source.set('volume', volume)
 
     def set_backing_store(self, path, backing_format):
-        """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it."""
+        """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.
+
+        An existing chain naming the same file and format is left exactly as it is.
+        """
+        current = self.element.find('backingStore')
+        if (current is not None and current.find('source') is not None
+                and current.find('source').get('file') == path and current.find('format') is not None
+                and current.find('format').get('type') == backing_format
+                and current.find('backingStore') is not None and len(current.find('backingStore')) == 0):
+            return
         for node in self.element.findall('backingStore'):
             self.element.remove(node)
         backing = etree.Element('backingStore', type='file')
@@ -117,6 +130,14 @@ class DomainDocument:
 
     def to_xml(self):
         return etree.tostring(self.root, encoding='unicode')
+
+    @staticmethod
+    def disk_source_xml(path, disk_format):
+        """The destination of a block copy: ``<disk type='file'>`` with its format explicit."""
+        disk = etree.Element('disk', type='file')
+        etree.SubElement(disk, 'driver', type=disk_format)
+        etree.SubElement(disk, 'source', file=path)
+        return etree.tostring(disk, encoding='unicode')
 
     def copy(self):
         clone = DomainDocument.__new__(DomainDocument)

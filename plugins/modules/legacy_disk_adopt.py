@@ -26,7 +26,8 @@ description:
     C(docs/adoption.md) for what each Nova operation does afterwards.
   - Crash safe. Every step is journalled in O(state_dir) before it runs and a rerun resumes; a host lock
     serialises runs.
-  - This version adopts shut-off instances with file disks into file pools; running instances are skipped.
+  - This version adopts instances with file disks into file pools; running instances are skipped unless
+    O(running=live).
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -58,10 +59,19 @@ options:
     choices: [file, volume]
     default: file
   running:
-    description: What to do with running instances. V(skip) reports them with a reason.
+    description:
+      - What to do with running instances. V(skip) reports them with a reason.
+      - V(live) copies each disk into the pool with a block copy (shallow onto the same C(_base) file for
+        overlays) while the guest runs, pivots to it, and then makes the persistent definition match. The
+        qemu process is never stopped.
     type: str
-    choices: [skip]
+    choices: [skip, live]
     default: skip
+  live_timeout:
+    description: With O(running=live), seconds a disk's block copy may take before it is cancelled (the guest
+      then keeps running on its legacy file).
+    type: int
+    default: 3600
   nova_conf:
     description: Nova's configuration file, read for C(force_raw_images) and C(remote_filesystem_transport).
     type: path
@@ -121,7 +131,8 @@ instances:
           description: The volume's path in the disks pool.
           type: str
         method:
-          description: V(rename) (same filesystem, nothing copied) or V(copy) (copied, verified, then the source removed).
+          description: V(rename) (same filesystem, nothing copied), V(copy) (copied, verified, then the source
+            removed) or V(live-copy) (block copy of a running guest, then pivot).
           type: str
         format:
           description: The disk's format, from disk.info and the domain.
@@ -194,7 +205,8 @@ def run(module):
     conn = open_connection(params['uri'])
     try:
         adopter = Adopter(conn, params['instances_path'], params['disks_pool'], params['cache_pool'],
-                          params['disk_type'], params['state_dir'], nova_conf, module.check_mode)
+                          params['disk_type'], params['state_dir'], nova_conf, module.check_mode,
+                          params['running'], params['live_timeout'])
         results = {}
         with lock:
             for instance_uuid in uuids:
@@ -215,7 +227,8 @@ def main():
             disks_pool=dict(type='str', default='nova-disks-pool'),
             cache_pool=dict(type='str', default='nova-base-images-pool'),
             disk_type=dict(type='str', default='file', choices=['file', 'volume']),
-            running=dict(type='str', default='skip', choices=['skip']),
+            running=dict(type='str', default='skip', choices=['skip', 'live']),
+            live_timeout=dict(type='int', default=3600),
             nova_conf=dict(type='path', default='/etc/nova/nova.conf'),
             force=dict(type='bool', default=False),
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),

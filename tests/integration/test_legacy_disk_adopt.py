@@ -343,3 +343,74 @@ def test_sigkill_during_a_cross_filesystem_copy_then_rerun_converges(conn, pools
         assert sorted(name for name in os.listdir(mount) if name != 'lost+found') == volumes
     finally:
         nova.cleanup()
+
+
+def qemu_pid(domain):
+    with open('/run/libvirt/qemu/%s.pid' % domain.name()) as handle:
+        return int(handle.read().strip())
+
+
+def test_live_adoption_keeps_the_guest_running(conn, host):
+    instance = host.instance()
+    before = host.checksums(instance)
+    domain = conn.lookupByUUIDString(instance)
+    before_xml = domain.XMLDesc(XML_FLAGS)
+    domain.create()
+    try:
+        pid = qemu_pid(domain)
+        assert adopt(host)['instances'][instance]['result'] == 'skipped'  # running: skip by default
+        check = adopt(host, check=True, running='live')
+        assert check['instances'][instance]['result'] == 'adopted' and os.listdir(host.disks_dir) == []
+        result = adopt(host, running='live')
+        outcome = result['instances'][instance]
+        assert outcome['result'] == 'adopted', result
+        assert {disk['method'] for disk in outcome['disks']} == {'live-copy'}
+        assert domain.isActive() and qemu_pid(domain) == pid, 'the guest was restarted'
+        running = xml_tree.parse(domain.XMLDesc(0))
+        for disk in running.findall('devices/disk'):
+            assert os.path.dirname(disk.find('source').get('file')) == host.disks_dir
+        persistent = domain.XMLDesc(XML_FLAGS)
+        assert without_adopted_disk_sources(persistent) == without_adopted_disk_sources(before_xml)
+        vda = [disk for disk in xml_tree.parse(persistent).findall('devices/disk')
+               if disk.find('target').get('dev') == 'vda'][0]
+        assert vda.find('source').get('file') == os.path.join(host.disks_dir, '%s_disk' % instance)
+        assert vda.find('backingStore/source').get('file') == host.base
+        for name, path in host.disk_paths(instance).items():
+            assert os.readlink(path) == os.path.join(host.disks_dir, '%s_%s' % (instance, name))
+        assert adopt(host, running='live')['instances'][instance]['result'] == 'already_adopted'
+    finally:
+        domain.destroy()
+    assert host.checksums(instance) == before
+
+
+@pytest.mark.parametrize('step', ['register:1', 'blockcopy:1', 'swap:1', 'blockcopy:2', 'swap:2',
+                                  'disk_info:1', 'domain:1'])
+def test_sigkill_during_a_live_adoption_then_rerun_converges(conn, host, step):
+    instance = host.instance(config=False)
+    before = host.checksums(instance)
+    domain = conn.lookupByUUIDString(instance)
+    domain.create()
+    try:
+        pid = qemu_pid(domain)
+        args = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
+                    state_dir=host.state_dir, nova_conf=host.nova_conf, running='live')
+        path = os.path.join(host.root, 'live-args.json')
+        with open(path, 'w') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+        killed = subprocess.run([sys.executable, '-m', MODULES + 'legacy_disk_adopt', path], capture_output=True,
+                                env=module_env({'STORAGEPOOLS_KILL_AT': step}), check=False)
+        assert killed.returncode == -9, 'the module was not killed at %s' % step
+        result = adopt(host, running='live')
+        assert result['instances'][instance]['result'] in ('adopted', 'already_adopted'), result
+        assert adopt(host, running='live')['instances'][instance]['result'] == 'already_adopted'
+        assert domain.isActive() and qemu_pid(domain) == pid
+        for name, legacy in host.disk_paths(instance).items():
+            assert os.readlink(legacy) == os.path.join(host.disks_dir, '%s_%s' % (instance, name))
+        with open(os.path.join(host.instances, instance, 'disk.info')) as handle:
+            info = json.load(handle)
+        assert all(os.path.join(host.disks_dir, '%s_%s' % (instance, name)) in info
+                   for name in ('disk', 'disk.local'))
+    finally:
+        domain.destroy()
+    assert host.checksums(instance) == before
+    assert sorted(os.listdir(host.disks_dir)) == sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local'))

@@ -11,8 +11,10 @@ converges whether the kill came before, during or after a step.
 
 Fault injection for tests, named by step: ``STORAGEPOOLS_FAIL_AT=<step>``
 raises before the step (a clean failure), ``STORAGEPOOLS_KILL_AT=<step>``
-SIGKILLs the process right after the journal entry for the step is on disk.
-A step name may be qualified as ``<step>:<n>`` to hit its n-th occurrence.
+SIGKILLs the process right after the journal entry for the step is on disk,
+``STORAGEPOOLS_PAUSE_AT=<step>`` sleeps there for 5 s (so a test can restart
+libvirtd under a run). A step name may be qualified as ``<step>:<n>`` to hit
+its n-th occurrence.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import
 from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import FAULT_ENV, InjectedFault
 
 KILL_ENV = 'STORAGEPOOLS_KILL_AT'
+PAUSE_ENV = 'STORAGEPOOLS_PAUSE_AT'
 
 
 def _fsync_dir(path):
@@ -139,5 +142,7 @@ def fault_point(step, counts):
     names = (step, '%s:%d' % (step, counts[step]))
     if os.environ.get(KILL_ENV) in names:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(PAUSE_ENV) in names:
+        time.sleep(5)
     if os.environ.get(FAULT_ENV) in names:
         raise InjectedFault('fault injected at %s by %s' % (step, FAULT_ENV))

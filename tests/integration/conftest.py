@@ -82,7 +82,16 @@ def scratch_root():
     return root
 
 
-@pytest.fixture(scope='session')
+def fresh_connection(connection):
+    """``connection`` if it still works, else a new one (a test may have restarted libvirtd)."""
+    try:
+        connection.getLibVersion()
+        return connection
+    except libvirt.libvirtError:
+        return libvirt.open(URI)
+
+
+@pytest.fixture
 def conn():
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
@@ -123,6 +132,7 @@ class PoolNames:
             return None
 
     def cleanup(self):
+        self.conn = fresh_connection(self.conn)
         for name in self.made:
             pool = self.lookup(name)
             if pool is None:
@@ -182,6 +192,7 @@ class Secrets:
             return None
 
     def cleanup(self):
+        self.conn = fresh_connection(self.conn)
         for usage in self.usages:
             secret = self.lookup(usage)
             if secret is not None:

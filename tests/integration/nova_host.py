@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 import uuid
 
+import libvirt
+
 MiB = 1024 * 1024
 
 DOMAIN = """<domain type='qemu'>
@@ -83,7 +85,7 @@ class NovaHost:
         for path in (root, self.instances, self.base_dir):
             os.chmod(path, 0o755)
         self.prefix = name_prefix
-        self.domains = []
+        self.domain_uuids = []
         self.nova_conf = os.path.join(root, 'nova.conf')
         with open(self.nova_conf, 'w') as handle:
             handle.write('[DEFAULT]\ninstances_path = %s\n[libvirt]\nimages_type = qcow2\n' % self.instances)
@@ -130,7 +132,8 @@ class NovaHost:
             DISK.format(device=device, format=fmt, path=os.path.join(directory, name), dev=dev, bus=bus,
                         extra=extra_xml if name == 'disk' else '')
             for name, fmt, dev, bus, device in disks))
-        self.domains.append(self.conn.defineXML(xml))
+        self.conn.defineXML(xml)
+        self.domain_uuids.append(instance_uuid)
         return instance_uuid
 
     def disk_paths(self, instance_uuid):
@@ -144,10 +147,15 @@ class NovaHost:
         return {name: guest_view_sha256(path, formats[name]) for name, path in self.disk_paths(instance_uuid).items()}
 
     def cleanup(self):
-        for domain in self.domains:
-            try:
+        conn = libvirt.open('qemu:///system')  # afresh: a test may have restarted libvirtd
+        try:
+            for uuid_string in self.domain_uuids:
+                try:
+                    domain = conn.lookupByUUIDString(uuid_string)
+                except libvirt.libvirtError:
+                    continue  # already gone
                 if domain.isActive():
                     domain.destroy()
                 domain.undefine()
-            except Exception:  # already gone
-                pass
+        finally:
+            conn.close()

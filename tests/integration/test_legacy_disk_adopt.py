@@ -11,9 +11,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import MODULES, libvirt, module_env, run_module
+from conftest import MODULES, REPO, libvirt, module_env, run_module
 from nova_host import NovaHost
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
@@ -125,8 +126,7 @@ def test_adopt_a_shut_off_instance_end_to_end(conn, host):
         for node in disk.findall('backingStore'):
             disk.remove(node)
     domain.undefine()
-    nova_domain = conn.defineXML(xml_tree.to_string(nova_root))
-    host.domains.append(nova_domain)
+    nova_domain = conn.defineXML(xml_tree.to_string(nova_root))  # same uuid: host.cleanup removes it
     nova_domain.create()
     assert nova_domain.isActive()
     nova_domain.destroy()
@@ -414,3 +414,35 @@ def test_sigkill_during_a_live_adoption_then_rerun_converges(conn, host, step):
         domain.destroy()
     assert host.checksums(instance) == before
     assert sorted(os.listdir(host.disks_dir)) == sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local'))
+
+
+def restart_libvirtd():
+    """Stop libvirtd (running guests survive it) and start it again with the suite's script."""
+    pids = subprocess.run(['pidof', 'libvirtd'], capture_output=True, text=True, check=False).stdout.split()
+    for pid in pids:
+        os.kill(int(pid), 15)
+    for pid in pids:
+        while os.path.exists('/proc/%s' % pid):
+            time.sleep(0.05)
+    subprocess.run([os.path.join(REPO, 'scripts', 'start-libvirtd.sh')], check=True)
+
+
+@pytest.mark.parametrize('step', ['link:2', 'domain:1'])
+def test_libvirtd_restarted_under_a_run_then_rerun_converges(host, step):
+    instance = host.instance()
+    before = host.checksums(instance)
+    paused = adopt_process(host, {'STORAGEPOOLS_PAUSE_AT': step})
+    time.sleep(2)
+    restart_libvirtd()
+    out, _err = paused.communicate()
+    result = json.loads(out)
+    outcome = result['instances'][instance]
+    assert outcome['result'] in ('adopted', 'failed'), result  # a clear error, or success
+    if outcome['result'] == 'failed':
+        assert outcome['reason'] and 'Traceback' not in out
+    rerun = adopt(host)
+    assert rerun['instances'][instance]['result'] in ('adopted', 'already_adopted'), rerun
+    assert adopt(host)['instances'][instance]['result'] == 'already_adopted'
+    assert host.checksums(instance) == before
+    volumes = sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local', 'disk.config'))
+    assert sorted(os.listdir(host.disks_dir)) == volumes

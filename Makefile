@@ -8,7 +8,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup libvirtd test units integration sanity docs-lint demo bench clean
+.PHONY: setup libvirtd test units integration sanity docs-lint lint demo bench clean
 
 setup:
 	scripts/setup.sh
@@ -33,9 +33,13 @@ sanity: setup
 docs-lint: setup
 	antsibull-docs lint-collection-docs --plugin-docs .
 
+# ansible-lint --profile production on the roles and playbooks (.ansible-lint)
+lint: setup
+	ansible-lint roles/ playbooks/
+
 test: setup libvirtd
 	$(PY) -m pytest -q tests/unit tests/integration
-	$(MAKE) --no-print-directory sanity docs-lint
+	$(MAKE) --no-print-directory sanity docs-lint lint
 
 demo: libvirtd
 	demo/run

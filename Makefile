@@ -8,7 +8,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup libvirtd test units integration sanity docs-lint lint demo bench clean
+.PHONY: setup libvirtd test units integration sanity docs-lint lint test-molecule demo bench clean
 
 setup:
 	scripts/setup.sh
@@ -37,9 +37,14 @@ docs-lint: setup
 lint: setup
 	ansible-lint roles/ playbooks/
 
+# Molecule scenarios in libvirt guest VMs (TCG); the guest image is built once
+# and cached (molecule/resources/build-image.sh).
+test-molecule: libvirtd
+	molecule test -s default
+
 test: setup libvirtd
 	$(PY) -m pytest -q tests/unit tests/integration
-	$(MAKE) --no-print-directory sanity docs-lint lint
+	$(MAKE) --no-print-directory sanity docs-lint lint test-molecule
 
 demo: libvirtd
 	demo/run

@@ -13,6 +13,7 @@ APT_PACKAGES=(
     lvm2 attr uuid-runtime e2fsprogs xfsprogs
     shellcheck
     ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd
+    mmdebstrap dnsmasq-base iptables
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -41,6 +41,7 @@ lint: setup
 # and cached (molecule/resources/build-image.sh).
 test-molecule: libvirtd
 	molecule test -s default
+	molecule test -s lvm
 
 test: setup libvirtd
 	$(PY) -m pytest -q tests/unit tests/integration

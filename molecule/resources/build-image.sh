@@ -5,15 +5,18 @@
 # minutes). Cached under $CACHE keyed on this script's content.
 #   build-image.sh  -> prints the cache directory (root.qcow2, vmlinuz, initrd.img, id_ed25519)
 set -euo pipefail
+exec 3>&1 1>&2  # stdout carries only the cache directory; everything else goes to stderr
 key=$(sha256sum "$0" | cut -c1-16)
 cache=${STORAGEPOOLS_IMAGE_CACHE:-/var/cache/storagepools-libvirt}/guest-$key
 if [ -f "$cache/done" ]; then
-    echo "$cache"
+    echo "$cache" >&3
     exit 0
 fi
 command -v mmdebstrap >/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
 }
+# Images of earlier versions of this script are of no further use.
+find "$(dirname "$cache")" -maxdepth 1 -name 'guest-*' ! -name "$(basename "$cache")" -exec rm -rf {} +
 rm -rf "$cache" && mkdir -p "$cache" && chmod 0755 "$cache"
 work=$(mktemp -d /var/tmp/spl-image-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -40,4 +43,4 @@ mkfs.ext4 -q -d "$work/rootfs" "$work/root.ext4" 4G
 qemu-img convert -q -c -f raw -O qcow2 "$work/root.ext4" "$cache/root.qcow2"
 chmod 0644 "$cache"/root.qcow2 "$cache"/vmlinuz "$cache"/initrd.img
 touch "$cache/done"
-echo "$cache"
+echo "$cache" >&3

@@ -96,3 +96,22 @@ def lookup_secret(conn, uuid=None, usage=None):
             return None
         raise StoragePoolsError('uuid: looking up secret %s failed.' % (uuid or usage),
                                 libvirt_error=error_text(exc))
+
+
+def run_module(module, run, **failure_defaults):
+    """The common end of every module of this collection.
+
+    Fails cleanly when the bindings are missing, calls ``run(module)`` for the
+    result dict, and turns a StoragePoolsError into ``fail_json`` (never a
+    traceback); ``failure_defaults`` are keys every failure returns.
+    """
+    missing = missing_libraries()
+    if missing:
+        module.fail_json(msg=missing, **failure_defaults)
+    try:
+        result = run(module)
+    except StoragePoolsError as exc:
+        failure = dict(failure_defaults)
+        failure.update(exc.result())
+        module.fail_json(**failure)
+    module.exit_json(**result)

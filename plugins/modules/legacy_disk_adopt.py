@@ -156,8 +156,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_l
 from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import Adopter
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_text,
-    missing_libraries,
     open_connection,
+    run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import HostLock
@@ -214,9 +214,10 @@ def run(module):
     finally:
         conn.close()
     summary = dict((name, sum(1 for result in results.values() if result['result'] == name)) for name in RESULTS)
-    return dict(changed=summary['adopted'] > 0, instances=results, summary=summary,
-                failed=summary['failed'] > 0, msg='%(failed)d instance(s) failed' % summary
-                if summary['failed'] else '')
+    if summary['failed']:
+        raise StoragePoolsError('%(failed)d instance(s) failed; see instances' % summary,
+                                changed=summary['adopted'] > 0, instances=results, summary=summary)
+    return dict(changed=summary['adopted'] > 0, instances=results, summary=summary)
 
 
 def main():
@@ -237,18 +238,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing)
-    try:
-        result = run(module)
-    except StoragePoolsError as exc:
-        module.fail_json(**exc.result())
-    if result['failed']:
-        module.fail_json(**result)
-    result.pop('failed')
-    result.pop('msg')
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -142,8 +142,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import cephx
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    missing_libraries,
     open_connection,
+    run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.secret_plan import SecretConverger
@@ -218,16 +218,7 @@ def main():
         required_if=[('state', 'present', ('user',)), ('state', 'present', ('key', 'keyring'), True)],
         required_one_of=[('user', 'usage', 'uuid')],
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing, actions=[])
-    try:
-        result = run(module)
-    except StoragePoolsError as exc:
-        failure = exc.result()
-        failure.setdefault('actions', [])
-        module.fail_json(**failure)
-    module.exit_json(**result)
+    run_module(module, run, actions=[])
 
 
 if __name__ == '__main__':

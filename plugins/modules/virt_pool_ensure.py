@@ -298,8 +298,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, rbd_pool, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    missing_libraries,
     open_connection,
+    run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import PoolConverger
@@ -420,16 +420,7 @@ def main():
             ('state', 'present', ('xml', 'type'), True),
         ],
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing, actions=[])
-    try:
-        result = run(module)
-    except StoragePoolsError as exc:
-        failure = exc.result()
-        failure.setdefault('actions', [])
-        module.fail_json(**failure)
-    module.exit_json(**result)
+    run_module(module, run, actions=[])
 
 
 if __name__ == '__main__':

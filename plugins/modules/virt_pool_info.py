@@ -159,8 +159,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
     error_text,
     libvirt,
     lookup_pool,
-    missing_libraries,
     open_connection,
+    run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import (
@@ -218,7 +218,8 @@ def pool_facts(pool, want_volumes, refresh, local, instances_path):
     return facts
 
 
-def run(params):
+def run(module):
+    params = module.params
     conn = open_connection(params['uri'])
     try:
         if params['name']:
@@ -239,9 +240,11 @@ def run(params):
                     raise StoragePoolsError("name: reading pool '%s' failed" % params['name'],
                                             libvirt_error=error_text(exc))
                 # a pool undefined by someone else while we listed: not ours to report
-        return result
     finally:
         conn.close()
+    orphans = [dict(pool=name, volume=volume['name'], instance_uuid=volume['instance_uuid'])
+               for name, facts in sorted(result.items()) for volume in facts['volumes'] or [] if volume['orphaned']]
+    return dict(changed=False, pools=result, orphans=orphans)
 
 
 def main():
@@ -255,16 +258,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing)
-    try:
-        pools = run(module.params)
-    except StoragePoolsError as exc:
-        module.fail_json(**exc.result())
-    orphans = [dict(pool=name, volume=volume['name'], instance_uuid=volume['instance_uuid'])
-               for name, facts in sorted(pools.items()) for volume in facts['volumes'] or [] if volume['orphaned']]
-    module.exit_json(changed=False, pools=pools, orphans=orphans)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -183,8 +183,8 @@ libvirt_error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    missing_libraries,
     open_connection,
+    run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner
@@ -252,16 +252,7 @@ def main():
         required_one_of=[('name', 'instance_uuid')],
         required_together=[('instance_uuid', 'disk')],
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing, actions=[])
-    try:
-        result = run(module)
-    except StoragePoolsError as exc:
-        failure = exc.result()
-        failure.setdefault('actions', [])
-        module.fail_json(**failure)
-    module.exit_json(**result)
+    run_module(module, run, actions=[])
 
 
 if __name__ == '__main__':

@@ -42,6 +42,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan i
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
+def virtual_size(path, disk_format):
+    """A disk's virtual size: a qcow2 container's header says it, a raw file is its size (never probed)."""
+    if disk_format == 'qcow2':
+        return read_qcow2_overlay(path)[0]
+    return os.stat(path).st_size
+
+
 class DiskMove:
     """One legacy disk and where it goes."""
 
@@ -52,15 +59,14 @@ class DiskMove:
         self.instance_uuid = instance_uuid
         self.cache_pool = cache_pool
         self.method = None
-        self.format_capacity = None
 
-    def record(self, virtual_size, adopting=False, source_stat=None):
+    def record(self, size, adopting=False, source_stat=None):
         backing = None
         if self.legacy.backing:
             backing = {'pool': self.cache_pool, 'volume': os.path.basename(self.legacy.backing),
                        'path': self.legacy.backing, 'format': self.legacy.backing_format}
         source = {'path': self.legacy.legacy_path, 'instance_uuid': self.instance_uuid}
-        record = metadata.make_record(self.legacy.format, virtual_size, source, backing=backing,
+        record = metadata.make_record(self.legacy.format, size, source, backing=backing,
                                       method=self.method)
         if adopting:
             record['adopting'] = {'size': source_stat.st_size, 'mtime_ns': source_stat.st_mtime_ns}
@@ -260,15 +266,14 @@ class Adopter:
         if domain.blockJobInfo(legacy.target, 0):  # a killed run's copy: start over
             domain.blockJobAbort(legacy.target, 0)
         self.journal.step(key, 'register', disk=legacy.name)
-        if move.format_capacity is None:
-            move.format_capacity = self._legacy_virtual_size(legacy)
+        size = virtual_size(legacy.legacy_path, legacy.format)
         existing = self.pool.volume(move.volume)
         if existing is not None:
             existing.delete(0)
-        self.pool.pool.createXML(VolumeDefinition(move.volume, move.format_capacity, legacy.format,
+        self.pool.pool.createXML(VolumeDefinition(move.volume, size, legacy.format,
                                                   backing_path=legacy.backing,
                                                   backing_format=legacy.backing_format).to_xml(), 0)
-        metadata.write_file_metadata(move.dest, move.record(move.format_capacity, adopting=True,
+        metadata.write_file_metadata(move.dest, move.record(size, adopting=True,
                                                             source_stat=os.stat(legacy.legacy_path)))
         self.journal.step(key, 'blockcopy', disk=legacy.name)
         flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
@@ -289,21 +294,15 @@ class Adopter:
                                             % (legacy.legacy_path, self.live_timeout),
                                             libvirt_error=error_text(exc))
                 time.sleep(0.05)
-        metadata.write_file_metadata(move.dest, move.record(move.format_capacity))
+        metadata.write_file_metadata(move.dest, move.record(size))
         self._finish_disk(move)
-
-    @staticmethod
-    def _legacy_virtual_size(legacy):
-        if legacy.format == 'qcow2':
-            return read_qcow2_overlay(legacy.legacy_path)[0]
-        return os.stat(legacy.legacy_path).st_size
 
     def _finish_disk(self, move):
         key, legacy = move.instance_uuid, move.legacy
         record = move.ours()
         if record is None or record.get('adopting'):
             self.journal.step(key, 'record', disk=legacy.name)
-            record = move.record(self._virtual_size(move))
+            record = move.record(virtual_size(move.dest, move.legacy.format))
             metadata.write_file_metadata(move.dest, record)
         if legacy.needs_backing_format:
             self.journal.step(key, 'rebase', disk=legacy.name)
@@ -317,12 +316,6 @@ class Adopter:
                 os.unlink(temporary)
             os.symlink(move.dest, temporary)
             os.rename(temporary, legacy.legacy_path)
-
-    @staticmethod
-    def _virtual_size(move):
-        if move.legacy.format == 'qcow2':
-            return read_qcow2_overlay(move.dest)[0]
-        return os.stat(move.dest).st_size
 
     def _update_disk_info(self, directory, moves):
         """disk.info keeps its legacy keys and gains the pool paths, same formats (so Nova never probes)."""

@@ -33,6 +33,11 @@ options:
         instance directory is gone (RV(pools.volumes[].orphaned)), and RV(orphans) lists those volumes
         (Nova deletes an adopted instance's directory and links, not its pool volumes).
     type: path
+  ceph_keyring:
+    description:
+      - For V(rbd) pools, a keyring on the managed host with the key of the pool's C(source.auth) user; with it
+        the recorded metadata of rbd volumes (their image-meta) is read too. Without it, it is None.
+    type: path
   refresh:
     description:
       - Refresh active pools before listing volumes, so files created outside libvirt show up.
@@ -169,6 +174,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata impo
     read_file_metadata,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
+from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import RbdPool
 
 
 def instance_of(volume_name):
@@ -177,27 +183,43 @@ def instance_of(volume_name):
     return prefix.lower() if sep and nova_layout.is_uuid(prefix) else None
 
 
-def volume_facts(pool, pool_type, local, instances_path):
-    volumes = []
-    for volume in sorted(pool.listAllVolumes(0), key=lambda vol: vol.name()):
-        _kind, capacity, allocation = volume.info()
-        path = volume.path()
-        metadata = None
-        if local and pool_type in FILE_POOL_TYPES:
-            try:
-                metadata = read_file_metadata(path)
-            except (OSError, MetadataError) as exc:
-                raise StoragePoolsError('volumes: cannot read the metadata of %s: %s' % (path, exc))
-        instance_uuid = instance_of(volume.name())
-        orphaned = None
-        if instances_path and instance_uuid:
-            orphaned = not os.path.isdir(os.path.join(instances_path, instance_uuid))
-        volumes.append(dict(name=volume.name(), path=path, capacity=capacity, allocation=allocation,
-                            instance_uuid=instance_uuid, orphaned=orphaned, metadata=metadata))
-    return volumes
+def volume_facts(pool, definition, local, instances_path, ceph_keyring):
+    pool_type = definition.get('type')
+    ceph = None
+    if pool_type == 'rbd' and ceph_keyring:
+        ceph = RbdPool(definition, ceph_keyring)
+    try:
+        return [one_volume(volume, pool_type, local, instances_path, ceph)
+                for volume in sorted(pool.listAllVolumes(0), key=lambda vol: vol.name())]
+    finally:
+        if ceph is not None:
+            ceph.close()
 
 
-def pool_facts(pool, want_volumes, refresh, local, instances_path):
+def one_volume(volume, pool_type, local, instances_path, ceph):
+    """The facts of one volume; its metadata from the record kept with its data."""
+    _kind, capacity, allocation = volume.info()
+    path = volume.path()
+    metadata = None
+    if local and pool_type in FILE_POOL_TYPES:
+        try:
+            metadata = read_file_metadata(path)
+        except (OSError, MetadataError) as exc:
+            raise StoragePoolsError('volumes: cannot read the metadata of %s: %s' % (path, exc))
+    elif ceph is not None:
+        try:
+            metadata = ceph.read_metadata(volume.name())
+        except ValueError as exc:
+            raise StoragePoolsError('volumes: the metadata of %s is not JSON: %s' % (path, exc))
+    instance_uuid = instance_of(volume.name())
+    orphaned = None
+    if instances_path and instance_uuid:
+        orphaned = not os.path.isdir(os.path.join(instances_path, instance_uuid))
+    return dict(name=volume.name(), path=path, capacity=capacity, allocation=allocation,
+                instance_uuid=instance_uuid, orphaned=orphaned, metadata=metadata)
+
+
+def pool_facts(pool, want_volumes, refresh, local, instances_path, ceph_keyring):
     definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
     _state, capacity, allocation, available = pool.info()
     active = bool(pool.isActive())
@@ -214,7 +236,7 @@ def pool_facts(pool, want_volumes, refresh, local, instances_path):
     if want_volumes and active:
         if refresh:
             pool.refresh(0)
-        facts['volumes'] = volume_facts(pool, facts['type'], local, instances_path)
+        facts['volumes'] = volume_facts(pool, definition, local, instances_path, ceph_keyring)
     return facts
 
 
@@ -234,7 +256,8 @@ def run(module):
         for pool in pools:
             try:
                 result[pool.name()] = pool_facts(pool, params['volumes'] or bool(params['instances_path']),
-                                                 params['refresh'], local, params['instances_path'])
+                                                 params['refresh'], local, params['instances_path'],
+                                                 params['ceph_keyring'])
             except libvirt.libvirtError as exc:
                 if params['name']:
                     raise StoragePoolsError("name: reading pool '%s' failed" % params['name'],
@@ -254,6 +277,7 @@ def main():
             volumes=dict(type='bool', default=False),
             refresh=dict(type='bool', default=False),
             instances_path=dict(type='path'),
+            ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             uri=dict(type='str', default='qemu:///system'),
         ),
         supports_check_mode=True,

@@ -402,6 +402,9 @@ def test_import_into_rbd_and_cow_clone_from_a_protected_snapshot(ceph, pools, ce
             pools.lookup(name).storageVolLookupByName(image)  # libvirt lists it
             record = json.loads(ceph.admin('image-meta', 'get', '%s/%s' % (ceph.pool, image),
                                            'user.storagepools.libvirt', tool='rbd'))
+            info = run_module('virt_pool_info', dict(name=name, volumes=True, ceph_keyring=keyring))
+            by_name = {volume['name']: volume for volume in info['pools'][name]['volumes']}
+            assert by_name[image]['metadata'] == record  # virt_pool_info reads it from the image-meta
             assert record['format'] == 'raw' and record['virtual_size'] == 64 * mib
             assert record['source'] == {'path': source['path'], 'image_id': image}
         usage = ceph.admin('du', '%s/%s' % (ceph.pool, base), '--format=json', tool='rbd')

@@ -198,7 +198,7 @@ class VolumeCloner:
             if self.rbd.exists(self.name):
                 self._plan_existing(self.dest.volume(self.name), self.rbd.read_metadata(self.name), capacity)
             else:
-                self._plan_new_rbd(mode)
+                self._plan_new_rbd(mode, verify)
             return self.plan
         existing = self.dest.volume(self.name)
         dest_path = os.path.join(self.dest.target, self.name)
@@ -257,7 +257,7 @@ class VolumeCloner:
         self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         self.record['method'] = self.method
 
-    def _plan_new_rbd(self, mode):
+    def _plan_new_rbd(self, mode, verify):
         undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=_explain_write)
         if mode == 'cow':
             self.method = 'rbd-clone'
@@ -273,6 +273,8 @@ class VolumeCloner:
             self.plan.add('import', "import %s (%s) into rbd image '%s'" % (
                 self.source_path, self.source_format, self.name), self._rbd_import, option='pool',
                 explain=_explain_write)
+            if verify:
+                self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
         self.record['method'] = self.method
         self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         self.plan.add('refresh', "refresh pool '%s' so libvirt lists '%s'" % (self.dest.name, self.name),
@@ -300,11 +302,15 @@ class VolumeCloner:
                   self.source_path, self.volume.path()], option='pool')
 
     def _verify(self):
-        if self.source_format == self.wanted.format == 'raw':
-            same = data_copy.same_bytes(self.source_path, self.volume.path())
+        if self.rbd is not None:  # through qemu's rbd driver; the key stays in the keyring file
+            target = self.rbd.qemu_target(self.name)
+        else:
+            target = self.volume.path()
+        if self.source_format == self.wanted.format == 'raw' and self.rbd is None:
+            same = data_copy.same_bytes(self.source_path, target)
         else:
             same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
-                                   self.source_path, self.volume.path()], check=False).returncode == 0
+                                   self.source_path, target], check=False).returncode == 0
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
 

@@ -92,8 +92,8 @@ options:
       - Defaults to C(/etc/ceph/ceph.client.<user>.keyring).
     type: path
   verify:
-    description: After a copy, compare the new volume with its source (byte compare for raw, C(qemu-img compare)
-      with explicit formats otherwise).
+    description: After a copy, compare the new volume with its source (byte compare for raw files, C(qemu-img compare)
+      with explicit formats otherwise, through qemu's rbd driver for rbd volumes).
     type: bool
     default: false
 seealso:

@@ -390,9 +390,11 @@ def test_import_into_rbd_and_cow_clone_from_a_protected_snapshot(ceph, pools, ce
 
     try:
         for image, source in ((base, {'path': raw, 'format': 'raw'}), (converted, {'path': qcow2, 'format': 'qcow2'})):
-            args = dict(pool=name, name=image, source=source, ceph_keyring=keyring, metadata={'image_id': image})
+            args = dict(pool=name, name=image, source=source, ceph_keyring=keyring, metadata={'image_id': image},
+                        verify=True)
             check = clone(check=True, **args)
-            assert actions(check) == ['create', 'import', 'record', 'refresh'] and image not in ceph.rbd_ls()
+            assert actions(check) == ['create', 'import', 'verify', 'record', 'refresh']
+            assert image not in ceph.rbd_ls()
             made = clone(**args)
             made_images.append(image)
             assert made['method'] == 'rbd-import' and made['volume']['path'] == '%s/%s' % (ceph.pool, image)

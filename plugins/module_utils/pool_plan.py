@@ -11,6 +11,7 @@ step undone when a later one fails. Drift is found on the canonical form
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 
@@ -129,7 +130,7 @@ class PoolConverger:
         elif state == 'inactive' and live.active:
             self.plan.add('stop', "stop pool '%s'" % self.name, self._stop,
                           undo=self._start, option='state')
-        elif state != 'inactive' and live.runs_other_than(self.wanted if self.redefining else live.definition):
+        elif state != 'inactive' and live.runs_other_than(self._definition_after()):
             if restart:
                 self.plan.add('restart', "restart pool '%s' to use its new definition" % self.name,
                               self._restart, option='restart',
@@ -262,10 +263,10 @@ class PoolConverger:
             return wanted
         self._check_conflicts(wanted)
         rbd_pool.check_secret(self.conn, wanted)
-        redefined = xml_tree.to_string(self._with_uuid(wanted, live_uuid))
+        wanted = self._with_uuid(wanted, live_uuid)  # libvirt redefines a pool by its uuid
         old_xml = xml_tree.to_string(live.definition)
         self.plan.add('redefine', "redefine pool '%s'" % self.name,
-                      functools.partial(self._redefine, redefined),
+                      functools.partial(self._redefine, xml_tree.to_string(wanted)),
                       undo=functools.partial(self._restore_definition, old_xml), explain=_explain_define)
         return wanted
 
@@ -275,9 +276,13 @@ class PoolConverger:
                       functools.partial(self._set_autostart, wanted),
                       undo=functools.partial(self._set_autostart, current), option='autostart')
 
+    def _definition_after(self):
+        """The existing pool's definition once the plan ran: the wanted one if redefined, else as it is."""
+        return self.wanted if self.redefining else self.live.definition
+
     @staticmethod
     def _with_uuid(wanted, uuid):
-        root = xml_tree.parse(xml_tree.to_string(wanted))
+        root = copy.deepcopy(wanted)
         node = root.find('uuid')
         if node is None:
             node = xml_tree.etree.Element('uuid')
@@ -339,10 +344,7 @@ class PoolConverger:
         live = self.live
         if live is None:
             return self.wanted, 'active' if state == 'active' else 'inactive'
-        definition = live.definition  # unchanged, or on_drift=warn
-        if self.redefining:
-            definition = self._with_uuid(self.wanted, xml_tree.child_text(definition, 'uuid'))
-        return definition, state if state in ('active', 'inactive') else live.state()
+        return self._definition_after(), state if state in ('active', 'inactive') else live.state()
 
     def diff(self, state, autostart):
         """Ansible's before/after: canonical XML plus state and autostart."""

@@ -38,7 +38,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml im
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.image_inspect import read_qcow2_overlay
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint, run_tool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import run_tool
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
@@ -47,6 +47,21 @@ def virtual_size(path, disk_format):
     if disk_format == 'qcow2':
         return read_qcow2_overlay(path)[0]
     return os.stat(path).st_size
+
+
+def load_domain(conn, instance_uuid, allow_running):
+    """{domain, document (its inactive XML, secure), xml, live}, or {result: skipped, reason}."""
+    try:
+        domain = conn.lookupByUUIDString(instance_uuid)
+    except libvirt.libvirtError as exc:
+        if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+            raise StoragePoolsError('uri: looking up domain %s failed' % instance_uuid, libvirt_error=error_text(exc))
+        return {'result': 'skipped', 'reason': 'libvirt has no domain with this uuid'}
+    live = bool(domain.isActive())
+    if live and not allow_running:
+        return {'result': 'skipped', 'reason': 'the domain is running (running: skip)'}
+    xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    return {'domain': domain, 'document': DomainDocument(xml), 'xml': xml, 'live': live}
 
 
 class DiskMove:
@@ -92,10 +107,7 @@ class Adopter:
                  check_mode, running='skip', live_timeout=3600):
         self.conn = conn
         self.instances_path = os.path.normpath(instances_path)
-        self.pool = Endpoint(conn, disks_pool, 'disks_pool')
-        if self.pool.type not in metadata.FILE_POOL_TYPES:
-            raise StoragePoolsError("disks_pool: '%s' is a %s pool; this version adopts into dir, fs and netfs "
-                                    "pools" % (disks_pool, self.pool.type))
+        self.pool = disks_pool  # an Endpoint of a file pool
         self.cache_pool = cache_pool
         self.disk_type = disk_type
         self.nova_conf = nova_conf
@@ -110,19 +122,10 @@ class Adopter:
         """The result dict for one instance; never raises for the instance's own problems."""
         result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None}
         directory = os.path.join(self.instances_path, instance_uuid)
-        try:
-            domain = self.conn.lookupByUUIDString(instance_uuid)
-        except libvirt.libvirtError as exc:
-            if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
-                raise StoragePoolsError('uri: looking up domain %s failed' % instance_uuid,
-                                        libvirt_error=error_text(exc))
-            return dict(result, result='skipped', reason='libvirt has no domain with this uuid')
-        live = bool(domain.isActive())
-        if live and self.running != 'live':
-            return dict(result, result='skipped', reason='the domain is running (running: skip)')
-        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
-        before_xml = domain.XMLDesc(flags)
-        document = DomainDocument(before_xml)
+        loaded = load_domain(self.conn, instance_uuid, allow_running=self.running == 'live')
+        if 'result' in loaded:
+            return dict(result, **loaded)
+        domain, document, before_xml, live = loaded['domain'], loaded['document'], loaded['xml'], loaded['live']
         try:
             disks = nova_layout.legacy_disks(instance_uuid, directory, document, self.instances_path,
                                              self.nova_conf, self.pool.target)

@@ -56,6 +56,14 @@ class DomainDisk:
             return None
         return node.get('pool'), node.get('volume')
 
+    @property
+    def rbd_image(self):
+        """``<ceph pool>/<image>`` of an rbd network disk, else None."""
+        node = self.element.find('source')
+        if node is None or self.type != 'network' or node.get('protocol') != 'rbd':
+            return None
+        return node.get('name')
+
     def _source(self):
         node = self.element.find('source')
         if node is None:
@@ -82,6 +90,33 @@ class DomainDisk:
         self.element.set('type', 'volume')
         source.set('pool', pool)
         source.set('volume', volume)
+
+    def point_at_rbd(self, name, hosts, username, secret_uuid):
+        """``<disk type='network'>`` on rbd image ``name`` (``pool/image``), raw, with Ceph auth.
+
+        What Nova writes for images_type=rbd: the monitors as <host> and the
+        auth with the secret by uuid. A flattened import has no backing chain.
+        """
+        if self.rbd_image == name and self.driver_format == 'raw' and self.element.find('backingStore') is None:
+            return
+        old = self.element.find('source')
+        source = etree.Element('source', protocol='rbd', name=name)
+        for host, port in hosts:
+            etree.SubElement(source, 'host', name=host, **({'port': str(port)} if port else {}))
+        if old is not None:
+            source.tail = old.tail
+            old.addprevious(source)
+            self.element.remove(old)
+        else:
+            self.element.append(source)
+        for node in self.element.findall('backingStore') + self.element.findall('auth'):
+            self.element.remove(node)
+        auth = etree.Element('auth', username=username)
+        etree.SubElement(auth, 'secret', type='ceph', uuid=secret_uuid)
+        auth.tail = source.tail
+        source.addnext(auth)
+        self.element.set('type', 'network')
+        self.element.find('driver').set('type', 'raw')
 
     def set_backing_store(self, path, backing_format):
         """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.

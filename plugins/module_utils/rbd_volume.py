@@ -78,8 +78,11 @@ class RbdPool:
             self.cluster.shutdown()
             self.ioctx = self.cluster = None
 
+    def list(self):
+        return rbd.RBD().list(self.open().ioctx)
+
     def exists(self, name):
-        return name in rbd.RBD().list(self.open().ioctx)
+        return name in self.list()
 
     def read_metadata(self, name):
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:

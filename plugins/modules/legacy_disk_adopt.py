@@ -26,8 +26,16 @@ description:
     C(docs/adoption.md) for what each Nova operation does afterwards.
   - Crash safe. Every step is journalled in O(state_dir) before it runs and a rerun resumes; a host lock
     serialises runs.
-  - This version adopts instances with file disks into file pools; running instances are skipped unless
+  - Into a file pool (dir, fs, netfs) adoption is complete in one run; running instances are skipped unless
     O(running=live).
+  - "Into an rbd pool it is a two-phase host cutover, because Nova's C(images_type) is host-wide. The first
+    run imports every shut-off instance's disks as raw images C(<ceph pool>/<uuid>_<name>) (an overlay is
+    flattened with its C(_base) file), compares each with its source, records it (image-meta), and points
+    the domain at them as C(<disk type='network' protocol='rbd'>) with the pool's Ceph auth. The legacy
+    files stay. After nova.conf holds the values in RV(nova_conf_settings) and nova-compute restarted, a
+    run with O(finalize=true) removes the legacy files (only those unchanged since their import)."
+  - Instances already on the rbd pool (a host that ran with C(images_type=rbd)) need no move; their images
+    only gain a record.
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -55,6 +63,8 @@ options:
     description:
       - V(file) points each disk at the volume's path (C(<disk type='file'>)), which a legacy-configured Nova
         can still snapshot; V(volume) gives C(<disk type='volume'>).
+      - Ignored for an rbd disks pool, whose disks are always C(<disk type='network'>) (libvirt cannot start a
+        volume disk of an rbd pool).
     type: str
     choices: [file, volume]
     default: file
@@ -81,6 +91,20 @@ options:
       a cold migration would lose the disks).
     type: bool
     default: false
+  finalize:
+    description:
+      - rbd disks pool only. Remove the legacy files of instances already imported. Refused unless
+        O(nova_conf) holds the values of RV(nova_conf_settings) (a host still on file disks would otherwise
+        regenerate domains pointing at removed files). A legacy file whose size or mtime changed since its
+        import is never removed; its instance is reported as skipped.
+    type: bool
+    default: false
+  ceph_keyring:
+    description:
+      - rbd disks pool only. A keyring on the managed host with the key of the pool's C(source.auth) user;
+        librbd and qemu-img read it (the key never appears on a command line).
+      - Defaults to C(/etc/ceph/ceph.client.<user>.keyring).
+    type: path
   state_dir:
     description: Where the journal and the host lock live.
     type: path
@@ -95,6 +119,18 @@ EXAMPLES = r'''
 - name: Adopt every shut-off instance of this compute host
   storagepools.libvirt.legacy_disk_adopt:
   register: adoption
+
+- name: Import every shut-off instance into the rbd pool (phase 1 of an rbd cutover)
+  storagepools.libvirt.legacy_disk_adopt:
+    disks_pool: nova-disks-pool
+    ceph_keyring: /etc/ceph/ceph.client.nova.keyring
+  register: imported
+
+- name: After nova.conf holds imported.nova_conf_settings and nova-compute restarted, remove the legacy files
+  storagepools.libvirt.legacy_disk_adopt:
+    disks_pool: nova-disks-pool
+    ceph_keyring: /etc/ceph/ceph.client.nova.keyring
+    finalize: true
 
 - name: Adopt two instances, with volume disks
   storagepools.libvirt.legacy_disk_adopt:
@@ -128,18 +164,32 @@ instances:
           description: The legacy path (now a symlink to the volume).
           type: str
         to:
-          description: The volume's path in the disks pool.
+          description: The volume's path in the disks pool (C(<ceph pool>/<image>) on rbd).
           type: str
         method:
           description: V(rename) (same filesystem, nothing copied), V(copy) (copied, verified, then the source
-            removed) or V(live-copy) (block copy of a running guest, then pivot).
+            removed), V(live-copy) (block copy of a running guest, then pivot) or V(rbd-import) (a raw rbd
+            image of the guest's view, compared with its source).
           type: str
         format:
-          description: The disk's format, from disk.info and the domain.
+          description: The legacy disk's format, from disk.info and the domain (rbd images are always raw).
           type: str
     domain_diff:
       description: Unified diff of the domain's inactive XML before and after.
       type: str
+    removed:
+      description: rbd disks pool with O(finalize=true) only. The legacy files removed.
+      type: list
+      elements: str
+nova_conf_settings:
+  description:
+    - rbd disks pool only. The nova.conf values under which Nova regenerates exactly the disks the cutover
+      wrote, per section. Set them (and restart nova-compute) before the O(finalize=true) run.
+  returned: when the disks pool is an rbd pool
+  type: dict
+  sample:
+    libvirt: {images_type: rbd, images_rbd_pool: vms, rbd_user: nova, rbd_secret_uuid: 4a5e...}
+    DEFAULT: {force_raw_images: 'True'}
 summary:
   description: How many instances ended in each result.
   returned: success
@@ -159,8 +209,11 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
     open_connection,
     run_module,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils.cutover import RbdCutover
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import HostLock
+from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import FILE_POOL_TYPES
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint
 
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
 
@@ -188,14 +241,36 @@ def adopt_one(adopter, instance_uuid):
     return {'result': 'failed', 'reason': reason, 'disks': [], 'domain_diff': None}
 
 
-def run(module):
-    params = module.params
+def adopter_for(conn, params, check_mode):
+    """The Adopter (file pools) or the RbdCutover (rbd pool) for the disks pool's type."""
+    pool = Endpoint(conn, params['disks_pool'], 'disks_pool')
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
+    if pool.type == 'rbd':
+        if params['running'] == 'live':
+            raise StoragePoolsError('running: live copies into file pools; the rbd cutover imports shut-off '
+                                    'instances')
+        cutover = RbdCutover(conn, params['instances_path'], pool, params['state_dir'], nova_conf, check_mode,
+                             params['ceph_keyring'], params['finalize'])
+        if params['finalize']:
+            cutover.check_nova_conf()
+        return cutover
+    if pool.type not in FILE_POOL_TYPES:
+        raise StoragePoolsError("disks_pool: '%s' is a %s pool; this version adopts into dir, fs, netfs and rbd "
+                                "pools" % (params['disks_pool'], pool.type))
+    if params['finalize']:
+        raise StoragePoolsError('finalize: only an rbd disks pool has a second phase; adoption into a file pool '
+                                'is complete in one run')
     if nova_conf.remote_filesystem_transport == 'rsync' and not params['force']:
         raise StoragePoolsError(
             'force: %s sets [libvirt] remote_filesystem_transport=rsync; rsync skips symlinks, so a cold '
             'migration or resize of an adopted instance would lose its disks. Switch it to ssh, or set force '
             'to adopt anyway' % params['nova_conf'])
+    return Adopter(conn, params['instances_path'], pool, params['cache_pool'], params['disk_type'],
+                   params['state_dir'], nova_conf, check_mode, params['running'], params['live_timeout'])
+
+
+def run(module):
+    params = module.params
     uuids = instance_list(params)
     if module.check_mode:
         lock = contextlib.nullcontext()
@@ -203,21 +278,28 @@ def run(module):
         os.makedirs(params['state_dir'], mode=0o700, exist_ok=True)
         lock = HostLock(params['state_dir'], params['lock_timeout'])
     conn = open_connection(params['uri'])
+    settings = None
     try:
-        adopter = Adopter(conn, params['instances_path'], params['disks_pool'], params['cache_pool'],
-                          params['disk_type'], params['state_dir'], nova_conf, module.check_mode,
-                          params['running'], params['live_timeout'])
+        adopter = adopter_for(conn, params, module.check_mode)
+        if isinstance(adopter, RbdCutover):
+            settings = adopter.nova_settings()
         results = {}
-        with lock:
-            for instance_uuid in uuids:
-                results[instance_uuid] = adopt_one(adopter, instance_uuid)
+        try:
+            with lock:
+                for instance_uuid in uuids:
+                    results[instance_uuid] = adopt_one(adopter, instance_uuid)
+        finally:
+            if isinstance(adopter, RbdCutover):
+                adopter.close()
     finally:
         conn.close()
     summary = dict((name, sum(1 for result in results.values() if result['result'] == name)) for name in RESULTS)
+    outcome = dict(changed=summary['adopted'] > 0, instances=results, summary=summary)
+    if settings is not None:
+        outcome['nova_conf_settings'] = settings
     if summary['failed']:
-        raise StoragePoolsError('%(failed)d instance(s) failed; see instances' % summary,
-                                changed=summary['adopted'] > 0, instances=results, summary=summary)
-    return dict(changed=summary['adopted'] > 0, instances=results, summary=summary)
+        raise StoragePoolsError('%(failed)d instance(s) failed; see instances' % summary, **outcome)
+    return outcome
 
 
 def main():
@@ -232,6 +314,8 @@ def main():
             live_timeout=dict(type='int', default=3600),
             nova_conf=dict(type='path', default='/etc/nova/nova.conf'),
             force=dict(type='bool', default=False),
+            finalize=dict(type='bool', default=False),
+            ceph_keyring=dict(type='path'),
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
             lock_timeout=dict(type='int', default=600),
             uri=dict(type='str', default='qemu:///system'),

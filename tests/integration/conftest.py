@@ -13,6 +13,7 @@ process reading its arguments from a JSON file.
 from __future__ import annotations
 
 import glob
+import hashlib
 import itertools
 import json
 import os
@@ -74,6 +75,15 @@ def run_module(module, args, check=False, diff=False, env=None):
     result.stderr = proc.stderr
     assert 'exception' not in result, result['exception']
     return result
+
+
+def start_module(module, args, env=None):
+    """Start ``module`` as a process a test may SIGKILL: the Popen (text pipes)."""
+    args_file = os.path.join(scratch_root(), 'args-%s-%d.json' % (RUN_ID, next(_counter)))
+    with open(args_file, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+    return subprocess.Popen([sys.executable, '-m', MODULES + module, args_file], env=module_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def scratch_root():
@@ -245,6 +255,28 @@ class CephCluster:
     def rbd_ls(self):
         return self.admin('ls', self.pool, tool='rbd').split()
 
+    def image_sha256(self, image, scratch):
+        """sha256 of an image's whole content (rbd export into ``scratch``)."""
+        out = os.path.join(scratch, 'export-' + image)
+        self.admin('export', '%s/%s' % (self.pool, image), out, tool='rbd')
+        digest = hashlib.sha256()
+        with open(out, 'rb') as handle:
+            for block in iter(lambda: handle.read(1 << 20), b''):
+                digest.update(block)
+        os.unlink(out)
+        return digest.hexdigest()
+
+    def remove_images(self, prefix):
+        """Remove this test's images (names starting with ``prefix``), snapshots first."""
+        for image in self.rbd_ls():
+            if image.startswith(prefix):
+                spec = '%s/%s' % (self.pool, image)
+                for snap in json.loads(self.admin('snap', 'ls', spec, '--format=json', tool='rbd')):
+                    if snap.get('protected') == 'true':
+                        self.admin('snap', 'unprotect', '%s@%s' % (spec, snap['name']), tool='rbd')
+                self.admin('snap', 'purge', spec, tool='rbd')
+                self.admin('rm', spec, tool='rbd')
+
 
 @pytest.fixture(scope='session')
 def ceph():
@@ -260,6 +292,16 @@ def ceph():
     yield CephCluster(directory)
     subprocess.run([script, 'stop', directory], capture_output=True, check=False)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def ceph_user(ceph, secrets):
+    """A fresh cephx user and the libvirt secret holding its key: (user, key, keyring, usage, uuid)."""
+    user, key, keyring = ceph.new_user()
+    usage = secrets.new_usage(user)
+    made = run_module('rbd_pool_secret', dict(user=user, key=key, usage=usage))
+    assert made['changed'] is True, made
+    return user, key, keyring, usage, made['secret']['uuid']
 
 
 # -- the collection as operators get it: built, installed, run by ansible-playbook --

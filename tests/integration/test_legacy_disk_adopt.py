@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import MODULES, REPO, libvirt, module_env, run_module
+from conftest import REPO, libvirt, module_env, run_module, start_module
 from nova_host import NovaHost
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
@@ -274,11 +274,7 @@ def adopt_process(host, env):
     """Start the module as a process (it may be SIGKILLed): Popen."""
     args = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
                 state_dir=host.state_dir, nova_conf=host.nova_conf)
-    path = os.path.join(host.root, 'args-%d.json' % len(os.listdir(host.root)))
-    with open(path, 'w') as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    return subprocess.Popen([sys.executable, '-m', MODULES + 'legacy_disk_adopt', path], env=module_env(env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_module('legacy_disk_adopt', args, env)
 
 
 @pytest.mark.parametrize('step', ['register:1', 'link:1', 'record:1', 'swap:1', 'register:2', 'link:2',
@@ -394,11 +390,8 @@ def test_sigkill_during_a_live_adoption_then_rerun_converges(conn, host, step):
         pid = qemu_pid(domain)
         args = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
                     state_dir=host.state_dir, nova_conf=host.nova_conf, running='live')
-        path = os.path.join(host.root, 'live-args.json')
-        with open(path, 'w') as handle:
-            json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-        killed = subprocess.run([sys.executable, '-m', MODULES + 'legacy_disk_adopt', path], capture_output=True,
-                                env=module_env({'STORAGEPOOLS_KILL_AT': step}), check=False)
+        killed = start_module('legacy_disk_adopt', args, {'STORAGEPOOLS_KILL_AT': step})
+        killed.communicate()
         assert killed.returncode == -9, 'the module was not killed at %s' % step
         result = adopt(host, running='live')
         assert result['instances'][instance]['result'] in ('adopted', 'already_adopted'), result

@@ -47,16 +47,6 @@ def rbd_pool_args(ceph, name, user, secret_uuid, **extra):
     return args
 
 
-@pytest.fixture
-def ceph_user(ceph, secrets):
-    """A fresh cephx user and the libvirt secret holding its key: (user, key, keyring, usage, uuid)."""
-    user, key, keyring = ceph.new_user()
-    usage = secrets.new_usage(user)
-    made = secret(user=user, key=key, usage=usage)
-    assert made['changed'] is True, made
-    return user, key, keyring, usage, made['secret']['uuid']
-
-
 def test_secret_lifecycle_with_key_rotation(conn, ceph, pools, secrets):
     user, key, _keyring = ceph.new_user()
     usage = secrets.new_usage(user)

@@ -76,3 +76,24 @@ def test_edits_are_idempotent_on_an_already_edited_document():
 def test_block_copy_destination_names_its_format():
     xml = DomainDocument.disk_source_xml('/var/lib/nova/disks/u_disk', 'qcow2')
     assert xml == '<disk type="file"><driver type="qcow2"/><source file="/var/lib/nova/disks/u_disk"/></disk>'
+
+
+def test_point_at_rbd_writes_a_raw_network_disk_with_auth_and_no_chain():
+    document = DomainDocument(DOMAIN)
+    disk = document.disk('vda')
+    disk.set_backing_store('/var/lib/nova/instances/_base/abc', 'raw')
+    disk.point_at_rbd('vms/u_disk', [('10.0.0.1', '6789'), ('10.0.0.2', None)], 'nova', '4a5e-uuid')
+    assert disk.type == 'network' and disk.rbd_image == 'vms/u_disk' and disk.driver_format == 'raw'
+    assert disk.source_file is None and disk.element.find('backingStore') is None
+    source = disk.element.find('source')
+    assert source.get('protocol') == 'rbd' and 'file' not in source.attrib
+    assert [(host.get('name'), host.get('port')) for host in source] == [('10.0.0.1', '6789'), ('10.0.0.2', None)]
+    auth = disk.element.find('auth')
+    assert auth.get('username') == 'nova'
+    assert (auth.find('secret').get('type'), auth.find('secret').get('uuid')) == ('ceph', '4a5e-uuid')
+    assert [child.tag for child in disk.element] == ['driver', 'source', 'auth', 'target', 'address']
+    # everything outside the disk is as it was; the other disk too
+    assert document.disk('sda').source_file.endswith('/disk.config')
+    once = document.to_xml()
+    disk.point_at_rbd('vms/u_disk', [('10.0.0.1', '6789'), ('10.0.0.2', None)], 'nova', '4a5e-uuid')
+    assert document.to_xml() == once

@@ -1,0 +1,296 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The two-phase cutover of a host's file-disk instances to an rbd pool (docs/adoption.md).
+
+Nova's ``images_type`` is host-wide: once it says rbd, every domain Nova
+regenerates points at ``<pool>/<uuid>_<name>``, and before that, at the
+legacy files. So a host moves in two runs:
+
+1. import (``finalize: false``), per shut-off instance and disk: a raw rbd
+   image ``<uuid>_<name>`` holding the guest's view (an overlay flattened
+   with its ``_base`` file, formats explicit), compared with its source,
+   then recorded (image-meta, including the legacy file's size and mtime);
+   then the domain's own XML gets network disks with Ceph auth, nothing
+   else changes. The legacy files stay, untouched, so a host whose
+   nova.conf still says qcow2 keeps working on them.
+2. finalize (``finalize: true``), after nova.conf says rbd: the legacy
+   files are removed, but only those whose size and mtime still match
+   what was imported (else the instance is reported and nothing goes).
+
+Every step is journalled; a killed import is recognised (its record says
+``adopting``, or the journal shows the image was being made) and redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import metadata, nova_layout, rbd_volume, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import load_domain, virtual_size
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_text, libvirt
+from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import run_tool
+
+
+def _file_identity(path):
+    info = os.stat(path)
+    return {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
+
+
+class RbdCutover:
+    """Import and finalize for one host, onto the Ceph pool behind the libvirt rbd pool ``pool``."""
+
+    def __init__(self, conn, instances_path, pool, state_dir, nova_conf, check_mode, ceph_keyring, finalize):
+        self.conn = conn
+        self.instances_path = os.path.normpath(instances_path)
+        self.pool = pool
+        self.rbd = rbd_volume.RbdPool(pool.definition, ceph_keyring)
+        self.nova_conf = nova_conf
+        self.check_mode = check_mode
+        self.finalize = finalize
+        self.journal = Journal(state_dir, readonly=check_mode)
+        self._images = None
+        self._records = {}
+        self.hosts = [(host.get('name'), host.get('port')) for host in pool.definition.findall('source/host')]
+        self.user, self.secret_uuid = self._auth(conn, pool)
+
+    @staticmethod
+    def _auth(conn, pool):
+        auth = pool.definition.find('source/auth')
+        secret = auth.find('secret') if auth is not None else None
+        if secret is None:
+            raise StoragePoolsError("disks_pool: rbd pool '%s' has no <auth>; Nova's rbd disks need a cephx user "
+                                    "and a libvirt secret (rbd_pool_secret, virt_pool_ensure source.auth)" % pool.name)
+        if secret.get('uuid'):
+            return auth.get('username'), secret.get('uuid')
+        try:
+            found = conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, secret.get('usage'))
+        except libvirt.libvirtError as exc:
+            raise StoragePoolsError("disks_pool: the secret of rbd pool '%s' (usage %s) cannot be found"
+                                    % (pool.name, secret.get('usage')), libvirt_error=error_text(exc))
+        return auth.get('username'), found.UUIDString()
+
+    def close(self):
+        self.rbd.close()
+
+    # -- nova.conf ----------------------------------------------------------
+
+    def nova_settings(self):
+        """The nova.conf values under which Nova regenerates exactly the disks this cutover writes."""
+        return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.rbd.ceph_pool,
+                            'rbd_user': self.user, 'rbd_secret_uuid': self.secret_uuid},
+                'DEFAULT': {'force_raw_images': 'True'}}
+
+    def check_nova_conf(self):
+        """finalize only after nova.conf is switched: else a hard reboot would want the removed files."""
+        if not self.nova_conf.found:
+            raise StoragePoolsError('finalize: %s does not exist, so nothing shows that Nova uses rbd yet; '
+                                    'the legacy files stay' % self.nova_conf.path)
+        wrong = []
+        for section, values in self.nova_settings().items():
+            for key, value in values.items():
+                current = self.nova_conf.get(section, key)
+                if key == 'force_raw_images':
+                    ok = self.nova_conf.force_raw_images
+                else:
+                    ok = current == value
+                if not ok:
+                    wrong.append('[%s] %s = %s (it says %s)' % (section, key, value, current))
+        if wrong:
+            raise StoragePoolsError('finalize: %s is not switched to the rbd pool yet; set %s and restart '
+                                    'nova-compute, then finalize. The legacy files stay until then'
+                                    % (self.nova_conf.path, '; '.join(wrong)))
+
+    # -- one instance -------------------------------------------------------
+
+    def adopt(self, instance_uuid):
+        directory = os.path.join(self.instances_path, instance_uuid)
+        result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None, 'removed': []}
+        loaded = load_domain(self.conn, instance_uuid, allow_running=self.finalize)
+        if 'result' in loaded:
+            return dict(result, **loaded)
+        document, before_xml = loaded['document'], loaded['xml']
+        try:
+            disks = nova_layout.legacy_disks(instance_uuid, directory, document, self.instances_path,
+                                             self.nova_conf, pool_dir='')
+        except nova_layout.Skip as exc:
+            return dict(result, result='skipped', reason=str(exc))
+        if loaded['live'] and disks:
+            return dict(result, result='skipped', reason='the domain is running on its legacy files; shut it '
+                                                          'off, import, then finalize')
+        imports = []
+        for legacy in disks:
+            image = '%s_%s' % (instance_uuid, legacy.name)
+            state, record = self._image_state(instance_uuid, image, legacy)
+            if state == 'foreign':
+                return dict(result, result='skipped', reason="the disks pool already has a volume '%s' with other "
+                                                             "data" % image)
+            if state == 'changed':
+                return dict(result, result='skipped', reason=(
+                    "%s changed after its import into rbd image '%s' (was the instance started on its legacy "
+                    "files?); nothing was done. Remove that image to import the disk again"
+                    % (legacy.legacy_path, image)))
+            imports.append((legacy, image, state))
+        after = document.copy()
+        for legacy, image, _state in imports:
+            after.disk(legacy.target).point_at_rbd('%s/%s' % (self.rbd.ceph_pool, image), self.hosts, self.user,
+                                                   self.secret_uuid)
+        after_xml = after.to_xml()
+        domain_changes = after_xml != document.to_xml()
+        removals = self._removals(instance_uuid, after) if self.finalize else []
+        if isinstance(removals, dict):
+            return dict(result, **removals)
+        stale_info = self._stale_disk_info(directory, instance_uuid, after, removals) if self.finalize else {}
+        if loaded['live'] and removals:
+            in_use = set(disk.source_file for disk in DomainDocument(loaded['domain'].XMLDesc(0)).disks())
+            if in_use.intersection(path for path, _image in removals):
+                return dict(result, result='skipped', reason='the running domain still uses its legacy files; '
+                                                             'finalize leaves them')
+        unrecorded = self._unrecorded(instance_uuid, after)
+        result['disks'] = [{'name': legacy.name, 'from': legacy.legacy_path,
+                            'to': '%s/%s' % (self.rbd.ceph_pool, image), 'method': 'rbd-import',
+                            'format': legacy.format} for legacy, image, state in imports if state != 'done']
+        result['removed'] = [path for path, _name in removals]
+        result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
+        if not (result['disks'] or domain_changes or removals or unrecorded or stale_info):
+            return dict(result, result='already_adopted', domain_diff=None)
+        if self.check_mode:
+            return dict(result, result='adopted')
+        for legacy, image, state in imports:
+            if state != 'done':
+                self._import(instance_uuid, legacy, image, state)
+        for image, record in unrecorded:
+            self.journal.step(instance_uuid, 'record', disk=image)
+            self._write_record(image, record)
+        if domain_changes:
+            self.journal.step(instance_uuid, 'domain')
+            self.conn.defineXML(after_xml)
+        for path, image in removals:
+            self.journal.step(instance_uuid, 'remove', disk=image)
+            os.unlink(path)
+        if stale_info:
+            self.journal.step(instance_uuid, 'disk_info')
+            disk_info = os.path.join(directory, nova_layout.DISK_INFO)
+            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644, like=disk_info)
+        self.journal.finish(instance_uuid, 'adopted')
+        return dict(result, result='adopted')
+
+    def _exists(self, image):
+        if self._images is None:  # one listing per run: a rerun over a whole host stays fast
+            self._images = set(self.rbd.list())
+        return image in self._images
+
+    def _recorded(self, image):
+        """An image's record, read once per run (writes go through _write_record)."""
+        if image not in self._records:
+            self._records[image] = self.rbd.read_metadata(image)
+        return self._records[image]
+
+    def _write_record(self, image, record):
+        self.rbd.write_metadata(image, record)
+        self._records[image] = record
+
+    def _image_state(self, instance_uuid, image, legacy):
+        """absent | redo (a killed import) | done | changed (legacy differs since) | foreign; and the record."""
+        if not self._exists(image):
+            return 'absent', None
+        record = self._recorded(image)
+        if record is None or record.get('source', {}).get('path') != legacy.legacy_path:
+            if record is None and self.journal.started(instance_uuid, 'import', disk=legacy.name):
+                return 'redo', record  # killed between creating the image and recording it
+            return 'foreign', record
+        if record.get('adopting'):
+            return 'redo', record
+        if record.get('imported_from') != _file_identity(legacy.legacy_path):
+            return 'changed', record
+        return 'done', record
+
+    def _import(self, instance_uuid, legacy, image, state):
+        key = instance_uuid
+        if state == 'redo':
+            self.journal.step(key, 'discard', disk=legacy.name)
+            self.rbd.remove(image)
+            self._images.discard(image)
+            self._records.pop(image, None)
+        if legacy.needs_backing_format:  # header only: qemu then never probes the base
+            self.journal.step(key, 'rebase', disk=legacy.name)
+            run_tool(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', legacy.backing, '-F', legacy.backing_format,
+                      legacy.legacy_path], option='disks_pool')
+        identity = _file_identity(legacy.legacy_path)
+        size = virtual_size(legacy.legacy_path, legacy.format)
+        self.journal.step(key, 'import', disk=legacy.name)
+        self.rbd.create(image, size)
+        self._images.add(image)
+        record = self._record(legacy, size)
+        self._write_record(image, dict(record, adopting=identity))
+        if legacy.format == 'raw':
+            self.rbd.write_raw_file(image, legacy.legacy_path)
+        else:  # the overlay flattened with its base: the backing format is in the header
+            run_tool(['qemu-img', 'convert', '-n', '-f', legacy.format, '-O', 'raw', legacy.legacy_path,
+                      self.rbd.qemu_target(image)], option='disks_pool')
+        self.journal.step(key, 'verify', disk=legacy.name)
+        run_tool(['qemu-img', 'compare', '-q', '-f', legacy.format, '-F', 'raw', legacy.legacy_path,
+                  self.rbd.qemu_target(image)], option='verify')
+        self.journal.step(key, 'record', disk=legacy.name)
+        self._write_record(image, dict(record, imported_from=identity))
+
+    def _record(self, legacy, size):
+        source = {'path': legacy.legacy_path, 'instance_uuid': os.path.basename(os.path.dirname(legacy.legacy_path)),
+                  'format': legacy.format}
+        if legacy.backing:
+            source['flattened_from'] = {'path': legacy.backing, 'format': legacy.backing_format}
+        return metadata.make_record('raw', size, source, method='rbd-import')
+
+    def _rbd_disks(self, instance_uuid, document):
+        """(disk, image name) of the domain's disks on ``<ceph pool>/<uuid>_*``."""
+        prefix = '%s/%s_' % (self.rbd.ceph_pool, instance_uuid)
+        return [(disk, disk.rbd_image.split('/', 1)[1]) for disk in document.disks()
+                if (disk.rbd_image or '').startswith(prefix)]
+
+    def _unrecorded(self, instance_uuid, document):
+        """Images of an instance already on rbd (Nova's images_type=rbd) that have no record yet: only the
+        record is written; the domain already points at them."""
+        missing = []
+        for _disk, image in self._rbd_disks(instance_uuid, document):
+            if not self._exists(image):
+                continue  # this run imports it (or the domain names an image that is gone: not ours to fix)
+            if self._recorded(image) is None:
+                source = {'instance_uuid': instance_uuid, 'rbd': '%s/%s' % (self.rbd.ceph_pool, image)}
+                missing.append((image, metadata.make_record('raw', self.rbd.size(image), source, method='in-place')))
+        return missing
+
+    def _removals(self, instance_uuid, document):
+        """Legacy files finalize may remove: [(path, disk name)], or a skip result when one changed since."""
+        removals = []
+        for _disk, image in self._rbd_disks(instance_uuid, document):
+            if not self._exists(image):
+                continue
+            record = self._recorded(image) or {}
+            path = (record.get('source') or {}).get('path')
+            if not path or record.get('adopting') or not os.path.lexists(path):
+                continue
+            if not os.path.isfile(path) or os.path.islink(path):
+                return {'result': 'skipped', 'reason': '%s is no longer the imported file; finalize leaves it' % path}
+            if record.get('imported_from') != _file_identity(path):
+                return {'result': 'skipped', 'reason': (
+                    "%s changed after its import into rbd image '%s'; finalize removes nothing of this instance. "
+                    "Check which holds the guest's data" % (path, image))}
+            removals.append((path, image))
+        return removals
+
+    def _stale_disk_info(self, directory, instance_uuid, document, removals):
+        """{kept: disk.info without the imported legacy paths that are (or are about to be) gone}, or {}."""
+        info = nova_layout.read_disk_info(directory)
+        going = set(path for path, _image in removals)
+        for _disk, image in self._rbd_disks(instance_uuid, document):
+            if self._exists(image):
+                path = ((self._recorded(image) or {}).get('source') or {}).get('path')
+                if path and not os.path.lexists(path):
+                    going.add(path)
+        kept = dict((path, fmt) for path, fmt in info.items() if path not in going)
+        return {'kept': kept} if kept != info else {}

@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""legacy_disk_adopt into an rbd pool: the two-phase host cutover, on real Ceph and the real libvirtd."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import libvirt, run_module, start_module
+from nova_host import NovaHost
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+
+XML_FLAGS = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+IMPORT_STEPS = ['import', 'verify', 'record', 'domain']
+FINALIZE_STEPS = ['remove', 'disk_info']
+
+
+@pytest.fixture
+def host(conn, pools, workdir, ceph, ceph_user):
+    """A fake legacy Nova host and an rbd disks pool on the test Ceph with its own cephx user."""
+    user, _key, keyring, _usage, secret_uuid = ceph_user
+    nova = NovaHost(conn, os.path.join(workdir, 'nova'), pools.new())
+    nova.rbd_pool, nova.keyring, nova.user, nova.secret_uuid = pools.new(), keyring, user, secret_uuid
+    nova.state_dir = os.path.join(workdir, 'state')
+    made = run_module('virt_pool_ensure', dict(
+        name=nova.rbd_pool, type='rbd', connect_timeout=5, autostart=False,
+        source={'name': ceph.pool, 'host': [ceph.mon], 'auth': {'username': user, 'secret_uuid': secret_uuid}}))
+    assert not made.get('failed'), made
+    yield nova
+    nova.cleanup()
+    for instance in nova.domain_uuids:
+        ceph.remove_images(instance)
+
+
+def adopt(host, check=False, env=None, **args):
+    params = dict(instances_path=host.instances, disks_pool=host.rbd_pool, ceph_keyring=host.keyring,
+                  state_dir=host.state_dir, nova_conf=host.nova_conf)
+    params.update(args)
+    return run_module('legacy_disk_adopt', params, check=check, env=env)
+
+
+def switch_nova_conf(host, settings):
+    lines = []
+    for section, values in settings.items():
+        lines.append('[%s]' % section)
+        lines.extend('%s = %s' % item for item in values.items())
+    with open(host.nova_conf, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+
+
+def without_disk_sources(xml):
+    """The domain with every disk's type, source, backingStore, auth and driver format removed."""
+    root = xml_tree.parse(xml)
+    for disk in root.findall('devices/disk'):
+        disk.attrib.pop('type', None)
+        disk.find('driver').attrib.pop('type', None)
+        for tag in ('source', 'backingStore', 'auth'):
+            for node in disk.findall(tag):
+                disk.remove(node)
+    return xml_tree.to_string(root)
+
+
+def rbd_checksums(ceph, instance, names, scratch):
+    return {name: ceph.image_sha256('%s_%s' % (instance, name), scratch) for name in names}
+
+
+def test_rbd_cutover_imports_then_finalize_removes_the_legacy_files(conn, ceph, host, workdir):
+    instances = [host.instance(), host.instance(config=False)]
+    before = {instance: host.checksums(instance) for instance in instances}
+    before_xml = {instance: conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) for instance in instances}
+    legacy = {instance: host.disk_paths(instance) for instance in instances}
+
+    check = adopt(host, check=True)
+    assert check['changed'] is True and check['summary']['adopted'] == 2, check
+    assert not any(image.startswith(tuple(instances)) for image in ceph.rbd_ls()), 'check mode imported'
+
+    result = adopt(host)
+    assert result['changed'] is True and result['summary']['adopted'] == 2, result
+    assert result['nova_conf_settings'] == {
+        'libvirt': {'images_type': 'rbd', 'images_rbd_pool': ceph.pool, 'rbd_user': host.user,
+                    'rbd_secret_uuid': host.secret_uuid},
+        'DEFAULT': {'force_raw_images': 'True'}}
+    for instance in instances:
+        outcome = result['instances'][instance]
+        assert {disk['name']: (disk['method'], disk['to']) for disk in outcome['disks']} == {
+            name: ('rbd-import', '%s/%s_%s' % (ceph.pool, instance, name)) for name in legacy[instance]}
+        # the images hold the guest's view: the overlay flattened with its base
+        assert rbd_checksums(ceph, instance, legacy[instance], workdir) == before[instance]
+        record = json.loads(ceph.admin('image-meta', 'get', '%s/%s_disk' % (ceph.pool, instance),
+                                       'user.storagepools.libvirt', tool='rbd'))
+        assert record['format'] == 'raw' and record['virtual_size'] == 32 * 1024 * 1024
+        assert record['source']['flattened_from'] == {'path': host.base, 'format': 'raw'}
+        assert 'adopting' not in record and record['imported_from']['size'] == os.stat(legacy[instance]['disk']).st_size
+        # the domain: network disks with auth, raw; everything else as libvirt wrote it
+        after_xml = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)
+        assert without_disk_sources(after_xml) == without_disk_sources(before_xml[instance])
+        for disk in xml_tree.parse(after_xml).findall('devices/disk'):
+            assert disk.get('type') == 'network' and disk.find('driver').get('type') == 'raw'
+            source = disk.find('source')
+            assert source.get('protocol') == 'rbd' and source.get('name').startswith('%s/%s_' % (ceph.pool, instance))
+            assert source.find('host').get('name') == ceph.mon['name']
+            assert disk.find('auth').get('username') == host.user
+            assert disk.find('auth/secret').get('uuid') == host.secret_uuid
+            assert disk.find('backingStore') is None
+        # phase 1 keeps the legacy files as they were
+        assert host.checksums(instance) == before[instance]
+        assert all(os.path.isfile(path) and not os.path.islink(path) for path in legacy[instance].values())
+
+    # the domain starts on its rbd disks (qemu opens them through Ceph with the secret)
+    domain = conn.lookupByUUIDString(instances[0])
+    domain.create()
+    try:
+        live = domain.XMLDesc(0)
+        assert "protocol='rbd'" in live and legacy[instances[0]]['disk'] not in live
+    finally:
+        domain.destroy()
+
+    for rerun in (adopt(host), adopt(host, check=True)):
+        assert rerun['changed'] is False and rerun['summary']['already_adopted'] == 2, rerun
+
+    refused = adopt(host, finalize=True)
+    assert refused['failed'] is True and refused['msg'].startswith('finalize: ') and 'images_type = rbd' in refused['msg']
+    assert all(os.path.isfile(path) for paths in legacy.values() for path in paths.values())
+
+    switch_nova_conf(host, result['nova_conf_settings'])
+    check = adopt(host, check=True, finalize=True)
+    assert check['changed'] is True and sorted(check['instances'][instances[0]]['removed']) == sorted(
+        legacy[instances[0]].values())
+    assert all(os.path.isfile(path) for paths in legacy.values() for path in paths.values())
+
+    final = adopt(host, finalize=True)
+    assert final['changed'] is True and final['summary']['adopted'] == 2, final
+    for instance in instances:
+        directory = os.path.join(host.instances, instance)
+        assert not any(os.path.lexists(path) for path in legacy[instance].values())
+        assert os.path.exists(os.path.join(directory, 'console.log'))
+        with open(os.path.join(directory, 'disk.info')) as handle:
+            assert json.load(handle) == {}
+        assert rbd_checksums(ceph, instance, legacy[instance], workdir) == before[instance]
+    assert os.path.isfile(host.base), 'finalize removed a _base file'
+    assert adopt(host, finalize=True)['changed'] is False
+
+
+def test_finalize_keeps_a_legacy_file_that_changed_after_its_import(conn, ceph, host):
+    instance, other = host.instance(), host.instance()
+    assert adopt(host)['summary']['adopted'] == 2
+    local = host.disk_paths(instance)['disk.local']
+    with open(local, 'r+b') as handle:  # as if Nova had started the instance on its legacy files
+        handle.write(b'written after the import')
+    switch_nova_conf(host, adopt(host)['nova_conf_settings'])
+    result = adopt(host, finalize=True)
+    outcome = result['instances'][instance]
+    assert outcome['result'] == 'skipped' and 'changed after its import' in outcome['reason']
+    assert all(os.path.isfile(path) for path in host.disk_paths(instance).values())
+    assert result['instances'][other]['result'] == 'adopted'
+    assert not host.disk_paths(other)
+
+
+def test_an_image_name_taken_by_other_data_is_refused(conn, ceph, host, workdir):
+    instance = host.instance()
+    ceph.admin('create', '--size', '1M', '%s/%s_disk.local' % (ceph.pool, instance), tool='rbd')
+    before_xml = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)
+    result = adopt(host)
+    outcome = result['instances'][instance]
+    assert outcome['result'] == 'skipped' and "'%s_disk.local' with other data" % instance in outcome['reason']
+    assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == before_xml
+    assert sorted(image for image in ceph.rbd_ls() if image.startswith(instance)) == ['%s_disk.local' % instance]
+
+
+def test_an_instance_already_on_rbd_only_gains_a_record(conn, ceph, host, workdir):
+    """A host that ran Nova with images_type=rbd: the domain already names the images."""
+    instance = host.instance(config=False)
+    assert adopt(host)['instances'][instance]['result'] == 'adopted'
+    image = '%s/%s_disk' % (ceph.pool, instance)
+    ceph.admin('image-meta', 'remove', image, 'user.storagepools.libvirt', tool='rbd')
+    result = adopt(host)
+    assert result['changed'] is True and result['instances'][instance]['result'] == 'adopted'
+    assert result['instances'][instance]['disks'] == []
+    record = json.loads(ceph.admin('image-meta', 'get', image, 'user.storagepools.libvirt', tool='rbd'))
+    assert record['method'] == 'in-place' and record['source'] == {'instance_uuid': instance, 'rbd': image}
+    assert adopt(host)['changed'] is False
+
+
+def adopt_process(host, env, **args):
+    params = dict(instances_path=host.instances, disks_pool=host.rbd_pool, ceph_keyring=host.keyring,
+                  state_dir=host.state_dir, nova_conf=host.nova_conf, **args)
+    process = start_module('legacy_disk_adopt', params, env)
+    process.communicate()
+    return process
+
+
+@pytest.mark.parametrize('step', IMPORT_STEPS + ['import:2', 'verify:3'] + FINALIZE_STEPS)
+def test_sigkill_at_every_cutover_step_then_rerun_converges(conn, ceph, host, workdir, step):
+    instance = host.instance()
+    before = host.checksums(instance)
+    names = list(host.disk_paths(instance))
+    finalize = step in FINALIZE_STEPS
+    if finalize:
+        switch_nova_conf(host, adopt(host)['nova_conf_settings'])
+    killed = adopt_process(host, {'STORAGEPOOLS_KILL_AT': step}, finalize=finalize)
+    assert killed.returncode == -9, 'the module was not killed at %s' % step
+    if not finalize:
+        assert host.checksums(instance) == before  # the legacy files are never touched by an import
+    rerun = adopt(host, finalize=finalize)
+    assert not rerun.get('failed') and rerun['instances'][instance]['result'] == 'adopted', rerun
+    assert sorted(image for image in ceph.rbd_ls() if image.startswith(instance)) == sorted(
+        '%s_%s' % (instance, name) for name in names), 'an orphan or a missing image'
+    assert rbd_checksums(ceph, instance, names, workdir) == before
+    for image in names:
+        record = json.loads(ceph.admin('image-meta', 'get', '%s/%s_%s' % (ceph.pool, instance, image),
+                                       'user.storagepools.libvirt', tool='rbd'))
+        assert 'adopting' not in record
+    assert adopt(host, finalize=finalize)['changed'] is False

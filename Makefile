@@ -35,7 +35,7 @@ docs-lint: setup
 
 # ansible-lint --profile production on the roles and playbooks (.ansible-lint)
 lint: setup
-	ansible-lint roles/ playbooks/
+	ansible-lint --offline roles/ playbooks/
 
 # Molecule scenarios in libvirt guest VMs (TCG); the guest image is built once
 # and cached (molecule/resources/build-image.sh).

@@ -98,6 +98,29 @@ def lookup_secret(conn, uuid=None, usage=None):
                                 libvirt_error=error_text(exc))
 
 
+def each_item(items, handle, failed):
+    """{item: handle(item)} for a bulk module: one item's failure becomes ``failed`` plus its reason, and the
+    others go on."""
+    results = {}
+    for item in items:
+        try:
+            results[item] = handle(item)
+            continue
+        except StoragePoolsError as exc:
+            reason = exc.msg if exc.libvirt_error is None else '%s: %s' % (exc.msg, exc.libvirt_error)
+        except OSError as exc:
+            reason = '%s: %s' % (exc.filename, exc.strerror)
+        except Exception as exc:  # a libvirt or Ceph error
+            reason = error_text(exc)
+        results[item] = dict(failed, result='failed', reason=reason)
+    return results
+
+
+def summarise(results, names):
+    """How many items ended in each result of ``names``."""
+    return dict((name, sum(1 for result in results.values() if result['result'] == name)) for name in names)
+
+
 def run_module(module, run, **failure_defaults):
     """The common end of every module of this collection.
 

@@ -121,8 +121,8 @@ class RbdCutover:
         except nova_layout.Skip as exc:
             return dict(result, result='skipped', reason=str(exc))
         if loaded['live'] and disks:
-            return dict(result, result='skipped', reason='the domain is running on its legacy files; shut it '
-                                                          'off, import, then finalize')
+            reason = 'the domain is running on its legacy files; shut it off, import, then finalize'
+            return dict(result, result='skipped', reason=reason)
         imports = []
         for legacy in disks:
             image = '%s_%s' % (instance_uuid, legacy.name)

@@ -141,6 +141,11 @@ class RbdPool:
                 image.protect_snap(BASE_SNAPSHOT)
             return made
 
+    def snapshot_protected(self, name):
+        with rbd.Image(self.open().ioctx, name, read_only=True) as image:
+            snaps = [snap['name'] for snap in image.list_snaps()]
+            return BASE_SNAPSHOT in snaps and image.is_protected_snap(BASE_SNAPSHOT)
+
     def remove_snapshot(self, name):
         with rbd.Image(self.open().ioctx, name) as image:
             if image.is_protected_snap(BASE_SNAPSHOT):

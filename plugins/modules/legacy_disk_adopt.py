@@ -205,9 +205,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import Adopter
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    error_text,
+    each_item,
     open_connection,
     run_module,
+    summarise,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.cutover import RbdCutover
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
@@ -226,19 +227,6 @@ def instance_list(params):
     if bad:
         raise StoragePoolsError('instances: %s is not a uuid (or give [all])' % ', '.join(bad))
     return [name.lower() for name in wanted]
-
-
-def adopt_one(adopter, instance_uuid):
-    """One instance's result; its failure is reported and the others go on."""
-    try:
-        return adopter.adopt(instance_uuid)
-    except StoragePoolsError as exc:
-        reason = exc.msg
-    except OSError as exc:
-        reason = '%s: %s' % (exc.filename, exc.strerror)
-    except Exception as exc:  # a libvirt error
-        reason = error_text(exc)
-    return {'result': 'failed', 'reason': reason, 'disks': [], 'domain_diff': None}
 
 
 def adopter_for(conn, params, check_mode):
@@ -283,17 +271,15 @@ def run(module):
         adopter = adopter_for(conn, params, module.check_mode)
         if isinstance(adopter, RbdCutover):
             settings = adopter.nova_settings()
-        results = {}
         try:
             with lock:
-                for instance_uuid in uuids:
-                    results[instance_uuid] = adopt_one(adopter, instance_uuid)
+                results = each_item(uuids, adopter.adopt, {'disks': [], 'domain_diff': None})
         finally:
             if isinstance(adopter, RbdCutover):
                 adopter.close()
     finally:
         conn.close()
-    summary = dict((name, sum(1 for result in results.values() if result['result'] == name)) for name in RESULTS)
+    summary = summarise(results, RESULTS)
     outcome = dict(changed=summary['adopted'] > 0, instances=results, summary=summary)
     if settings is not None:
         outcome['nova_conf_settings'] = settings
@@ -315,7 +301,7 @@ def main():
             nova_conf=dict(type='path', default='/etc/nova/nova.conf'),
             force=dict(type='bool', default=False),
             finalize=dict(type='bool', default=False),
-            ceph_keyring=dict(type='path'),
+            ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
             lock_timeout=dict(type='int', default=600),
             uri=dict(type='str', default='qemu:///system'),

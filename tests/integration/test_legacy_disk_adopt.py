@@ -10,11 +10,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO, libvirt, module_env, run_module, start_module
+from conftest import REPO, libvirt, run_module, start_module
 from nova_host import NovaHost
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree

@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Nova's image cache (``<instances_path>/_base``) as a property of the backend (docs/image-cache.md).
+
+Every base gets recorded metadata in place (the cache pool is ``_base``
+itself, nothing moves), and with an rbd destination it is also imported
+as an rbd image of the same name with a protected snapshot, the parent of
+copy-on-write clones.
+
+A base's format is never probed. It comes from, in this order: its own
+record; the backing format that the qcow2 headers of the host's overlays
+name for it (written by qemu, not by a guest; they must agree); Nova's
+``force_raw_images`` (default true: Nova converted every image it cached
+to raw, and swap/ephemeral bases are raw files). Failing all three the
+base is reported and left alone. The declared format is then checked
+against the bytes (image_inspect), which refuses e.g. a "raw" base that
+carries a qcow2 header.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import image_inspect, metadata, nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import BASE_SNAPSHOT
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner
+
+# sha1(image id), resized copies <sha1>_<GiB>, swap_<MiB>, ephemeral_<GiB>_<hash> (NOVA.md)
+BASE_NAME_RE = re.compile(r'^([0-9a-f]{40}(_[0-9]+)?|swap_[0-9]+|ephemeral_[0-9]+_[0-9a-f]+)$')
+
+
+def overlay_backing_formats(instances_path):
+    """{base path: set of backing formats named by the host's qcow2 overlays} (headers only)."""
+    named = {}
+    for instance_uuid in nova_layout.list_instances(instances_path):
+        directory = os.path.join(instances_path, instance_uuid)
+        try:
+            info = nova_layout.read_disk_info(directory)
+        except nova_layout.Skip:
+            continue
+        for path, disk_format in info.items():
+            if disk_format != 'qcow2' or os.path.dirname(path) != directory or not os.path.isfile(path):
+                continue
+            try:
+                _size, backing, backing_format = image_inspect.read_qcow2_overlay(path)
+            except image_inspect.ImageRefused:
+                continue  # legacy_disk_adopt reports that instance
+            if backing and backing_format:
+                backing = os.path.normpath(backing if os.path.isabs(backing) else os.path.join(directory, backing))
+                named.setdefault(backing, set()).add(backing_format)
+    return named
+
+
+class ImageCache:
+    def __init__(self, conn, uri, instances_path, cache_pool, nova_conf, check_mode, dest_pool=None,
+                 ceph_keyring=None):
+        self.conn = conn
+        self.uri = uri
+        self.base_dir = os.path.join(os.path.normpath(instances_path), nova_layout.BASE_DIR)
+        self.instances_path = instances_path
+        self.cache_pool = cache_pool
+        self.nova_conf = nova_conf
+        self.check_mode = check_mode
+        self.dest_pool = dest_pool
+        self.ceph_keyring = ceph_keyring
+        self._named = None
+
+    def bases(self):
+        try:
+            names = sorted(os.listdir(self.base_dir))
+        except OSError as exc:
+            raise StoragePoolsError('instances_path: cannot list %s: %s' % (self.base_dir, exc.strerror))
+        return [name for name in names if os.path.isfile(os.path.join(self.base_dir, name))]
+
+    def declared_format(self, path):
+        """(format, where it comes from), or (None, why not)."""
+        recorded = metadata.read_file_metadata(path)
+        if recorded and recorded.get('format'):
+            return recorded['format'], 'record'
+        if self._named is None:
+            self._named = overlay_backing_formats(self.instances_path)
+        named = self._named.get(path, set())
+        if len(named) > 1:
+            return None, 'the overlays that back onto it disagree on its format (%s)' % ', '.join(sorted(named))
+        if named:
+            return named.pop(), 'overlay headers'
+        if self.nova_conf.force_raw_images:
+            return 'raw', 'force_raw_images'
+        return None, 'no overlay names its format and nova.conf sets force_raw_images=False'
+
+    def ensure(self, name):
+        """One base's result: {result, reason, format, virtual_size, volume}; never raises for the base itself."""
+        path = os.path.join(self.base_dir, name)
+        result = {'result': None, 'reason': None, 'format': None, 'virtual_size': None, 'volume': None}
+        if not BASE_NAME_RE.match(name):
+            return dict(result, result='skipped', reason='not a name Nova gives a base (in flight or foreign)')
+        disk_format, origin = self.declared_format(path)
+        if disk_format is None:
+            return dict(result, result='skipped', reason=origin)
+        try:
+            info = image_inspect.inspect(path, disk_format)
+        except image_inspect.ImageRefused as exc:
+            return dict(result, result='skipped', reason='%s (format from %s)' % (exc.msg, origin))
+        result.update(format=disk_format, virtual_size=info.virtual_size)
+        changed = False
+        if origin != 'record':
+            changed = True
+            if not self.check_mode:
+                record = metadata.make_record(disk_format, info.virtual_size, {'path': path, 'nova_base': name},
+                                              method='in-place')
+                metadata.write_file_metadata(path, record)
+        if self.dest_pool is not None:
+            volume, imported = self._import(name, path, disk_format)
+            result['volume'] = volume
+            changed = changed or imported
+        return dict(result, result='changed' if changed else 'unchanged')
+
+    def _import(self, name, path, disk_format):
+        """The base as a volume of the destination pool (rbd: with its protected snapshot)."""
+        cloner = VolumeCloner(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring)
+        try:
+            plan = cloner.plan_clone({'path': path, 'format': disk_format}, 'copy', None, None,
+                                     {'nova_base': name}, verify=True)
+            if cloner.rbd is not None and (plan or not cloner.rbd.snapshot_protected(name)):
+                plan.add('snapshot', "protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, name),
+                         functools.partial(cloner.rbd.ensure_protected_snapshot, name), option='dest_pool')
+            plan.apply(self.check_mode)
+            return cloner.result_volume(), bool(plan)
+        finally:
+            if cloner.rbd is not None:
+                cloner.rbd.close()

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: nova_image_cache
+short_description: Record Nova's image cache (_base) in its pool, and import it into an rbd pool
+version_added: 0.1.0
+description:
+  - "Nova's image cache C(<instances_path>/_base) is the cache pool (a dir pool on C(_base), see
+    M(storagepools.libvirt.virt_pool_ensure)); nothing in it moves. This module gives every base there
+    its recorded metadata (format, virtual size, source), in one call for the whole host."
+  - With O(dest_pool) naming an rbd pool, every base is also imported as an rbd image of the same name,
+    compared with its source, recorded (image-meta) and given a protected snapshot C(storagepools-base),
+    the parent of copy-on-write clones (M(storagepools.libvirt.virt_volume_clone) with O(storagepools.libvirt.virt_volume_clone#module:mode=cow)).
+  - "A base's format is never probed: it comes from its own record, else from the backing format the
+    host's qcow2 overlays name for it in their headers (they must agree), else from nova.conf
+    C(force_raw_images) (default true: Nova cached every image as raw). Then the bytes are checked
+    against it: a base declared raw that carries another format's header, a qcow2 with a backing file or
+    a data file, a VMDK with extents are refused and reported."
+  - Bases that legacy instances still use stay where they are; imports copy.
+author:
+  - storagepools.libvirt team (@storagepools)
+extends_documentation_fragment:
+  - storagepools.libvirt.connection
+attributes:
+  check_mode:
+    description: Computes the same results as a real run and writes nothing.
+    support: full
+  diff_mode:
+    description: No diff; RV(images) says what each base gets.
+    support: none
+options:
+  instances_path:
+    description: Nova's C(instances_path); the bases are in its C(_base).
+    type: path
+    default: /var/lib/nova/instances
+  cache_pool:
+    description: The cache pool, a pool whose target is C(<instances_path>/_base).
+    type: str
+    default: nova-base-images-pool
+  dest_pool:
+    description: An rbd pool to import every base into. Without it the cache stays (only) in C(_base).
+    type: str
+  ceph_keyring:
+    description:
+      - With an rbd O(dest_pool), a keyring on the managed host with the key of the pool's C(source.auth)
+        user (the key never appears on a command line). Defaults to C(/etc/ceph/ceph.client.<user>.keyring).
+    type: path
+  nova_conf:
+    description: Nova's configuration file, read for C(force_raw_images).
+    type: path
+    default: /etc/nova/nova.conf
+'''
+
+EXAMPLES = r'''
+- name: Record every base of the image cache in place (dir backend)
+  storagepools.libvirt.nova_image_cache:
+
+- name: Import the image cache into the rbd pool, with protected snapshots for clones
+  storagepools.libvirt.nova_image_cache:
+    dest_pool: nova-disks-pool
+    ceph_keyring: /etc/ceph/ceph.client.nova.keyring
+'''
+
+RETURN = r'''
+images:
+  description: Per base file name, what it got.
+  returned: success
+  type: dict
+  contains:
+    result:
+      description: V(changed) (recorded and/or imported), V(unchanged), V(skipped) or V(failed).
+      type: str
+    reason:
+      description: Why a base was skipped or failed.
+      type: str
+    format:
+      description: The base's format (recorded; never probed).
+      type: str
+    virtual_size:
+      description: Its virtual size in bytes.
+      type: int
+    volume:
+      description: With O(dest_pool), the imported volume {name, pool, path, format, capacity, backing}.
+      type: dict
+summary:
+  description: How many bases ended in each result.
+  returned: success
+  type: dict
+  sample: {changed: 2, unchanged: 48, skipped: 1, failed: 0}
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+    each_item,
+    open_connection,
+    run_module,
+    summarise,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils.image_cache import ImageCache
+from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint
+
+RESULTS = ('changed', 'unchanged', 'skipped', 'failed')
+
+
+def run(module):
+    params = module.params
+    if not is_local_uri(params['uri']):
+        raise StoragePoolsError('uri: the bases are files on the libvirt host; run the task on that host with a '
+                                'local uri (qemu:///system)')
+    nova_conf = nova_layout.NovaConf(params['nova_conf'])
+    conn = open_connection(params['uri'])
+    try:
+        pool = Endpoint(conn, params['cache_pool'], 'cache_pool')
+        base_dir = os.path.join(os.path.normpath(params['instances_path']), nova_layout.BASE_DIR)
+        if pool.target != base_dir:
+            raise StoragePoolsError("cache_pool: pool '%s' has target %s, not %s" % (pool.name, pool.target, base_dir))
+        if params['dest_pool'] is not None:
+            dest = Endpoint(conn, params['dest_pool'], 'dest_pool')
+            if dest.type != 'rbd':
+                raise StoragePoolsError("dest_pool: '%s' is a %s pool; this version imports the cache into rbd "
+                                        "pools (a dir cache stays in _base)" % (dest.name, dest.type))
+        cache = ImageCache(conn, params['uri'], params['instances_path'], params['cache_pool'], nova_conf,
+                           module.check_mode, params['dest_pool'], params['ceph_keyring'])
+        images = each_item(cache.bases(), cache.ensure, {'format': None, 'virtual_size': None, 'volume': None})
+    finally:
+        conn.close()
+    summary = summarise(images, RESULTS)
+    outcome = dict(changed=summary['changed'] > 0, images=images, summary=summary)
+    if summary['failed']:
+        raise StoragePoolsError('%(failed)d base(s) failed; see images' % summary, **outcome)
+    return outcome
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            instances_path=dict(type='path', default='/var/lib/nova/instances'),
+            cache_pool=dict(type='str', default='nova-base-images-pool'),
+            dest_pool=dict(type='str'),
+            ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
+            nova_conf=dict(type='path', default='/etc/nova/nova.conf'),
+            uri=dict(type='str', default='qemu:///system'),
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module, run)
+
+
+if __name__ == '__main__':
+    main()

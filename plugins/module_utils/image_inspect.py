@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
@@ -191,6 +192,9 @@ def inspect(path, declared):
         raise ImageRefused('source.path: cannot open %s: %s' % (path, exc.strerror))
     with handle:
         file_size = os.fstat(handle.fileno()).st_size
+        if stat.S_ISBLK(os.fstat(handle.fileno()).st_mode):  # a logical volume: its size is its end
+            file_size = os.lseek(handle.fileno(), 0, os.SEEK_END)
+            handle.seek(0)
         header = handle.read(HEADER_BYTES)
         found = _signatures(header, handle, file_size)
         if declared == 'raw':

@@ -27,6 +27,7 @@ import subprocess
 from ansible_collections.storagepools.libvirt.plugins.module_utils import (
     data_copy,
     image_inspect,
+    lvm,
     metadata,
     rbd_volume,
     xml_tree,
@@ -100,12 +101,17 @@ class VolumeCloner:
         self.source_volume = None
         self._made_snapshot = False
         self.source_rbd = None  # name of a source image in the destination's Ceph pool
+        self.source_lv = None  # (vg, lv) of a source volume in a logical pool
+        self.source_info = None
         self.rbd = None
+        self.vg = None  # the volume group of a logical destination
         if self.dest.type == 'rbd':
             self.rbd = rbd_volume.RbdPool(self.dest.definition, ceph_keyring)
+        elif self.dest.type == 'logical':
+            self.vg = xml_tree.child_text(self.dest.definition, 'source/name')
         elif self.dest.type not in FILE_POOLS:
-            raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs, netfs and rbd "
-                                    "pools" % (pool, self.dest.type))
+            raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs, netfs, logical "
+                                    "and rbd pools" % (pool, self.dest.type))
         if not self.local:
             raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
                                     'run the task on that host with a local uri (qemu:///system)')
@@ -131,11 +137,15 @@ class VolumeCloner:
             identity = {'pool': source['pool'], 'volume': source['volume']}
             if origin.type == 'rbd' and origin.name == self.dest.name:
                 return identity, self._resolve_rbd_source(source['volume'], declared)
-            if origin.type not in FILE_POOLS:
-                raise StoragePoolsError("source.pool: '%s' is a %s pool; this version clones from file pools"
-                                        % (source['pool'], origin.type))
+            if origin.type not in FILE_POOLS + ('logical',):
+                raise StoragePoolsError("source.pool: '%s' is a %s pool; this version clones from file and "
+                                        "logical pools" % (source['pool'], origin.type))
             self.source_path = self.source_volume.path()
-            recorded = metadata.read_file_metadata(self.source_path)
+            if origin.type == 'logical':
+                self.source_lv = (xml_tree.child_text(origin.definition, 'source/name'), source['volume'])
+                recorded = lvm.read_record(*self.source_lv)
+            else:
+                recorded = metadata.read_file_metadata(self.source_path)
             if recorded and declared and recorded.get('format') != declared:
                 raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                         % (self.source_path, recorded.get('format'), declared))
@@ -160,6 +170,7 @@ class VolumeCloner:
 
     def plan_clone(self, source, mode, dest_format, capacity, extra_metadata, verify):
         identity, info = self.resolve_source(source)
+        self.source_info = info
         if extra_metadata:
             identity.update(extra_metadata)
         if self.rbd is not None:
@@ -169,12 +180,19 @@ class VolumeCloner:
                 raise StoragePoolsError('source: on an rbd pool, mode cow clones an image of the same pool, '
                                         'mode copy imports an image file or a file-pool volume')
             dest_format = 'raw'
+        elif self.vg is not None:
+            if dest_format not in (None, 'raw'):
+                raise StoragePoolsError('format: volumes of a logical pool are raw block devices')
+            if mode == 'cow' and self.source_lv is None:
+                raise StoragePoolsError('source: on a logical pool, mode cow snapshots a volume of the same '
+                                        'volume group')
+            dest_format = 'raw'
         elif dest_format is None:
             dest_format = 'qcow2' if mode == 'cow' else self.source_format
         if dest_format not in ('raw', 'qcow2'):
             raise StoragePoolsError('format: %r is not a volume format this collection writes (raw, qcow2)'
                                     % dest_format)
-        if mode == 'cow' and self.rbd is None and dest_format != 'qcow2':
+        if mode == 'cow' and self.rbd is None and self.vg is None and dest_format != 'qcow2':
             raise StoragePoolsError('format: a copy-on-write volume on a file pool is a qcow2 overlay; '
                                     'give format: qcow2 or mode: copy')
         if capacity is not None and capacity < info.virtual_size:
@@ -189,7 +207,12 @@ class VolumeCloner:
                 backing['snapshot'] = rbd_volume.BASE_SNAPSHOT
             else:
                 backing['path'] = self.source_path
+        if self.vg is not None:
+            capacity = self._whole_extents(capacity)
+        # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
+        # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
         self.wanted = VolumeDefinition(self.name, capacity, dest_format,
+                                       allocation=capacity if self.vg is not None else 0,
                                        backing_path=backing.get('path') if backing else None,
                                        backing_format=self.source_format if backing else None)
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
@@ -202,6 +225,9 @@ class VolumeCloner:
             return self.plan
         existing = self.dest.volume(self.name)
         dest_path = os.path.join(self.dest.target, self.name)
+        if self.vg is not None and existing is not None:
+            self._plan_existing(existing, lvm.read_record(self.vg, self.name), capacity)
+            return self.plan
         if existing is not None or os.path.lexists(dest_path):
             recorded = metadata.read_file_metadata(dest_path) if os.path.exists(dest_path) else None
             self._plan_existing(existing, recorded, capacity)
@@ -229,7 +255,9 @@ class VolumeCloner:
 
     def _plan_new(self, mode, dest_format, verify):
         create_undo = dict(undo=self._delete, explain=_explain_write)
-        if mode == 'cow':
+        if self.vg is not None:
+            self._plan_new_lv(mode, verify, create_undo)
+        elif mode == 'cow':
             self.method = 'qcow2-overlay'
             self.plan.add('create', "create qcow2 overlay '%s' on %s (backing format %s)"
                           % (self.name, self.source_path, self.source_format), self._create, option='source',
@@ -256,6 +284,21 @@ class VolumeCloner:
             self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
         self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         self.record['method'] = self.method
+
+    def _plan_new_lv(self, mode, verify, create_undo):
+        """A logical volume: an LVM snapshot of a volume of the same VG, or a new LV written with qemu-img
+        convert (which writes zeroes where the source has none) and its tail zeroed."""
+        if mode == 'cow':
+            self.method = 'lvm-snapshot'
+            self.plan.add('create', "create LVM snapshot '%s' of %s" % (self.name, self.source_path), self._create,
+                          option='source', **create_undo)
+            return
+        self.method = 'qemu-img-convert'
+        self.plan.add('create', "create logical volume '%s' (%d bytes)" % (self.name, self.wanted.capacity),
+                      self._create, option='pool', **create_undo)
+        self.plan.add('convert', "convert %s (%s) into '%s' (raw)" % (self.source_path, self.source_format,
+                                                                     self.name), self._convert_into_lv,
+                      option='pool', explain=_explain_write)
 
     def _plan_new_rbd(self, mode, verify):
         undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=_explain_write)
@@ -301,12 +344,22 @@ class VolumeCloner:
         run_tool(['qemu-img', 'convert', '-n', '-f', self.source_format, '-O', self.wanted.format,
                   self.source_path, self.volume.path()], option='pool')
 
+    def _convert_into_lv(self):
+        path = self.volume.path()
+        self._convert()
+        lvm.zero_range(path, self.source_info.virtual_size, lvm.device_size(path))
+
+    def _whole_extents(self, capacity):
+        """LVM rounds a size up to whole extents; ask for that size, so the record says what the LV is."""
+        extent = int(lvm.vg_extent_size(self.vg))
+        return -(-capacity // extent) * extent
+
     def _verify(self):
         if self.rbd is not None:  # through qemu's rbd driver; the key stays in the keyring file
             target = self.rbd.qemu_target(self.name)
         else:
             target = self.volume.path()
-        if self.source_format == self.wanted.format == 'raw' and self.rbd is None:
+        if self.source_format == self.wanted.format == 'raw' and self.rbd is None and self.vg is None:
             same = data_copy.same_bytes(self.source_path, target)
         else:
             same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
@@ -323,6 +376,8 @@ class VolumeCloner:
     def _write_record(self):
         if self.rbd is not None:
             self.rbd.write_metadata(self.name, self.record)
+        elif self.vg is not None:
+            lvm.write_record(self.vg, self.name, self.record)
         else:
             metadata.write_file_metadata(self.volume.path(), self.record)
 

@@ -125,6 +125,8 @@ pools:
           description:
             - The recorded storage metadata (format, virtual size, source, backing), or None
               when the volume has none (for example a file put there by hand).
+            - Kept with the data - file pools, the C(user.storagepools.libvirt) xattr; logical pools, the LV's
+              tags; rbd pools, the image-meta (read with O(ceph_keyring)).
           type: dict
   sample:
     nova-disks-pool:
@@ -159,7 +161,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import lvm, nova_layout, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_text,
     libvirt,
@@ -185,18 +187,20 @@ def instance_of(volume_name):
 
 def volume_facts(pool, definition, local, instances_path, ceph_keyring):
     pool_type = definition.get('type')
-    ceph = None
+    ceph = lv_records = None
     if pool_type == 'rbd' and ceph_keyring:
         ceph = RbdPool(definition, ceph_keyring)
+    if pool_type == 'logical' and local:  # every LV's tags in one lvs call
+        lv_records = lvm.read_records(xml_tree.child_text(definition, 'source/name'))
     try:
-        return [one_volume(volume, pool_type, local, instances_path, ceph)
+        return [one_volume(volume, pool_type, local, instances_path, ceph, lv_records)
                 for volume in sorted(pool.listAllVolumes(0), key=lambda vol: vol.name())]
     finally:
         if ceph is not None:
             ceph.close()
 
 
-def one_volume(volume, pool_type, local, instances_path, ceph):
+def one_volume(volume, pool_type, local, instances_path, ceph, lv_records):
     """The facts of one volume; its metadata from the record kept with its data."""
     _kind, capacity, allocation = volume.info()
     path = volume.path()
@@ -206,6 +210,8 @@ def one_volume(volume, pool_type, local, instances_path, ceph):
             metadata = read_file_metadata(path)
         except (OSError, MetadataError) as exc:
             raise StoragePoolsError('volumes: cannot read the metadata of %s: %s' % (path, exc))
+    elif lv_records is not None:
+        metadata = lv_records.get(volume.name())
     elif ceph is not None:
         try:
             metadata = ceph.read_metadata(volume.name())

@@ -20,7 +20,13 @@ description:
     than monolithicSparse/streamOptimized are refused. Every tool is then given the formats explicitly.
   - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
     in the C(user.storagepools.libvirt) extended attribute of the volume file.
-  - Destinations are file pools (V(dir), V(fs), V(netfs)) and V(rbd) pools, on the libvirt host itself.
+  - Destinations are file pools (V(dir), V(fs), V(netfs)), V(logical) and V(rbd) pools, on the libvirt host
+    itself.
+  - "On a logical pool volumes are thick raw LVs made by libvirt: V(copy) writes the source with
+    C(qemu-img convert -n -f <format> -O raw), which writes zeroes where the source has none, and zeroes the
+    LV's tail, so no stale data of the volume group shows through; V(cow) is an LVM snapshot (libvirt's
+    backingStore) of a volume of the same pool. The size is rounded up to whole extents. The recorded
+    metadata is kept in the LV's own tags.
     On an rbd pool, V(copy) imports an image file or a file-pool volume with librbd (only data is written,
     so sparse stays sparse; other formats through C(qemu-img convert -f <format> -O raw) into the image),
     and V(cow) clones an image of the same pool from its protected snapshot C(storagepools-base), which is
@@ -160,7 +166,8 @@ volume:
       type: dict
 method:
   description: How the data was (or would be) made; V(reflink), V(sparse-copy), V(createXMLFrom),
-    V(qemu-img-convert), V(qcow2-overlay), V(rbd-import) or V(rbd-clone). In check mode a raw copy says V(sparse-copy) even where
+    V(qemu-img-convert), V(qcow2-overlay), V(lvm-snapshot), V(rbd-import) or V(rbd-clone). In check mode a raw
+    copy says V(sparse-copy) even where
     the real run would manage a reflink.
   returned: success
   type: str

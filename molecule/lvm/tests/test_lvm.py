@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 
@@ -27,3 +29,38 @@ def test_libvirt_makes_real_logical_volumes_there(host):
 def test_the_cache_pool_stays_a_directory_pool_on_base(host):
     xml = host.check_output('virsh -q pool-dumpxml nova-base-images-pool')
     assert "<pool type='dir'>" in xml and '/var/lib/nova/instances/_base' in xml
+
+
+def lv_record(host, lv):
+    """The record this collection keeps in the LV's tags (base64 JSON split over numbered tags)."""
+    tags = host.check_output('lvs --noheadings -o lv_tags nova-vg/%s' % lv).strip().split(',')
+    parts = dict(tag[len('storagepools.libvirt.'):].split('=', 1) for tag in tags
+                 if tag.startswith('storagepools.libvirt.'))
+    return json.loads(base64.b64decode(''.join(parts[key] for key in sorted(parts, key=int))))
+
+
+def test_copies_into_lvs_hold_the_images_data_and_zeroes_elsewhere(host):
+    # prepare filled the VG's free space with 0xff first: holes and tails must read as zeroes
+    assert host.run('cmp /var/tmp/spl-image.raw /dev/nova-vg/spl-base').rc == 0
+    assert host.run('cmp -n 20971520 /var/tmp/spl-image.raw /dev/nova-vg/spl-from-qcow2').rc == 0
+    tail = host.run('cmp -i 20971520 /dev/nova-vg/spl-from-qcow2 /dev/zero')
+    assert 'EOF on /dev/nova-vg/spl-from-qcow2' in tail.stderr + tail.stdout, tail
+
+
+def test_records_in_lv_tags(host):
+    base = lv_record(host, 'spl-base')
+    assert base['format'] == 'raw' and base['virtual_size'] == 20971520
+    assert base['source'] == {'path': '/var/tmp/spl-image.raw', 'image_id': 'spl-image'}
+    assert base['method'] == 'qemu-img-convert'
+    converted = lv_record(host, 'spl-from-qcow2')
+    assert converted['virtual_size'] == 33554432 and converted['source'] == {'path': '/var/tmp/spl-image.qcow2'}
+
+
+def test_the_cow_clone_is_an_lvm_snapshot_of_the_base(host):
+    lv = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk'
+    assert host.check_output('lvs --noheadings -o origin nova-vg/%s' % lv).strip() == 'spl-base'
+    record = lv_record(host, lv)
+    assert record['method'] == 'lvm-snapshot'
+    assert record['backing'] == {'pool': 'nova-disks-pool', 'volume': 'spl-base', 'format': 'raw',
+                                 'path': '/dev/nova-vg/spl-base'}
+    assert host.run('cmp /dev/nova-vg/spl-base /dev/nova-vg/%s' % lv).rc == 0

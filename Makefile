@@ -54,6 +54,7 @@ bench: libvirtd
 	bench/pool_noop
 	bench/clone
 	bench/adopt
+	bench/transition
 
 clean:
 	rm -rf .build .pytest_cache

@@ -2,20 +2,22 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The two-phase cutover of a host's file-disk instances to an rbd pool (docs/adoption.md).
+"""The two-phase cutover of a host's file-disk instances to an rbd or logical pool (docs/adoption.md).
 
-Nova's ``images_type`` is host-wide: once it says rbd, every domain Nova
-regenerates points at ``<pool>/<uuid>_<name>``, and before that, at the
-legacy files. So a host moves in two runs:
+Nova's ``images_type`` is host-wide: once it says rbd (or lvm), every
+domain Nova regenerates points at ``<pool>/<uuid>_<name>`` (or
+``/dev/<vg>/<uuid>_<name>``), and before that, at the legacy files. So a
+host moves in two runs:
 
 1. import (``finalize: false``), per shut-off instance and disk: a raw rbd
-   image ``<uuid>_<name>`` holding the guest's view (an overlay flattened
-   with its ``_base`` file, formats explicit), compared with its source,
-   then recorded (image-meta, including the legacy file's size and mtime);
-   then the domain's own XML gets network disks with Ceph auth, nothing
-   else changes. The legacy files stay, untouched, so a host whose
-   nova.conf still says qcow2 keeps working on them.
-2. finalize (``finalize: true``), after nova.conf says rbd: the legacy
+   image or thick LV holding the guest's view (an overlay flattened with
+   its ``_base`` file, formats explicit), compared with its source, then
+   recorded (image-meta / LV tags, including the legacy file's size and
+   mtime); then the domain's own XML gets network disks with Ceph auth (or
+   block disks), nothing else changes. The legacy files stay, untouched, so
+   a host whose nova.conf still says qcow2 keeps working on them. With lvm
+   the config drive stays a file, as Nova keeps it.
+2. finalize (``finalize: true``), after nova.conf is switched: the legacy
    files are removed, but only those whose size and mtime still match
    what was imported (else the instance is reported and nothing goes).
 
@@ -28,13 +30,20 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import metadata, nova_layout, rbd_volume, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import (
+    lvm,
+    metadata,
+    nova_layout,
+    rbd_volume,
+    xml_tree,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import load_domain, virtual_size
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import run_tool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
 def _file_identity(path):
@@ -42,22 +51,17 @@ def _file_identity(path):
     return {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
 
 
-class RbdCutover:
-    """Import and finalize for one host, onto the Ceph pool behind the libvirt rbd pool ``pool``."""
+class RbdTarget:
+    """Raw images in the Ceph pool behind a libvirt rbd pool, written with librbd / qemu's rbd driver."""
 
-    def __init__(self, conn, instances_path, pool, state_dir, nova_conf, check_mode, ceph_keyring, finalize):
-        self.conn = conn
-        self.instances_path = os.path.normpath(instances_path)
-        self.pool = pool
+    kind = 'rbd image'
+    method = 'rbd-import'
+
+    def __init__(self, conn, pool, ceph_keyring):
         self.rbd = rbd_volume.RbdPool(pool.definition, ceph_keyring)
-        self.nova_conf = nova_conf
-        self.check_mode = check_mode
-        self.finalize = finalize
-        self.journal = Journal(state_dir, readonly=check_mode)
-        self._images = None
-        self._records = {}
         self.hosts = [(host.get('name'), host.get('port')) for host in pool.definition.findall('source/host')]
         self.user, self.secret_uuid = self._auth(conn, pool)
+        self._names = None
 
     @staticmethod
     def _auth(conn, pool):
@@ -75,21 +79,171 @@ class RbdCutover:
                                     % (pool.name, secret.get('usage')), libvirt_error=error_text(exc))
         return auth.get('username'), found.UUIDString()
 
+    def nova_settings(self):
+        return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.rbd.ceph_pool,
+                            'rbd_user': self.user, 'rbd_secret_uuid': self.secret_uuid},
+                'DEFAULT': {'force_raw_images': 'True'}}
+
+    @staticmethod
+    def volume_name(instance_uuid, disk_name):
+        return '%s_%s' % (instance_uuid, disk_name)
+
+    @staticmethod
+    def moves(_legacy):
+        return True  # Nova's rbd backend imports even the config drive
+
+    def location(self, name):
+        return '%s/%s' % (self.rbd.ceph_pool, name)
+
+    def names(self):
+        if self._names is None:
+            self._names = set(self.rbd.list())
+        return self._names
+
+    def read_record(self, name):
+        return self.rbd.read_metadata(name)
+
+    def write_record(self, name, record):
+        self.rbd.write_metadata(name, record)
+
+    def size(self, name):
+        return self.rbd.size(name)
+
+    def create(self, name, size):
+        """Make the volume; its size (what a guest sees)."""
+        self.rbd.create(name, size)
+        self.names().add(name)
+        return size
+
+    def remove(self, name):
+        self.rbd.remove(name)
+        self.names().discard(name)
+
+    def write(self, name, legacy):
+        if legacy.format == 'raw':
+            self.rbd.write_raw_file(name, legacy.legacy_path)
+        else:  # the overlay flattened with its base: the backing format is in the header
+            run_tool(['qemu-img', 'convert', '-n', '-f', legacy.format, '-O', 'raw', legacy.legacy_path,
+                      self.qemu_target(name)], option='disks_pool')
+
+    def qemu_target(self, name):
+        return self.rbd.qemu_target(name)
+
+    def point(self, disk, name):
+        disk.point_at_rbd(self.location(name), self.hosts, self.user, self.secret_uuid)
+
+    def domain_volume(self, disk, instance_uuid):
+        prefix = '%s/%s_' % (self.rbd.ceph_pool, instance_uuid)
+        image = disk.rbd_image or ''
+        return image.split('/', 1)[1] if image.startswith(prefix) else None
+
     def close(self):
         self.rbd.close()
+
+
+class LogicalTarget:
+    """Thick raw LVs of the volume group behind a libvirt logical pool; records in LV tags (lvm.py)."""
+
+    kind = 'logical volume'
+    method = 'lvm-import'
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.vg = xml_tree.child_text(pool.definition, 'source/name')
+        self.dev_dir = pool.target or '/dev/%s' % self.vg
+        self._records = None
+
+    def nova_settings(self):
+        return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
+
+    @staticmethod
+    def volume_name(instance_uuid, disk_name):
+        return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
+
+    @staticmethod
+    def moves(legacy):
+        return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
+
+    def location(self, name):
+        return os.path.join(self.dev_dir, name)
+
+    def _all(self):
+        if self._records is None:  # every LV and its tags in one lvs call
+            self._records = lvm.read_records(self.vg)
+        return self._records
+
+    def names(self):
+        return set(self._all())
+
+    def read_record(self, name):
+        return self._all().get(name)
+
+    def write_record(self, name, record):
+        lvm.write_record(self.vg, name, record)
+
+    def size(self, name):
+        return lvm.device_size(self.location(name))
+
+    def create(self, name, size):
+        extent = lvm.vg_extent_size(self.vg)
+        size = -(-size // extent) * extent
+        self.pool.pool.createXML(VolumeDefinition(name, size, 'raw', allocation=size).to_xml(), 0)
+        self._all()[name] = None
+        return size
+
+    def remove(self, name):
+        self.pool.pool.storageVolLookupByName(name).delete(0)
+        self._all().pop(name, None)
+
+    def write(self, name, legacy):
+        """qemu-img writes zeroes where the source has none; the LV's tail beyond it is zeroed too."""
+        path = self.location(name)
+        run_tool(['qemu-img', 'convert', '-n', '-f', legacy.format, '-O', 'raw', legacy.legacy_path, path],
+                 option='disks_pool')
+        lvm.zero_range(path, virtual_size(legacy.legacy_path, legacy.format), lvm.device_size(path))
+
+    def qemu_target(self, name):
+        return self.location(name)
+
+    def point(self, disk, name):
+        disk.point_at_block(self.location(name))
+
+    def domain_volume(self, disk, instance_uuid):
+        path = disk.source_block or ''
+        prefix = os.path.join(self.dev_dir, instance_uuid + '_')
+        return os.path.basename(path) if path.startswith(prefix) else None
+
+    def close(self):
+        pass
+
+
+class Cutover:
+    """Import and finalize for one host, onto ``target`` (RbdTarget or LogicalTarget) of pool ``pool``."""
+
+    def __init__(self, conn, instances_path, pool, target, state_dir, nova_conf, check_mode, finalize):
+        self.conn = conn
+        self.instances_path = os.path.normpath(instances_path)
+        self.pool = pool
+        self.target = target
+        self.nova_conf = nova_conf
+        self.check_mode = check_mode
+        self.finalize = finalize
+        self.journal = Journal(state_dir, readonly=check_mode)
+        self._records = {}
+
+    def close(self):
+        self.target.close()
 
     # -- nova.conf ----------------------------------------------------------
 
     def nova_settings(self):
         """The nova.conf values under which Nova regenerates exactly the disks this cutover writes."""
-        return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.rbd.ceph_pool,
-                            'rbd_user': self.user, 'rbd_secret_uuid': self.secret_uuid},
-                'DEFAULT': {'force_raw_images': 'True'}}
+        return self.target.nova_settings()
 
     def check_nova_conf(self):
         """finalize only after nova.conf is switched: else a hard reboot would want the removed files."""
         if not self.nova_conf.found:
-            raise StoragePoolsError('finalize: %s does not exist, so nothing shows that Nova uses rbd yet; '
+            raise StoragePoolsError('finalize: %s does not exist, so nothing shows that Nova uses the pool yet; '
                                     'the legacy files stay' % self.nova_conf.path)
         wrong = []
         for section, values in self.nova_settings().items():
@@ -102,9 +256,9 @@ class RbdCutover:
                 if not ok:
                     wrong.append('[%s] %s = %s (it says %s)' % (section, key, value, current))
         if wrong:
-            raise StoragePoolsError('finalize: %s is not switched to the rbd pool yet; set %s and restart '
+            raise StoragePoolsError("finalize: %s is not switched to pool '%s' yet; set %s and restart "
                                     'nova-compute, then finalize. The legacy files stay until then'
-                                    % (self.nova_conf.path, '; '.join(wrong)))
+                                    % (self.nova_conf.path, self.pool.name, '; '.join(wrong)))
 
     # -- one instance -------------------------------------------------------
 
@@ -120,26 +274,26 @@ class RbdCutover:
                                              self.nova_conf, pool_dir='')
         except nova_layout.Skip as exc:
             return dict(result, result='skipped', reason=str(exc))
+        disks = [legacy for legacy in disks if self.target.moves(legacy)]
         if loaded['live'] and disks:
             reason = 'the domain is running on its legacy files; shut it off, import, then finalize'
             return dict(result, result='skipped', reason=reason)
         imports = []
         for legacy in disks:
-            image = '%s_%s' % (instance_uuid, legacy.name)
+            image = self.target.volume_name(instance_uuid, legacy.name)
             state, record = self._image_state(instance_uuid, image, legacy)
             if state == 'foreign':
                 return dict(result, result='skipped', reason="the disks pool already has a volume '%s' with other "
                                                              "data" % image)
             if state == 'changed':
                 return dict(result, result='skipped', reason=(
-                    "%s changed after its import into rbd image '%s' (was the instance started on its legacy "
-                    "files?); nothing was done. Remove that image to import the disk again"
-                    % (legacy.legacy_path, image)))
+                    "%s changed after its import into %s '%s' (was the instance started on its legacy "
+                    "files?); nothing was done. Remove that volume to import the disk again"
+                    % (legacy.legacy_path, self.target.kind, image)))
             imports.append((legacy, image, state))
         after = document.copy()
         for legacy, image, _state in imports:
-            after.disk(legacy.target).point_at_rbd('%s/%s' % (self.rbd.ceph_pool, image), self.hosts, self.user,
-                                                   self.secret_uuid)
+            self.target.point(after.disk(legacy.target), image)
         after_xml = after.to_xml()
         domain_changes = after_xml != document.to_xml()
         removals = self._removals(instance_uuid, after) if self.finalize else []
@@ -153,7 +307,7 @@ class RbdCutover:
                                                              'finalize leaves them')
         unrecorded = self._unrecorded(instance_uuid, after)
         result['disks'] = [{'name': legacy.name, 'from': legacy.legacy_path,
-                            'to': '%s/%s' % (self.rbd.ceph_pool, image), 'method': 'rbd-import',
+                            'to': self.target.location(image), 'method': self.target.method,
                             'format': legacy.format} for legacy, image, state in imports if state != 'done']
         result['removed'] = [path for path, _name in removals]
         result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
@@ -181,18 +335,16 @@ class RbdCutover:
         return dict(result, result='adopted')
 
     def _exists(self, image):
-        if self._images is None:  # one listing per run: a rerun over a whole host stays fast
-            self._images = set(self.rbd.list())
-        return image in self._images
+        return image in self.target.names()  # one listing per run: a rerun over a whole host stays fast
 
     def _recorded(self, image):
         """An image's record, read once per run (writes go through _write_record)."""
         if image not in self._records:
-            self._records[image] = self.rbd.read_metadata(image)
+            self._records[image] = self.target.read_record(image)
         return self._records[image]
 
     def _write_record(self, image, record):
-        self.rbd.write_metadata(image, record)
+        self.target.write_record(image, record)
         self._records[image] = record
 
     def _image_state(self, instance_uuid, image, legacy):
@@ -214,8 +366,7 @@ class RbdCutover:
         key = instance_uuid
         if state == 'redo':
             self.journal.step(key, 'discard', disk=legacy.name)
-            self.rbd.remove(image)
-            self._images.discard(image)
+            self.target.remove(image)
             self._records.pop(image, None)
         if legacy.needs_backing_format:  # header only: qemu then never probes the base
             self.journal.step(key, 'rebase', disk=legacy.name)
@@ -224,18 +375,14 @@ class RbdCutover:
         identity = _file_identity(legacy.legacy_path)
         size = virtual_size(legacy.legacy_path, legacy.format)
         self.journal.step(key, 'import', disk=legacy.name)
-        self.rbd.create(image, size)
-        self._images.add(image)
+        size = self.target.create(image, size)  # LVM rounds up to whole extents
+        self._records.pop(image, None)
         record = self._record(legacy, size)
         self._write_record(image, dict(record, adopting=identity))
-        if legacy.format == 'raw':
-            self.rbd.write_raw_file(image, legacy.legacy_path)
-        else:  # the overlay flattened with its base: the backing format is in the header
-            run_tool(['qemu-img', 'convert', '-n', '-f', legacy.format, '-O', 'raw', legacy.legacy_path,
-                      self.rbd.qemu_target(image)], option='disks_pool')
+        self.target.write(image, legacy)
         self.journal.step(key, 'verify', disk=legacy.name)
         run_tool(['qemu-img', 'compare', '-q', '-f', legacy.format, '-F', 'raw', legacy.legacy_path,
-                  self.rbd.qemu_target(image)], option='verify')
+                  self.target.qemu_target(image)], option='verify')
         self.journal.step(key, 'record', disk=legacy.name)
         self._write_record(image, dict(record, imported_from=identity))
 
@@ -244,30 +391,30 @@ class RbdCutover:
                   'format': legacy.format}
         if legacy.backing:
             source['flattened_from'] = {'path': legacy.backing, 'format': legacy.backing_format}
-        return metadata.make_record('raw', size, source, method='rbd-import')
+        return metadata.make_record('raw', size, source, method=self.target.method)
 
-    def _rbd_disks(self, instance_uuid, document):
-        """(disk, image name) of the domain's disks on ``<ceph pool>/<uuid>_*``."""
-        prefix = '%s/%s_' % (self.rbd.ceph_pool, instance_uuid)
-        return [(disk, disk.rbd_image.split('/', 1)[1]) for disk in document.disks()
-                if (disk.rbd_image or '').startswith(prefix)]
+    def _pool_disks(self, instance_uuid, document):
+        """(disk, volume name) of the domain's disks on the target's ``<uuid>_*`` volumes."""
+        found = [(disk, self.target.domain_volume(disk, instance_uuid)) for disk in document.disks()]
+        return [(disk, name) for disk, name in found if name]
 
     def _unrecorded(self, instance_uuid, document):
-        """Images of an instance already on rbd (Nova's images_type=rbd) that have no record yet: only the
-        record is written; the domain already points at them."""
+        """Volumes of an instance already on the backend (Nova's images_type=rbd or lvm) that have no record
+        yet: only the record is written; the domain already points at them."""
         missing = []
-        for _disk, image in self._rbd_disks(instance_uuid, document):
+        for _disk, image in self._pool_disks(instance_uuid, document):
             if not self._exists(image):
                 continue  # this run imports it (or the domain names an image that is gone: not ours to fix)
             if self._recorded(image) is None:
-                source = {'instance_uuid': instance_uuid, 'rbd': '%s/%s' % (self.rbd.ceph_pool, image)}
-                missing.append((image, metadata.make_record('raw', self.rbd.size(image), source, method='in-place')))
+                source = {'instance_uuid': instance_uuid, 'volume': self.target.location(image)}
+                missing.append((image, metadata.make_record('raw', self.target.size(image), source,
+                                                            method='in-place')))
         return missing
 
     def _removals(self, instance_uuid, document):
         """Legacy files finalize may remove: [(path, disk name)], or a skip result when one changed since."""
         removals = []
-        for _disk, image in self._rbd_disks(instance_uuid, document):
+        for _disk, image in self._pool_disks(instance_uuid, document):
             if not self._exists(image):
                 continue
             record = self._recorded(image) or {}
@@ -278,8 +425,8 @@ class RbdCutover:
                 return {'result': 'skipped', 'reason': '%s is no longer the imported file; finalize leaves it' % path}
             if record.get('imported_from') != _file_identity(path):
                 return {'result': 'skipped', 'reason': (
-                    "%s changed after its import into rbd image '%s'; finalize removes nothing of this instance. "
-                    "Check which holds the guest's data" % (path, image))}
+                    "%s changed after its import into %s '%s'; finalize removes nothing of this instance. "
+                    "Check which holds the guest's data" % (path, self.target.kind, image))}
             removals.append((path, image))
         return removals
 
@@ -287,7 +434,7 @@ class RbdCutover:
         """{kept: disk.info without the imported legacy paths that are (or are about to be) gone}, or {}."""
         info = nova_layout.read_disk_info(directory)
         going = set(path for path, _image in removals)
-        for _disk, image in self._rbd_disks(instance_uuid, document):
+        for _disk, image in self._pool_disks(instance_uuid, document):
             if self._exists(image):
                 path = ((self._recorded(image) or {}).get('source') or {}).get('path')
                 if path and not os.path.lexists(path):

@@ -57,6 +57,11 @@ class DomainDisk:
         return node.get('pool'), node.get('volume')
 
     @property
+    def source_block(self):
+        node = self.element.find('source')
+        return node.get('dev') if node is not None and self.type == 'block' else None
+
+    @property
     def rbd_image(self):
         """``<ceph pool>/<image>`` of an rbd network disk, else None."""
         node = self.element.find('source')
@@ -90,6 +95,19 @@ class DomainDisk:
         self.element.set('type', 'volume')
         source.set('pool', pool)
         source.set('volume', volume)
+
+    def point_at_block(self, dev):
+        """``<disk type='block'><source dev=/>``, raw, no backing chain: what Nova writes for images_type=lvm."""
+        if self.source_block == dev and self.driver_format == 'raw' and self.element.find('backingStore') is None:
+            return
+        source = self._source()
+        for attribute in list(source.attrib):
+            source.attrib.pop(attribute)
+        source.set('dev', dev)
+        for node in self.element.findall('backingStore'):
+            self.element.remove(node)
+        self.element.set('type', 'block')
+        self.element.find('driver').set('type', 'raw')
 
     def point_at_rbd(self, name, hosts, username, secret_uuid):
         """``<disk type='network'>`` on rbd image ``name`` (``pool/image``), raw, with Ceph auth.

@@ -28,14 +28,16 @@ description:
     serialises runs.
   - Into a file pool (dir, fs, netfs) adoption is complete in one run; running instances are skipped unless
     O(running=live).
-  - "Into an rbd pool it is a two-phase host cutover, because Nova's C(images_type) is host-wide. The first
-    run imports every shut-off instance's disks as raw images C(<ceph pool>/<uuid>_<name>) (an overlay is
-    flattened with its C(_base) file), compares each with its source, records it (image-meta), and points
-    the domain at them as C(<disk type='network' protocol='rbd'>) with the pool's Ceph auth. The legacy
-    files stay. After nova.conf holds the values in RV(nova_conf_settings) and nova-compute restarted, a
-    run with O(finalize=true) removes the legacy files (only those unchanged since their import)."
-  - Instances already on the rbd pool (a host that ran with C(images_type=rbd)) need no move; their images
-    only gain a record.
+  - "Into an rbd or a logical pool it is a two-phase host cutover, because Nova's C(images_type) is
+    host-wide. The first run imports every shut-off instance's disks as raw images C(<ceph pool>/<uuid>_<name>)
+    or thick LVs C(/dev/<vg>/<uuid>_<name>) (an overlay is flattened with its C(_base) file), compares each
+    with its source, records it (image-meta, LV tags), and points the domain at them as
+    C(<disk type='network' protocol='rbd'>) with the pool's Ceph auth, or C(<disk type='block'>). The
+    legacy files stay. After nova.conf holds the values in RV(nova_conf_settings) and nova-compute restarted,
+    a run with O(finalize=true) removes the legacy files (only those unchanged since their import). With LVM
+    the config drive stays a file, as Nova's lvm backend keeps it."
+  - Instances already on the pool (a host that ran with C(images_type=rbd) or C(lvm)) need no move; their
+    volumes only gain a record.
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -63,8 +65,8 @@ options:
     description:
       - V(file) points each disk at the volume's path (C(<disk type='file'>)), which a legacy-configured Nova
         can still snapshot; V(volume) gives C(<disk type='volume'>).
-      - Ignored for an rbd disks pool, whose disks are always C(<disk type='network'>) (libvirt cannot start a
-        volume disk of an rbd pool).
+      - Ignored for rbd and logical disks pools, whose disks are what Nova writes - C(<disk type='network'>)
+        (libvirt cannot start a volume disk of an rbd pool) and C(<disk type='block'>).
     type: str
     choices: [file, volume]
     default: file
@@ -93,7 +95,7 @@ options:
     default: false
   finalize:
     description:
-      - rbd disks pool only. Remove the legacy files of instances already imported. Refused unless
+      - rbd and logical disks pools only. Remove the legacy files of instances already imported. Refused unless
         O(nova_conf) holds the values of RV(nova_conf_settings) (a host still on file disks would otherwise
         regenerate domains pointing at removed files). A legacy file whose size or mtime changed since its
         import is never removed; its instance is reported as skipped.
@@ -168,24 +170,25 @@ instances:
           type: str
         method:
           description: V(rename) (same filesystem, nothing copied), V(copy) (copied, verified, then the source
-            removed), V(live-copy) (block copy of a running guest, then pivot) or V(rbd-import) (a raw rbd
-            image of the guest's view, compared with its source).
+            removed), V(live-copy) (block copy of a running guest, then pivot), V(rbd-import) or V(lvm-import) (a
+            raw rbd image or LV of the guest's view, compared with its source).
           type: str
         format:
-          description: The legacy disk's format, from disk.info and the domain (rbd images are always raw).
+          description: The legacy disk's format, from disk.info and the domain (rbd images and LVs are raw).
           type: str
     domain_diff:
       description: Unified diff of the domain's inactive XML before and after.
       type: str
     removed:
-      description: rbd disks pool with O(finalize=true) only. The legacy files removed.
+      description: rbd and logical disks pools with O(finalize=true) only. The legacy files removed.
       type: list
       elements: str
 nova_conf_settings:
   description:
-    - rbd disks pool only. The nova.conf values under which Nova regenerates exactly the disks the cutover
-      wrote, per section. Set them (and restart nova-compute) before the O(finalize=true) run.
-  returned: when the disks pool is an rbd pool
+    - rbd and logical disks pools only. The nova.conf values under which Nova regenerates exactly the disks
+      the cutover wrote, per section. Set them (and restart nova-compute) before the O(finalize=true) run.
+    - "logical: C({libvirt: {images_type: lvm, images_volume_group: <vg>}})."
+  returned: when the disks pool is an rbd or logical pool
   type: dict
   sample:
     libvirt: {images_type: rbd, images_rbd_pool: vms, rbd_user: nova, rbd_secret_uuid: 4a5e...}
@@ -210,10 +213,11 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
     run_module,
     summarise,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.cutover import RbdCutover
+from ansible_collections.storagepools.libvirt.plugins.module_utils.cutover import Cutover, LogicalTarget, RbdTarget
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import HostLock
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import FILE_POOL_TYPES
+from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint
 
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
@@ -230,24 +234,31 @@ def instance_list(params):
 
 
 def adopter_for(conn, params, check_mode):
-    """The Adopter (file pools) or the RbdCutover (rbd pool) for the disks pool's type."""
+    """The Adopter (file pools) or the two-phase Cutover (rbd, logical pools) for the disks pool's type."""
     pool = Endpoint(conn, params['disks_pool'], 'disks_pool')
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
-    if pool.type == 'rbd':
+    if pool.type in ('rbd', 'logical'):
         if params['running'] == 'live':
-            raise StoragePoolsError('running: live copies into file pools; the rbd cutover imports shut-off '
-                                    'instances')
-        cutover = RbdCutover(conn, params['instances_path'], pool, params['state_dir'], nova_conf, check_mode,
-                             params['ceph_keyring'], params['finalize'])
+            raise StoragePoolsError('running: live copies into file pools; the cutover to an %s pool imports '
+                                    'shut-off instances' % pool.type)
+        if pool.type == 'rbd':
+            target = RbdTarget(conn, pool, params['ceph_keyring'])
+        elif not is_local_uri(params['uri']):
+            raise StoragePoolsError('uri: the cutover writes the logical volumes on the libvirt host; run the task '
+                                    'on that host with a local uri (qemu:///system)')
+        else:
+            target = LogicalTarget(pool)
+        cutover = Cutover(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf, check_mode,
+                          params['finalize'])
         if params['finalize']:
             cutover.check_nova_conf()
         return cutover
     if pool.type not in FILE_POOL_TYPES:
-        raise StoragePoolsError("disks_pool: '%s' is a %s pool; this version adopts into dir, fs, netfs and rbd "
-                                "pools" % (params['disks_pool'], pool.type))
+        raise StoragePoolsError("disks_pool: '%s' is a %s pool; this version adopts into dir, fs, netfs, logical "
+                                "and rbd pools" % (params['disks_pool'], pool.type))
     if params['finalize']:
-        raise StoragePoolsError('finalize: only an rbd disks pool has a second phase; adoption into a file pool '
-                                'is complete in one run')
+        raise StoragePoolsError('finalize: only rbd and logical disks pools have a second phase; adoption into a '
+                                'file pool is complete in one run')
     if nova_conf.remote_filesystem_transport == 'rsync' and not params['force']:
         raise StoragePoolsError(
             'force: %s sets [libvirt] remote_filesystem_transport=rsync; rsync skips symlinks, so a cold '
@@ -269,13 +280,13 @@ def run(module):
     settings = None
     try:
         adopter = adopter_for(conn, params, module.check_mode)
-        if isinstance(adopter, RbdCutover):
+        if isinstance(adopter, Cutover):
             settings = adopter.nova_settings()
         try:
             with lock:
                 results = each_item(uuids, adopter.adopt, {'disks': [], 'domain_diff': None})
         finally:
-            if isinstance(adopter, RbdCutover):
+            if isinstance(adopter, Cutover):
                 adopter.close()
     finally:
         conn.close()

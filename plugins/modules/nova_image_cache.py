@@ -8,7 +8,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: nova_image_cache
-short_description: Record Nova's image cache (_base) in its pool, and import it into an rbd pool
+short_description: Record Nova's image cache (_base) in its pool, and import it into a logical or rbd pool
 version_added: 0.1.0
 description:
   - "Nova's image cache C(<instances_path>/_base) is the cache pool (a dir pool on C(_base), see
@@ -16,7 +16,11 @@ description:
     its recorded metadata (format, virtual size, source), in one call for the whole host."
   - With O(dest_pool) naming an rbd pool, every base is also imported as an rbd image of the same name,
     compared with its source, recorded (image-meta) and given a protected snapshot C(storagepools-base),
-    the parent of copy-on-write clones (M(storagepools.libvirt.virt_volume_clone) with O(storagepools.libvirt.virt_volume_clone#module:mode=cow)).
+    the parent of copy-on-write clones (M(storagepools.libvirt.virt_volume_clone) with
+    O(storagepools.libvirt.virt_volume_clone#module:mode=cow)).
+  - With O(dest_pool) naming a logical pool, every base is also imported as a thick LV of the same name
+    (zeroes where the base has none), compared with its source and recorded (LV tags); copy-on-write clones
+    of it are LVM snapshots.
   - "A base's format is never probed: it comes from its own record, else from the backing format the
     host's qcow2 overlays name for it in their headers (they must agree), else from nova.conf
     C(force_raw_images) (default true: Nova cached every image as raw). Then the bytes are checked
@@ -44,7 +48,8 @@ options:
     type: str
     default: nova-base-images-pool
   dest_pool:
-    description: An rbd pool to import every base into. Without it the cache stays (only) in C(_base).
+    description: A logical or rbd pool to import every base into. Without it the cache stays (only) in
+      C(_base).
     type: str
   ceph_keyring:
     description:
@@ -128,9 +133,9 @@ def run(module):
             raise StoragePoolsError("cache_pool: pool '%s' has target %s, not %s" % (pool.name, pool.target, base_dir))
         if params['dest_pool'] is not None:
             dest = Endpoint(conn, params['dest_pool'], 'dest_pool')
-            if dest.type != 'rbd':
-                raise StoragePoolsError("dest_pool: '%s' is a %s pool; this version imports the cache into rbd "
-                                        "pools (a dir cache stays in _base)" % (dest.name, dest.type))
+            if dest.type not in ('logical', 'rbd'):
+                raise StoragePoolsError("dest_pool: '%s' is a %s pool; the cache is imported into logical and "
+                                        "rbd pools (a dir cache stays in _base)" % (dest.name, dest.type))
         cache = ImageCache(conn, params['uri'], params['instances_path'], params['cache_pool'], nova_conf,
                            module.check_mode, params['dest_pool'], params['ceph_keyring'])
         images = each_item(cache.bases(), cache.ensure, {'format': None, 'virtual_size': None, 'volume': None})

@@ -182,7 +182,7 @@ def test_an_instance_already_on_rbd_only_gains_a_record(conn, ceph, host, workdi
     assert result['changed'] is True and result['instances'][instance]['result'] == 'adopted'
     assert result['instances'][instance]['disks'] == []
     record = json.loads(ceph.admin('image-meta', 'get', image, 'user.storagepools.libvirt', tool='rbd'))
-    assert record['method'] == 'in-place' and record['source'] == {'instance_uuid': instance, 'rbd': image}
+    assert record['method'] == 'in-place' and record['source'] == {'instance_uuid': instance, 'volume': image}
     assert adopt(host)['changed'] is False
 
 

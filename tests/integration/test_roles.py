@@ -107,9 +107,8 @@ WRONG_FOR_EVERY_ROLE = [
     (['storagepools_backend=rbd', '{"storagepools_rbd": {"pool": "vms", "mons": [], "user": "nova"}}'],
      'key or a keyring'),
 ]
-NOT_YET = [  # the logical image cache and cutover: refused up front (the pools role does make logical pools)
-    (role, ['storagepools_backend=logical', 'storagepools_vg=vg0'], 'not implemented')
-    for role in ('image_cache', 'transition')]
+NOT_YET = [  # the logical backend without its volume group
+    (role, ['storagepools_backend=logical'], 'storagepools_vg') for role in ('pools', 'transition')]
 
 
 @pytest.mark.parametrize('role, variables, expected', [

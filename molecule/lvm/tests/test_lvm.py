@@ -64,3 +64,51 @@ def test_the_cow_clone_is_an_lvm_snapshot_of_the_base(host):
     assert record['backing'] == {'pool': 'nova-disks-pool', 'volume': 'spl-base', 'format': 'raw',
                                  'path': '/dev/nova-vg/spl-base'}
     assert host.run('cmp /dev/nova-vg/spl-base /dev/nova-vg/%s' % lv).rc == 0
+
+
+def checksums(host):
+    return json.loads(host.file('/root/checksums.json').content_string)
+
+
+def test_the_legacy_instances_are_on_lvs_holding_the_guest_view(host):
+    for uuid, sums in checksums(host).items():
+        for name in ('disk', 'disk.local'):
+            lv = '%s_%s' % (uuid, name)
+            record = lv_record(host, lv)
+            assert record['method'] == 'lvm-import' and record['format'] == 'raw'
+            assert record['source']['path'] == '/var/lib/nova/instances/%s/%s' % (uuid, name)
+            assert record['source']['format'] == ('qcow2' if name == 'disk' else 'raw')
+            # the overlay was flattened with its _base file
+            assert ('flattened_from' in record['source']) == (name == 'disk')
+            data = host.check_output('head -c %d /dev/nova-vg/%s | sha256sum' % (record['virtual_size'], lv))
+            assert data.split()[0] == sums[name], lv
+
+
+def test_the_domains_point_at_the_lvs_and_start(host):
+    for uuid, sums in checksums(host).items():
+        xml = host.check_output('virsh dumpxml %s' % uuid)
+        for name in ('disk', 'disk.local'):
+            assert "<source dev='/dev/nova-vg/%s_%s'/>" % (uuid, name) in xml
+        assert "type='qcow2'" not in xml and '<backingStore' not in xml
+        assert ('/var/lib/nova/instances/%s/disk.config' % uuid in xml) == ('disk.config' in sums)
+    uuid = sorted(checksums(host))[0]
+    host.check_output('virsh start %s' % uuid)
+    try:
+        assert host.check_output('virsh domstate %s' % uuid) == 'running'
+    finally:
+        host.check_output('virsh destroy %s' % uuid)
+
+
+def test_finalize_removed_the_legacy_files_but_the_config_drive_and_bases(host):
+    for uuid, sums in checksums(host).items():
+        directory = '/var/lib/nova/instances/%s' % uuid
+        assert not host.file('%s/disk' % directory).exists and not host.file('%s/disk.local' % directory).exists
+        assert host.file('%s/disk.config' % directory).exists == ('disk.config' in sums)
+        info = json.loads(host.file('%s/disk.info' % directory).content_string)
+        assert sorted(info) == (['%s/disk.config' % directory] if 'disk.config' in sums else [])
+    bases = host.check_output('ls /var/lib/nova/instances/_base').split()
+    assert bases, 'a _base file is gone'
+    for base in bases:  # the image cache, imported into LVs of the same name
+        record = lv_record(host, base)
+        assert record['source'] == {'path': '/var/lib/nova/instances/_base/%s' % base, 'nova_base': base}
+    assert 'images_type = lvm' in host.file('/var/lib/nova/nova.conf').content_string

@@ -132,5 +132,4 @@ class ImageCache:
             plan.apply(self.check_mode)
             return cloner.result_volume(), bool(plan)
         finally:
-            if cloner.rbd is not None:
-                cloner.rbd.close()
+            cloner.close()

@@ -194,17 +194,22 @@ def inspect(path, declared):
         file_size = os.fstat(handle.fileno()).st_size
         if stat.S_ISBLK(os.fstat(handle.fileno()).st_mode):  # a logical volume: its size is its end
             file_size = os.lseek(handle.fileno(), 0, os.SEEK_END)
-            handle.seek(0)
-        header = handle.read(HEADER_BYTES)
-        found = _signatures(header, handle, file_size)
-        if declared == 'raw':
-            if found:
-                raise ImageRefused('source.format: %s is declared raw but its bytes are a %s image; '
-                                   'refused (declare its real format if it is trusted)' % (path, found[0]))
-            return ImageInfo('raw', file_size, file_size)
-        if found and declared not in found:
-            raise ImageRefused('source.format: %s is declared %s but its bytes are a %s image'
-                               % (path, declared, found[0]))
-        if declared == 'qcow2':
-            return ImageInfo('qcow2', _qcow2(header, path), file_size)
-        return ImageInfo('vmdk', _vmdk(header, handle, path), file_size)
+        return inspect_handle(handle, file_size, path, declared)
+
+
+def inspect_handle(handle, file_size, path, declared):
+    """inspect() on an open ``handle`` (seek/read) of ``file_size`` bytes, named ``path`` in messages."""
+    handle.seek(0)
+    header = handle.read(HEADER_BYTES)
+    found = _signatures(header, handle, file_size)
+    if declared == 'raw':
+        if found:
+            raise ImageRefused('source.format: %s is declared raw but its bytes are a %s image; '
+                               'refused (declare its real format if it is trusted)' % (path, found[0]))
+        return ImageInfo('raw', file_size, file_size)
+    if found and declared not in found:
+        raise ImageRefused('source.format: %s is declared %s but its bytes are a %s image'
+                           % (path, declared, found[0]))
+    if declared == 'qcow2':
+        return ImageInfo('qcow2', _qcow2(header, path), file_size)
+    return ImageInfo('vmdk', _vmdk(header, handle, path), file_size)

@@ -123,6 +123,11 @@ class RbdPool:
                     offset += len(data)
             image.flush()
 
+    def reader(self, name):
+        """A read-only file-like view of image ``name`` (seek/read), for image_inspect: (reader, size)."""
+        image = rbd.Image(self.open().ioctx, name, read_only=True)
+        return _ImageReader(image), image.size()
+
     def qemu_target(self, name):
         """qemu's rbd URI for ``name`` (the key stays in the keyring file; ':' escaped as qemu wants)."""
         mon_host = self.mon_host.replace(':', '\\:').replace(',', ';')
@@ -158,3 +163,22 @@ class RbdPool:
         with rbd.Image(ioctx, child) as image:
             if image.size() < size:
                 image.resize(size)
+
+
+class _ImageReader:
+    """seek/read/close over an open rbd.Image."""
+
+    def __init__(self, image):
+        self.image = image
+        self.offset = 0
+
+    def seek(self, offset, whence=0):
+        self.offset = offset if whence == 0 else self.image.size() + offset if whence == 2 else self.offset + offset
+
+    def read(self, length):
+        data = self.image.read(self.offset, max(0, min(length, self.image.size() - self.offset)))
+        self.offset += len(data)
+        return data
+
+    def close(self):
+        self.image.close()

@@ -102,6 +102,8 @@ class VolumeCloner:
         self._made_snapshot = False
         self.source_rbd = None  # name of a source image in the destination's Ceph pool
         self.source_lv = None  # (vg, lv) of a source volume in a logical pool
+        self.source_ceph = None  # the RbdPool of a source image in another rbd pool
+        self.ceph_keyring = ceph_keyring
         self.source_info = None
         self.rbd = None
         self.vg = None  # the volume group of a logical destination
@@ -137,6 +139,8 @@ class VolumeCloner:
             identity = {'pool': source['pool'], 'volume': source['volume']}
             if origin.type == 'rbd' and origin.name == self.dest.name:
                 return identity, self._resolve_rbd_source(source['volume'], declared)
+            if origin.type == 'rbd':
+                return identity, self._resolve_remote_rbd_source(origin, source['volume'], declared)
             if origin.type not in FILE_POOLS + ('logical',):
                 raise StoragePoolsError("source.pool: '%s' is a %s pool; this version clones from file and "
                                         "logical pools" % (source['pool'], origin.type))
@@ -156,6 +160,24 @@ class VolumeCloner:
         info = image_inspect.inspect(self.source_path, declared)
         self.source_format = declared
         return identity, info
+
+    def _resolve_remote_rbd_source(self, origin, name, declared):
+        """An image of another rbd pool: read through qemu's rbd driver as raw (header checked first)."""
+        if declared not in (None, 'raw'):
+            raise StoragePoolsError('source.format: rbd images are raw, not %s' % declared)
+        self.source_ceph = rbd_volume.RbdPool(origin.definition, self.ceph_keyring)
+        recorded = self.source_ceph.read_metadata(name) if self.source_ceph.exists(name) else None
+        if recorded is not None and recorded.get('format') not in (None, 'raw'):
+            raise StoragePoolsError('source.volume: %s is recorded as %s; rbd images are raw' % (name, recorded['format']))
+        reader, size = self.source_ceph.reader(name)
+        try:
+            info = image_inspect.inspect_handle(reader, size, '%s/%s' % (self.source_ceph.ceph_pool, name), 'raw')
+        finally:
+            reader.close()
+        self.source_path = self.source_ceph.qemu_target(name)  # for qemu-img only, never opened as a file
+        self.source_volume = None  # libvirt cannot create from an rbd volume into another pool
+        self.source_format = 'raw'
+        return info
 
     def _resolve_rbd_source(self, name, declared):
         """An image of the destination's own Ceph pool (the parent of an rbd clone): always raw."""
@@ -262,7 +284,7 @@ class VolumeCloner:
             self.plan.add('create', "create qcow2 overlay '%s' on %s (backing format %s)"
                           % (self.name, self.source_path, self.source_format), self._create, option='source',
                           **create_undo)
-        elif dest_format == 'raw' and self.source_format == 'raw':
+        elif dest_format == 'raw' and self.source_format == 'raw' and self.source_ceph is None:
             self.method = 'sparse-copy'  # or reflink, whichever the filesystem allows
             self.plan.add('create', "create volume '%s'" % self.name, self._create, option='pool',
                           **create_undo)
@@ -359,7 +381,8 @@ class VolumeCloner:
             target = self.rbd.qemu_target(self.name)
         else:
             target = self.volume.path()
-        if self.source_format == self.wanted.format == 'raw' and self.rbd is None and self.vg is None:
+        if self.source_format == self.wanted.format == 'raw' and all(
+                other is None for other in (self.rbd, self.vg, self.source_ceph)):
             same = data_copy.same_bytes(self.source_path, target)
         else:
             same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
@@ -392,7 +415,7 @@ class VolumeCloner:
         self.rbd.clone(self.source_rbd, self.name, self.wanted.capacity)
 
     def _rbd_import(self):
-        if self.source_format == 'raw':
+        if self.source_format == 'raw' and self.source_ceph is None:
             self.rbd.write_raw_file(self.name, self.source_path)
         else:
             run_tool(['qemu-img', 'convert', '-n', '-f', self.source_format, '-O', 'raw', self.source_path,
@@ -403,6 +426,11 @@ class VolumeCloner:
         self.volume = self.dest.volume(self.name)
 
     # -- results ------------------------------------------------------------
+
+    def close(self):
+        for ceph in (self.rbd, self.source_ceph):
+            if ceph is not None:
+                ceph.close()
 
     def result_volume(self):
         definition = self.wanted

@@ -32,6 +32,9 @@ description:
     and V(cow) clones an image of the same pool from its protected snapshot C(storagepools-base), which is
     created and protected when missing. libvirt has neither primitive for rbd. The recorded metadata of an
     rbd volume is kept in the image's own image-meta.
+  - A source volume in an rbd pool (copied into a file or logical pool, or another rbd pool) is read as raw
+    through qemu's rbd driver with C(qemu-img convert -f raw); its header is first checked through librbd
+    like a file's (an image whose bytes are another format is refused).
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -93,8 +96,8 @@ options:
     type: dict
   ceph_keyring:
     description:
-      - rbd pools only. A keyring on the managed host with the key of the pool's C(source.auth) user,
-        which librbd uses to write the image (the key never appears on a command line).
+      - rbd pools only (destination or source). A keyring on the managed host with the key of the pool's
+        C(source.auth) user, which librbd and qemu use (the key never appears on a command line).
       - Defaults to C(/etc/ceph/ceph.client.<user>.keyring).
     type: path
   verify:
@@ -227,8 +230,7 @@ def run(module):
             return dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
                         method=cloner.method, metadata=cloner.record)
         finally:
-            if cloner.rbd is not None:
-                cloner.rbd.close()
+            cloner.close()
     finally:
         conn.close()
 

@@ -430,3 +430,52 @@ def test_import_into_rbd_and_cow_clone_from_a_protected_snapshot(ceph, pools, ce
                                 ceph.env['CEPH_ADMIN_KEYRING'], 'snap', 'purge', '%s/%s' % (ceph.pool, base)],
                                capture_output=True, check=False)
             ceph.admin('rm', '%s/%s' % (ceph.pool, image), tool='rbd')
+
+
+def test_copy_out_of_rbd_into_a_file_pool(ceph, pools, ceph_user, workdir):
+    """rbd -> dir: qemu's rbd driver reads the image as raw (its header checked through librbd first)."""
+    user, _key, keyring, _usage, uuid = ceph_user
+    rbd_pool, dir_pool = pools.new(), pools.new()
+    assert not ensure(**rbd_pool_args(ceph, rbd_pool, user, uuid)).get('failed')
+    assert not ensure(name=dir_pool, type='dir', target=os.path.join(workdir, 'dir-pool')).get('failed')
+    mib = 1024 * 1024
+    raw = os.path.join(workdir, 'image.raw')
+    with open(raw, 'wb') as handle:
+        handle.truncate(32 * mib)
+        handle.seek(9 * mib)
+        handle.write(os.urandom(mib))
+    with open(raw, 'rb') as handle:
+        expected = hashlib.sha256(handle.read()).hexdigest()
+    image, hostile = 'spl-out-%s' % rbd_pool, 'spl-hostile-%s' % rbd_pool
+    try:
+        made = clone(pool=rbd_pool, name=image, source={'path': raw, 'format': 'raw'}, ceph_keyring=keyring)
+        assert made['method'] == 'rbd-import', made
+        for dest_format in ('raw', 'qcow2'):
+            args = dict(pool=dir_pool, name='copy.%s' % dest_format, format=dest_format, verify=True,
+                        source={'pool': rbd_pool, 'volume': image}, ceph_keyring=keyring)
+            assert clone(check=True, **args)['actions'][0]['action'] == 'create'
+            assert not os.path.exists(os.path.join(workdir, 'dir-pool', 'copy.%s' % dest_format))
+            copied = clone(**args)
+            assert copied['method'] == 'qemu-img-convert' and copied['volume']['format'] == dest_format, copied
+            assert [step['action'] for step in copied['actions']] == ['create', 'convert', 'verify', 'record']
+            path = copied['volume']['path']
+            assert copied['metadata']['source'] == {'pool': rbd_pool, 'volume': image}
+            view = os.path.join(workdir, 'view.raw')
+            subprocess.run(['qemu-img', 'convert', '-f', dest_format, '-O', 'raw', path, view], check=True)
+            with open(view, 'rb') as handle:
+                assert hashlib.sha256(handle.read()).hexdigest() == expected
+            if dest_format == 'raw':
+                assert os.stat(path).st_blocks * 512 <= 4 * mib, 'the copy out of rbd was not sparse'
+            assert clone(**args)['changed'] is False
+        # an image in rbd whose bytes are a qcow2 (put there by hand, not by this collection) is refused as raw
+        qcow2 = os.path.join(workdir, 'hostile.qcow2')
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', qcow2, '1M'], check=True)
+        ceph.admin('import', qcow2, '%s/%s' % (ceph.pool, hostile), tool='rbd')
+        pools.lookup(rbd_pool).refresh(0)  # libvirt lists it (an rbd refresh reads no image content)
+        refused = clone(pool=dir_pool, name='hostile', source={'pool': rbd_pool, 'volume': hostile},
+                        ceph_keyring=keyring)
+        assert refused['failed'] is True and 'declared raw but its bytes are a qcow2 image' in refused['msg']
+        assert not os.path.exists(os.path.join(workdir, 'dir-pool', 'hostile'))
+    finally:
+        ceph.remove_images(image)
+        ceph.remove_images(hostile)

@@ -97,3 +97,17 @@ def test_point_at_rbd_writes_a_raw_network_disk_with_auth_and_no_chain():
     once = document.to_xml()
     disk.point_at_rbd('vms/u_disk', [('10.0.0.1', '6789'), ('10.0.0.2', None)], 'nova', '4a5e-uuid')
     assert document.to_xml() == once
+
+
+def test_point_at_block_writes_novas_lvm_disk():
+    document = DomainDocument(DOMAIN)
+    disk = document.disk('vda')
+    disk.set_backing_store('/var/lib/nova/instances/_base/abc', 'raw')
+    disk.point_at_block('/dev/nova-vg/u_disk')
+    assert disk.type == 'block' and disk.source_block == '/dev/nova-vg/u_disk' and disk.driver_format == 'raw'
+    assert disk.source_file is None and disk.element.find('backingStore') is None
+    assert disk.element.find('driver').get('cache') == 'none'  # the rest of <driver> stays
+    assert [child.tag for child in disk.element] == ['driver', 'source', 'target', 'address']
+    once = document.to_xml()
+    disk.point_at_block('/dev/nova-vg/u_disk')
+    assert document.to_xml() == once

@@ -105,14 +105,13 @@ def each_item(items, handle, failed):
     for item in items:
         try:
             results[item] = handle(item)
-            continue
         except StoragePoolsError as exc:
             reason = exc.msg if exc.libvirt_error is None else '%s: %s' % (exc.msg, exc.libvirt_error)
+            results[item] = dict(failed, result='failed', reason=reason)
         except OSError as exc:
-            reason = '%s: %s' % (exc.filename, exc.strerror)
+            results[item] = dict(failed, result='failed', reason='%s: %s' % (exc.filename, exc.strerror))
         except Exception as exc:  # a libvirt or Ceph error
-            reason = error_text(exc)
-        results[item] = dict(failed, result='failed', reason=reason)
+            results[item] = dict(failed, result='failed', reason=error_text(exc))
     return results
 
 

@@ -318,9 +318,8 @@ class VolumeCloner:
         self.method = 'qemu-img-convert'
         self.plan.add('create', "create logical volume '%s' (%d bytes)" % (self.name, self.wanted.capacity),
                       self._create, option='pool', **create_undo)
-        self.plan.add('convert', "convert %s (%s) into '%s' (raw)" % (self.source_path, self.source_format,
-                                                                     self.name), self._convert_into_lv,
-                      option='pool', explain=_explain_write)
+        detail = "convert %s (%s) into '%s' (raw)" % (self.source_path, self.source_format, self.name)
+        self.plan.add('convert', detail, self._convert_into_lv, option='pool', explain=_explain_write)
 
     def _plan_new_rbd(self, mode, verify):
         undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=_explain_write)

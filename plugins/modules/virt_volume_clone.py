@@ -26,8 +26,8 @@ description:
     C(qemu-img convert -n -f <format> -O raw), which writes zeroes where the source has none, and zeroes the
     LV's tail, so no stale data of the volume group shows through; V(cow) is an LVM snapshot (libvirt's
     backingStore) of a volume of the same pool. The size is rounded up to whole extents. The recorded
-    metadata is kept in the LV's own tags.
-    On an rbd pool, V(copy) imports an image file or a file-pool volume with librbd (only data is written,
+    metadata is kept in the LV's own tags."
+  - On an rbd pool, V(copy) imports an image file or a file-pool volume with librbd (only data is written,
     so sparse stays sparse; other formats through C(qemu-img convert -f <format> -O raw) into the image),
     and V(cow) clones an image of the same pool from its protected snapshot C(storagepools-base), which is
     created and protected when missing. libvirt has neither primitive for rbd. The recorded metadata of an

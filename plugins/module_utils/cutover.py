@@ -315,9 +315,15 @@ class Cutover:
             return dict(result, result='already_adopted', domain_diff=None)
         if self.check_mode:
             return dict(result, result='adopted')
-        for legacy, image, state in imports:
-            if state != 'done':
-                self._import(instance_uuid, legacy, image, state)
+        made = []
+        try:
+            for legacy, image, state in imports:
+                if state != 'done':
+                    made.append(image)
+                    self._import(instance_uuid, legacy, image, state)
+        except Exception:
+            self._unmake(made)  # nothing half-imported stays behind; the legacy files were never touched
+            raise
         for image, record in unrecorded:
             self.journal.step(instance_uuid, 'record', disk=image)
             self._write_record(image, record)
@@ -385,6 +391,15 @@ class Cutover:
                   self.target.qemu_target(image)], option='verify')
         self.journal.step(key, 'record', disk=legacy.name)
         self._write_record(image, dict(record, imported_from=identity))
+
+    def _unmake(self, images):
+        for image in images:
+            if self._exists(image):
+                try:
+                    self.target.remove(image)
+                except Exception:  # best effort: the next run discards what its record calls unfinished
+                    continue
+                self._records.pop(image, None)
 
     def _record(self, legacy, size):
         source = {'path': legacy.legacy_path, 'instance_uuid': os.path.basename(os.path.dirname(legacy.legacy_path)),

@@ -248,6 +248,7 @@ def adopter_for(conn, params, check_mode):
                                     'on that host with a local uri (qemu:///system)')
         else:
             target = LogicalTarget(pool)
+        target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance
         cutover = Cutover(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf, check_mode,
                           params['finalize'])
         if params['finalize']:

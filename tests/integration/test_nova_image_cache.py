@@ -106,13 +106,18 @@ def test_without_force_raw_images_an_unnamed_base_is_left_alone(host):
     assert result['images'][os.path.basename(host.base)]['result'] == 'skipped'  # no instance names it yet
 
 
-def test_a_cache_pool_elsewhere_is_refused(host, pools, workdir):
+def test_wrong_pools_are_refused_before_anything_is_recorded(host, pools, workdir):
     other = pools.new()
     made = run_module('virt_pool_ensure', dict(name=other, type='dir', target=os.path.join(workdir, 'other'),
                                                autostart=False))
     assert not made.get('failed'), made
     result = cache(host, cache_pool=other)
     assert result['failed'] is True and result['msg'].startswith('cache_pool: ')
+    result = cache(host, dest_pool=other)  # a dir pool: the cache is imported into logical and rbd pools only
+    assert result['failed'] is True and result['msg'].startswith('dest_pool: ')
+    result = cache(host, dest_pool=pools.new())
+    assert result['failed'] is True and result['msg'].startswith('dest_pool: ')
+    assert read_file_metadata(host.base) is None
 
 
 def test_import_into_rbd_with_protected_snapshots_for_clones(conn, host, ceph, ceph_user, pools, workdir):

@@ -216,3 +216,20 @@ def test_sigkill_at_every_cutover_step_then_rerun_converges(conn, ceph, host, wo
                                        'user.storagepools.libvirt', tool='rbd'))
         assert 'adopting' not in record
     assert adopt(host, finalize=finalize)['changed'] is False
+
+
+def test_a_failed_import_leaves_nothing_and_a_wrong_keyring_fails_up_front(conn, ceph, host):
+    instance = host.instance()
+    before_xml = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)
+    before = host.checksums(instance)
+    failed = adopt(host, env={'STORAGEPOOLS_FAIL_AT': 'verify:2'})  # the second disk's compare fails
+    outcome = failed['instances'][instance]
+    assert failed['failed'] is True and outcome['result'] == 'failed' and 'fault injected' in outcome['reason']
+    assert not [image for image in ceph.rbd_ls() if image.startswith(instance)], 'a half import was left'
+    assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == before_xml
+    assert host.checksums(instance) == before
+
+    wrong = adopt(host, ceph_keyring=host.keyring + '.missing')
+    assert wrong['failed'] is True and wrong['msg'].startswith('ceph_keyring: ') and 'instances' not in wrong
+
+    assert adopt(host)['instances'][instance]['result'] == 'adopted'  # and then it goes through

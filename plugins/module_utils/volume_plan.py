@@ -56,7 +56,9 @@ def run_tool(argv, option):
 
 
 def _explain_write(exc):
-    if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
+    full = isinstance(exc, OSError) and exc.errno == 28  # ENOSPC, from our own copy
+    full = full or 'No space left on device' in (getattr(exc, 'libvirt_error', None) or '')  # from qemu-img
+    if full:
         return ('pool', 'The destination pool ran out of space; the partial volume was removed')
     return None
 

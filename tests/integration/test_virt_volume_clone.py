@@ -162,6 +162,26 @@ def test_image_file_import_with_declared_format_and_image_id(two_pools, workdir)
     assert clone(**args)['changed'] is False
 
 
+def test_image_file_converted_to_qcow2(pools, two_pools, workdir):
+    """raw file -> qcow2: libvirt creates the volume, qemu-img converts into it with both formats explicit."""
+    _src_pool, _src_dir, dst_pool, dst_dir = two_pools
+    raw = make_sparse_raw(os.path.join(workdir, 'image.raw'), 32 * MiB)
+    args = dict(pool=dst_pool, name='image.qcow2', format='qcow2', verify=True,
+                source={'path': raw, 'format': 'raw'})
+    made = clone(**args)
+    assert made['method'] == 'qemu-img-convert' and actions(made) == ['create', 'convert', 'verify', 'record']
+    path = os.path.join(dst_dir, 'image.qcow2')
+    assert sorted(os.listdir(dst_dir)) == ['image.qcow2']
+    assert qemu_info(path, 'qcow2')['virtual-size'] == 32 * MiB
+    assert subprocess.run(['qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'qcow2', raw, path]).returncode == 0
+    volume = pools.lookup(dst_pool).storageVolLookupByName('image.qcow2')
+    assert "<format type='qcow2'/>" in volume.XMLDesc(0) and volume.path() == path
+    plain = pools.lookup(dst_pool).createXML('<volume><name>plain</name><capacity>1024</capacity></volume>', 0)
+    assert oct(os.stat(path).st_mode) == oct(os.stat(plain.path()).st_mode)  # what libvirt gives a volume
+    assert read_file_metadata(path)['format'] == 'qcow2'
+    assert clone(**args)['changed'] is False
+
+
 # -- hostile images: refused, and the file they name is never read ------------
 
 @pytest.fixture
@@ -301,6 +321,10 @@ def test_enospc_mid_copy_removes_the_partial_volume(pools, workdir, loop_device)
     assert [step['action'] for step in result['rolled_back']] == ['create']
     assert sorted(os.listdir(mount)) == before
     assert sha256(dense) == digest
+    as_qcow2 = clone(pool=small, name='too-big.qcow2', format='qcow2', source={'path': dense, 'format': 'raw'})
+    assert as_qcow2['failed'] is True and as_qcow2['msg'].startswith('pool: ') and 'space' in as_qcow2['msg']
+    assert [step['action'] for step in as_qcow2['rolled_back']] == ['create']
+    assert sorted(os.listdir(mount)) == before
     with pytest.raises(Exception):
         pools.lookup(small).storageVolLookupByName('too-big.raw')
 

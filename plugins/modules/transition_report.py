@@ -1,0 +1,81 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: transition_report
+short_description: Write the transition report of a play on the controller
+version_added: 0.1.0
+description:
+  - "Collects what M(storagepools.libvirt.legacy_disk_adopt) returned on each host (the registered variable
+    O(result_var)) and writes, in O(dest) on the controller: C(<host>.json) per host, C(transition-report.json)
+    over every host, and C(transition-report.txt), a table per host and instance (adopted, already adopted,
+    skipped and why, failed and why) followed by the nova.conf values to set for rbd and logical cutovers."
+  - An action plugin. It runs on the controller in-process, so writing the report costs no module run; a
+    file whose content is unchanged is not rewritten. The report is the play's output, not a change to a
+    host, so it reports RV(ignore:changed=false).
+  - The M(storagepools.libvirt.transition) role calls it once per play (C(run_once)).
+author:
+  - storagepools.libvirt team (@storagepools)
+attributes:
+  check_mode:
+    description: Writes the report in check mode too (it describes the check-mode plan).
+    support: full
+  diff_mode:
+    description: No diff.
+    support: none
+options:
+  dest:
+    description: Absolute directory on the controller; created when missing.
+    type: path
+    required: true
+  hosts:
+    description: The hosts to report on, for example C(ansible_play_hosts_all). Hosts without the variable are left out.
+    type: list
+    elements: str
+    required: true
+  result_var:
+    description: The variable each host registered the result of M(storagepools.libvirt.legacy_disk_adopt) in.
+    type: str
+    default: storagepools_adoption
+'''
+
+EXAMPLES = r'''
+- name: Adopt every instance of the host
+  storagepools.libvirt.legacy_disk_adopt:
+  register: storagepools_adoption
+
+- name: The report over every host of the play
+  storagepools.libvirt.transition_report:
+    dest: /var/tmp/storagepools-report
+    hosts: "{{ ansible_play_hosts_all }}"
+  run_once: true
+  register: report
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ report.text }}"
+  run_once: true
+'''
+
+RETURN = r'''
+written:
+  description: The files of O(dest) that were (re)written.
+  returned: success
+  type: list
+  elements: str
+  sample: [compute1.json, transition-report.json, transition-report.txt]
+hosts:
+  description: How many hosts the report covers.
+  returned: success
+  type: int
+text:
+  description: The text table, one line per item.
+  returned: success
+  type: list
+  elements: str
+'''

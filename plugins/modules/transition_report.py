@@ -18,7 +18,7 @@ description:
   - An action plugin. It runs on the controller in-process, so writing the report costs no module run; a
     file whose content is unchanged is not rewritten. The report is the play's output, not a change to a
     host, so it reports RV(ignore:changed=false).
-  - The M(storagepools.libvirt.transition) role calls it once per play (C(run_once)).
+  - The C(storagepools.libvirt.transition) role calls it once per play (C(run_once)).
 author:
   - storagepools.libvirt team (@storagepools)
 attributes:

@@ -88,7 +88,7 @@ class ImageCache:
         if len(named) > 1:
             return None, 'the overlays that back onto it disagree on its format (%s)' % ', '.join(sorted(named))
         if named:
-            return named.pop(), 'overlay headers'
+            return next(iter(named)), 'overlay headers'
         if self.nova_conf.force_raw_images:
             return 'raw', 'force_raw_images'
         return None, 'no overlay names its format and nova.conf sets force_raw_images=False'

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Which files of _base are Nova's bases, and where a base's format comes from (never a probe)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils import image_cache
+from ansible_collections.storagepools.libvirt.plugins.module_utils.image_cache import BASE_NAME_RE, ImageCache
+from ansible_collections.storagepools.libvirt.plugins.module_utils.nova_layout import NovaConf
+
+SHA1 = hashlib.sha1(b'image').hexdigest()
+
+
+def test_nova_base_names():
+    for name in (SHA1, SHA1 + '_20', 'swap_512', 'ephemeral_10_40d1321'):
+        assert BASE_NAME_RE.match(name), name
+    for name in (SHA1 + '.part', SHA1 + '.converted', 'swap_', 'ephemeral_10', '.hidden', 'notes.txt', SHA1[:-1]):
+        assert not BASE_NAME_RE.match(name), name
+
+
+def cache_with(tmp_path, conf_text, named):
+    conf = tmp_path / 'nova.conf'
+    conf.write_text(conf_text)
+    cache = ImageCache(None, 'qemu:///system', str(tmp_path), 'cache', NovaConf(str(conf)), check_mode=True)
+    cache._named = named  # what the overlays' headers name, as overlay_backing_formats() reads it
+    return cache
+
+
+def test_the_format_comes_from_the_overlays_then_force_raw_images(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_cache.metadata, 'read_file_metadata', lambda path: None)
+    base = str(tmp_path / '_base' / SHA1)
+    named = cache_with(tmp_path, '', {base: {'qcow2'}})
+    assert named.declared_format(base) == ('qcow2', 'overlay headers')
+    assert named.declared_format(base) == ('qcow2', 'overlay headers')  # asking twice reads the same
+    assert cache_with(tmp_path, '', {}).declared_format(base) == ('raw', 'force_raw_images')
+    unknown = cache_with(tmp_path, '[DEFAULT]\nforce_raw_images = False\n', {}).declared_format(base)
+    assert unknown[0] is None and 'force_raw_images=False' in unknown[1]
+    disagree = cache_with(tmp_path, '', {base: {'raw', 'qcow2'}}).declared_format(base)
+    assert disagree[0] is None and 'disagree' in disagree[1]
+
+
+def test_a_record_wins_over_everything(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_cache.metadata, 'read_file_metadata', lambda path: {'format': 'qcow2'})
+    base = str(tmp_path / '_base' / SHA1)
+    assert cache_with(tmp_path, '', {base: {'raw'}}).declared_format(base) == ('qcow2', 'record')

@@ -152,6 +152,7 @@ class LogicalTarget:
         self.vg = xml_tree.child_text(pool.definition, 'source/name')
         self.dev_dir = pool.target or '/dev/%s' % self.vg
         self._records = None
+        self._extent = None
 
     def nova_settings(self):
         return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
@@ -185,8 +186,9 @@ class LogicalTarget:
         return lvm.device_size(self.location(name))
 
     def create(self, name, size):
-        extent = lvm.vg_extent_size(self.vg)
-        size = -(-size // extent) * extent
+        if self._extent is None:
+            self._extent = lvm.vg_extent_size(self.vg)
+        size = -(-size // self._extent) * self._extent
         self.pool.pool.createXML(VolumeDefinition(name, size, 'raw', allocation=size).to_xml(), 0)
         self._all()[name] = None
         return size

@@ -27,8 +27,8 @@ import re
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import image_inspect, metadata, nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import BASE_SNAPSHOT
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner
+from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import BASE_SNAPSHOT, RbdPool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint, VolumeCloner
 
 # sha1(image id), resized copies <sha1>_<GiB>, swap_<MiB>, ephemeral_<GiB>_<hash> (NOVA.md)
 BASE_NAME_RE = re.compile(r'^([0-9a-f]{40}(_[0-9]+)?|swap_[0-9]+|ephemeral_[0-9]+_[0-9a-f]+)$')
@@ -57,18 +57,17 @@ def overlay_backing_formats(instances_path):
 
 
 class ImageCache:
-    def __init__(self, conn, uri, instances_path, cache_pool, nova_conf, check_mode, dest_pool=None,
-                 ceph_keyring=None):
+    def __init__(self, conn, uri, instances_path, nova_conf, check_mode, dest_pool=None, ceph_keyring=None):
         self.conn = conn
         self.uri = uri
         self.base_dir = os.path.join(os.path.normpath(instances_path), nova_layout.BASE_DIR)
         self.instances_path = instances_path
-        self.cache_pool = cache_pool
         self.nova_conf = nova_conf
         self.check_mode = check_mode
         self.dest_pool = dest_pool
         self.ceph_keyring = ceph_keyring
         self._named = None
+        self._ceph = False  # not looked at yet; then the RbdPool of an rbd dest_pool (one connection), or None
 
     def bases(self):
         try:
@@ -122,7 +121,7 @@ class ImageCache:
 
     def _import(self, name, path, disk_format):
         """The base as a volume of the destination pool (rbd: with its protected snapshot)."""
-        cloner = VolumeCloner(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring)
+        cloner = VolumeCloner(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, rbd_pool=self._rbd())
         try:
             plan = cloner.plan_clone({'path': path, 'format': disk_format}, 'copy', None, None,
                                      {'nova_base': name}, verify=True)
@@ -133,3 +132,14 @@ class ImageCache:
             return cloner.result_volume(), bool(plan)
         finally:
             cloner.close()
+
+    def _rbd(self):
+        """The Ceph pool of an rbd dest_pool, connected once for all bases (else None)."""
+        if self._ceph is False:
+            dest = Endpoint(self.conn, self.dest_pool, 'dest_pool')
+            self._ceph = RbdPool(dest.definition, self.ceph_keyring) if dest.type == 'rbd' else None
+        return self._ceph
+
+    def close(self):
+        if self._ceph:
+            self._ceph.close()

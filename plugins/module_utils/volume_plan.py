@@ -88,7 +88,8 @@ class Endpoint:
 
 
 class VolumeCloner:
-    def __init__(self, conn, uri, pool, name, ceph_keyring=None):
+    def __init__(self, conn, uri, pool, name, ceph_keyring=None, rbd_pool=None):
+        """``rbd_pool``: an open RbdPool of the destination to reuse (bulk callers connect to Ceph once)."""
         self.conn = conn
         self.local = is_local_uri(uri)
         self.dest = Endpoint(conn, pool, 'pool')
@@ -109,8 +110,9 @@ class VolumeCloner:
         self.source_info = None
         self.rbd = None
         self.vg = None  # the volume group of a logical destination
+        self._owns_rbd = rbd_pool is None
         if self.dest.type == 'rbd':
-            self.rbd = rbd_volume.RbdPool(self.dest.definition, ceph_keyring)
+            self.rbd = rbd_pool or rbd_volume.RbdPool(self.dest.definition, ceph_keyring)
         elif self.dest.type == 'logical':
             self.vg = xml_tree.child_text(self.dest.definition, 'source/name')
         elif self.dest.type not in FILE_POOLS:
@@ -374,7 +376,7 @@ class VolumeCloner:
 
     def _whole_extents(self, capacity):
         """LVM rounds a size up to whole extents; ask for that size, so the record says what the LV is."""
-        extent = int(lvm.vg_extent_size(self.vg))
+        extent = lvm.vg_extent_size(self.vg)
         return -(-capacity // extent) * extent
 
     def _verify(self):
@@ -429,7 +431,7 @@ class VolumeCloner:
     # -- results ------------------------------------------------------------
 
     def close(self):
-        for ceph in (self.rbd, self.source_ceph):
+        for ceph in (self.rbd if self._owns_rbd else None, self.source_ceph):
             if ceph is not None:
                 ceph.close()
 

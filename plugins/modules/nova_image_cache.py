@@ -136,9 +136,12 @@ def run(module):
             if dest.type not in ('logical', 'rbd'):
                 raise StoragePoolsError("dest_pool: '%s' is a %s pool; the cache is imported into logical and "
                                         "rbd pools (a dir cache stays in _base)" % (dest.name, dest.type))
-        cache = ImageCache(conn, params['uri'], params['instances_path'], params['cache_pool'], nova_conf,
-                           module.check_mode, params['dest_pool'], params['ceph_keyring'])
-        images = each_item(cache.bases(), cache.ensure, {'format': None, 'virtual_size': None, 'volume': None})
+        cache = ImageCache(conn, params['uri'], params['instances_path'], nova_conf, module.check_mode,
+                           params['dest_pool'], params['ceph_keyring'])
+        try:
+            images = each_item(cache.bases(), cache.ensure, {'format': None, 'virtual_size': None, 'volume': None})
+        finally:
+            cache.close()
     finally:
         conn.close()
     summary = summarise(images, RESULTS)

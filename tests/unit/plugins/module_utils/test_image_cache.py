@@ -25,7 +25,7 @@ def test_nova_base_names():
 def cache_with(tmp_path, conf_text, named):
     conf = tmp_path / 'nova.conf'
     conf.write_text(conf_text)
-    cache = ImageCache(None, 'qemu:///system', str(tmp_path), 'cache', NovaConf(str(conf)), check_mode=True)
+    cache = ImageCache(None, 'qemu:///system', str(tmp_path), NovaConf(str(conf)), check_mode=True)
     cache._named = named  # what the overlays' headers name, as overlay_backing_formats() reads it
     return cache
 

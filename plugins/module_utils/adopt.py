@@ -116,6 +116,14 @@ class Adopter:
         self.live_timeout = live_timeout
         self.journal = Journal(state_dir, readonly=check_mode)
 
+    @staticmethod
+    def nova_settings():
+        """None: into a file pool Nova's configuration stays as it is (its paths work through the links)."""
+        return None
+
+    def close(self):
+        pass
+
     # -- one instance -------------------------------------------------------
 
     def adopt(self, instance_uuid):

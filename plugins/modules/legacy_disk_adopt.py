@@ -278,17 +278,14 @@ def run(module):
         os.makedirs(params['state_dir'], mode=0o700, exist_ok=True)
         lock = HostLock(params['state_dir'], params['lock_timeout'])
     conn = open_connection(params['uri'])
-    settings = None
     try:
         adopter = adopter_for(conn, params, module.check_mode)
-        if isinstance(adopter, Cutover):
-            settings = adopter.nova_settings()
+        settings = adopter.nova_settings()
         try:
             with lock:
                 results = each_item(uuids, adopter.adopt, {'disks': [], 'domain_diff': None})
         finally:
-            if isinstance(adopter, Cutover):
-                adopter.close()
+            adopter.close()
     finally:
         conn.close()
     summary = summarise(results, RESULTS)

@@ -42,7 +42,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import run_tool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import convert_into_lv, run_tool
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
@@ -152,7 +152,6 @@ class LogicalTarget:
         self.vg = xml_tree.child_text(pool.definition, 'source/name')
         self.dev_dir = pool.target or '/dev/%s' % self.vg
         self._records = None
-        self._extent = None
 
     def nova_settings(self):
         return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
@@ -186,9 +185,7 @@ class LogicalTarget:
         return lvm.device_size(self.location(name))
 
     def create(self, name, size):
-        if self._extent is None:
-            self._extent = lvm.vg_extent_size(self.vg)
-        size = -(-size // self._extent) * self._extent
+        size = lvm.whole_extents(self.vg, size)
         self.pool.pool.createXML(VolumeDefinition(name, size, 'raw', allocation=size).to_xml(), 0)
         self._all()[name] = None
         return size
@@ -198,11 +195,8 @@ class LogicalTarget:
         self._all().pop(name, None)
 
     def write(self, name, legacy):
-        """qemu-img writes zeroes where the source has none; the LV's tail beyond it is zeroed too."""
-        path = self.location(name)
-        run_tool(['qemu-img', 'convert', '-n', '-f', legacy.format, '-O', 'raw', legacy.legacy_path, path],
-                 option='disks_pool')
-        lvm.zero_range(path, virtual_size(legacy.legacy_path, legacy.format), lvm.device_size(path))
+        convert_into_lv(legacy.legacy_path, legacy.format, virtual_size(legacy.legacy_path, legacy.format),
+                        self.location(name), option='disks_pool')
 
     def qemu_target(self, name):
         return self.location(name)

@@ -101,6 +101,12 @@ def vg_extent_size(vg):
     return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_extent_size', vg], 'pool').strip())
 
 
+def whole_extents(vg, size):
+    """``size`` rounded up to whole extents of ``vg``: the size LVM makes, so a record can say what the LV is."""
+    extent = vg_extent_size(vg)
+    return -(-size // extent) * extent
+
+
 def zero_range(path, start, end):
     """Zero bytes [start, end) of the block device ``path``."""
     if end <= start:

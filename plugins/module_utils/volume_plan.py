@@ -55,6 +55,13 @@ def run_tool(argv, option):
     return proc.stdout
 
 
+def convert_into_lv(source_path, source_format, source_size, lv_path, option):
+    """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
+    beyond the source is zeroed, so no stale data of the volume group shows through."""
+    run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source_path, lv_path], option=option)
+    lvm.zero_range(lv_path, source_size, lvm.device_size(lv_path))
+
+
 def _explain_write(exc):
     full = isinstance(exc, OSError) and exc.errno == 28  # ENOSPC, from our own copy
     full = full or 'No space left on device' in (getattr(exc, 'libvirt_error', None) or '')  # from qemu-img
@@ -170,7 +177,7 @@ class VolumeCloner:
         if declared not in (None, 'raw'):
             raise StoragePoolsError('source.format: rbd images are raw, not %s' % declared)
         self.source_ceph = rbd_volume.RbdPool(origin.definition, self.ceph_keyring)
-        recorded = self.source_ceph.read_metadata(name) if self.source_ceph.exists(name) else None
+        recorded = self.source_ceph.read_metadata(name)  # libvirt has already found the image
         if recorded is not None and recorded.get('format') not in (None, 'raw'):
             raise StoragePoolsError('source.volume: %s is recorded as %s; rbd images are raw' % (name, recorded['format']))
         reader, size = self.source_ceph.reader(name)
@@ -234,7 +241,7 @@ class VolumeCloner:
             else:
                 backing['path'] = self.source_path
         if self.vg is not None:
-            capacity = self._whole_extents(capacity)
+            capacity = lvm.whole_extents(self.vg, capacity)
         # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
         # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
         self.wanted = VolumeDefinition(self.name, capacity, dest_format,
@@ -282,7 +289,7 @@ class VolumeCloner:
     def _plan_new(self, mode, dest_format, verify):
         create_undo = dict(undo=self._delete, explain=_explain_write)
         if self.vg is not None:
-            self._plan_new_lv(mode, verify, create_undo)
+            self._plan_new_lv(mode, create_undo)
         elif mode == 'cow':
             self.method = 'qcow2-overlay'
             self.plan.add('create', "create qcow2 overlay '%s' on %s (backing format %s)"
@@ -311,7 +318,7 @@ class VolumeCloner:
         self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         self.record['method'] = self.method
 
-    def _plan_new_lv(self, mode, verify, create_undo):
+    def _plan_new_lv(self, mode, create_undo):
         """A logical volume: an LVM snapshot of a volume of the same VG, or a new LV written with qemu-img
         convert (which writes zeroes where the source has none) and its tail zeroed."""
         if mode == 'cow':
@@ -370,14 +377,8 @@ class VolumeCloner:
                   self.source_path, self.volume.path()], option='pool')
 
     def _convert_into_lv(self):
-        path = self.volume.path()
-        self._convert()
-        lvm.zero_range(path, self.source_info.virtual_size, lvm.device_size(path))
-
-    def _whole_extents(self, capacity):
-        """LVM rounds a size up to whole extents; ask for that size, so the record says what the LV is."""
-        extent = lvm.vg_extent_size(self.vg)
-        return -(-capacity // extent) * extent
+        convert_into_lv(self.source_path, self.source_format, self.source_info.virtual_size, self.volume.path(),
+                        option='pool')
 
     def _verify(self):
         if self.rbd is not None:  # through qemu's rbd driver; the key stays in the keyring file

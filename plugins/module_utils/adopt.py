@@ -38,7 +38,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml im
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.image_inspect import read_qcow2_overlay
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import run_tool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import set_backing_format
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
@@ -317,8 +317,7 @@ class Adopter:
             metadata.write_file_metadata(move.dest, record)
         if legacy.needs_backing_format:
             self.journal.step(key, 'rebase', disk=legacy.name)
-            run_tool(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', legacy.backing, '-F', legacy.backing_format,
-                      move.dest], option='disks_pool')
+            set_backing_format(move.dest, legacy.backing, legacy.backing_format, option='disks_pool')
             legacy.needs_backing_format = False
         if not (os.path.islink(legacy.legacy_path) and os.readlink(legacy.legacy_path) == move.dest):
             self.journal.step(key, 'swap', disk=legacy.name)

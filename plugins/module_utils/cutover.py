@@ -42,7 +42,11 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import convert_into_lv, run_tool
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import (
+    convert_into_lv,
+    run_tool,
+    set_backing_format,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
@@ -372,8 +376,7 @@ class Cutover:
             self._records.pop(image, None)
         if legacy.needs_backing_format:  # header only: qemu then never probes the base
             self.journal.step(key, 'rebase', disk=legacy.name)
-            run_tool(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', legacy.backing, '-F', legacy.backing_format,
-                      legacy.legacy_path], option='disks_pool')
+            set_backing_format(legacy.legacy_path, legacy.backing, legacy.backing_format, option='disks_pool')
         identity = _file_identity(legacy.legacy_path)
         size = virtual_size(legacy.legacy_path, legacy.format)
         self.journal.step(key, 'import', disk=legacy.name)

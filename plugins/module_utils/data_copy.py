@@ -82,6 +82,17 @@ def copy_file(src, dst, allow_reflink=True):
     return method
 
 
+def flush(path):
+    """fsync a file or block device another process wrote: qemu-img (convert, rebase, run by us or by
+    libvirt) writes with cache mode "unsafe" and never flushes, so its output may still be only in the
+    page cache when it exits."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def same_bytes(first, second):
     """Compare two raw files byte for byte, reading only where either has data."""
     with open(first, 'rb') as one, open(second, 'rb') as other:

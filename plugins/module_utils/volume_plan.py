@@ -60,6 +60,14 @@ def convert_into_lv(source_path, source_format, source_size, lv_path, option):
     beyond the source is zeroed, so no stale data of the volume group shows through."""
     run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source_path, lv_path], option=option)
     lvm.zero_range(lv_path, source_size, lvm.device_size(lv_path))
+    data_copy.flush(lv_path)
+
+
+def set_backing_format(path, backing, backing_format, option):
+    """Write the backing format into a qcow2 overlay's header (``qemu-img rebase -u``: the header only,
+    the base stays where it is), so nothing ever probes the base."""
+    run_tool(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', backing, '-F', backing_format, path], option=option)
+    data_copy.flush(path)
 
 
 def _explain_write(exc):
@@ -362,6 +370,7 @@ class VolumeCloner:
 
     def _create_from(self):
         self.volume = self.dest.pool.createXMLFrom(self.wanted.to_xml(), self.source_volume, 0)
+        data_copy.flush(self.volume.path())
 
     def _delete(self):
         """Undo of a create: only the volume this run made."""
@@ -373,8 +382,11 @@ class VolumeCloner:
         self.record['method'] = self.method
 
     def _convert(self):
-        run_tool(['qemu-img', 'convert', '-n', '-f', self.source_format, '-O', self.wanted.format,
-                  self.source_path, self.volume.path()], option='pool')
+        # the volume libvirt just made is empty and has no backing file: --target-is-zero leaves the
+        # source's holes unallocated, as a plain `qemu-img convert` does, instead of writing zero clusters
+        run_tool(['qemu-img', 'convert', '-n', '--target-is-zero', '-f', self.source_format, '-O',
+                  self.wanted.format, self.source_path, self.volume.path()], option='pool')
+        data_copy.flush(self.volume.path())
 
     def _convert_into_lv(self):
         convert_into_lv(self.source_path, self.source_format, self.source_info.virtual_size, self.volume.path(),

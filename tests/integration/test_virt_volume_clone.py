@@ -43,6 +43,13 @@ def qemu_info(path, image_format):
     return json.loads(out)
 
 
+def allocation_map(path):
+    """Which guest ranges a qcow2 allocates (data or zero clusters) and which it leaves to nothing."""
+    out = subprocess.run(['qemu-img', 'map', '--output=json', '-f', 'qcow2', path],
+                         capture_output=True, text=True, check=True).stdout
+    return [(extent['start'], extent['length'], extent['present'], extent['data']) for extent in json.loads(out)]
+
+
 def make_sparse_raw(path, size=256 * MiB):
     with open(path, 'wb') as handle:
         handle.truncate(size)
@@ -172,8 +179,13 @@ def test_image_file_converted_to_qcow2(pools, two_pools, workdir):
     assert made['method'] == 'qemu-img-convert' and actions(made) == ['create', 'convert', 'verify', 'record']
     path = os.path.join(dst_dir, 'image.qcow2')
     assert sorted(os.listdir(dst_dir)) == ['image.qcow2']
-    assert qemu_info(path, 'qcow2')['virtual-size'] == 32 * MiB
+    info = qemu_info(path, 'qcow2')
+    assert info['virtual-size'] == 32 * MiB and info['format-specific']['data']['compat'] == '1.1'
     assert subprocess.run(['qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'qcow2', raw, path], check=False).returncode == 0
+    # the source's holes stay unallocated in the qcow2, as a plain `qemu-img convert` leaves them
+    plain_qcow2 = os.path.join(workdir, 'plain.qcow2')
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, plain_qcow2], check=True)
+    assert allocation_map(path) == allocation_map(plain_qcow2)
     volume = pools.lookup(dst_pool).storageVolLookupByName('image.qcow2')
     assert "<format type='qcow2'/>" in volume.XMLDesc(0) and volume.path() == path
     plain = pools.lookup(dst_pool).createXML('<volume><name>plain</name><capacity>1024</capacity></volume>', 0)

@@ -112,3 +112,17 @@ def test_finalize_removed_the_legacy_files_but_the_config_drive_and_bases(host):
         record = lv_record(host, base)
         assert record['source'] == {'path': '/var/lib/nova/instances/_base/%s' % base, 'nova_base': base}
     assert 'images_type = lvm' in host.file('/var/lib/nova/nova.conf').content_string
+
+
+def test_copies_survive_a_power_cut_right_after_the_module_returned(host):
+    """side_effect.yml cut the power with writeback off: only the module's own fsync kept these."""
+    expected = host.check_output('cat /root/powercut.sha256').strip()
+    lv = host.check_output('head -c 8M /dev/nova-vg/spl-powercut | sha256sum').split()[0]
+    assert lv == expected
+    raw = host.check_output('sha256sum /var/lib/spl-powercut/raw').split()[0]
+    assert raw == expected
+    assert host.check_output('sha256sum /var/tmp/spl-powercut.raw').split()[0] == expected
+    for name in ('from-path.qcow2', 'from-volume.qcow2'):
+        same = host.run('qemu-img compare -q -f raw -F qcow2 /var/tmp/spl-powercut.raw /var/lib/spl-powercut/%s' % name)
+        assert same.rc == 0, (name, same.stdout, same.stderr)
+    assert lv_record(host, 'spl-powercut')['format'] == 'raw'

@@ -9,6 +9,13 @@ image, against `cp --sparse=always` and `qemu-img convert` on the same files,
 and cow clones of a 1 GiB and a 20 GiB (sparse) parent. Every side ends with
 its data on disk: ours fsyncs, so the plain tools are followed by `sync FILE`.
 
+The images are volumes of a source pool: "ours" is the full copy across pools
+(source pool/volume), the case libvirt's createXMLFrom serves. An import of
+the same file by ``source.path`` is timed beside it: libvirt has no call that
+creates a volume from a file, so a conversion there is libvirt's createXML of
+the empty volume (``qemu-img create`` for a qcow2) and then ``qemu-img
+convert -n`` into it.
+
 "ours" is the module's plan applied in this process (libvirt calls, copy,
 record); a module run adds its fixed start-up (Python, Ansible, libvirt
 imports: ~0.2 s), printed once at the end. Usage: clone.py [REPEATS]
@@ -80,9 +87,19 @@ def make_images(directory):
 
 
 def ours(conn, pool, name, source, fmt=None, mode='copy'):
+    """``source``: as the module's ``source`` option (a pool volume or a path); declared raw."""
     cloner = VolumeCloner(conn, URI, pool, name)
-    plan = cloner.plan_clone({'path': source, 'format': 'raw'}, mode, fmt, None, None, False)
+    plan = cloner.plan_clone(dict(source, format='raw'), mode, fmt, None, None, False)
     return timed(plan.apply), cloner.method
+
+
+def dir_pool(conn, name, target):
+    return conn.storagePoolCreateXML(
+        "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (name, target), 0)
+
+
+def median_or_none(values):
+    return statistics.median(values) if values else None
 
 
 def main():
@@ -90,46 +107,55 @@ def main():
     work = tempfile.mkdtemp(prefix='spl-bench-clone-', dir='/var/tmp')
     os.chmod(work, 0o755)
     conn = open_connection(URI)
-    pool_name = 'spl-bench-%s' % uuid.uuid4().hex[:6]
-    target = os.path.join(work, 'pool')
-    os.mkdir(target)
-    pool = conn.storagePoolCreateXML(
-        "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (pool_name, target), 0)
-    plain = os.path.join(work, 'plain')
-    os.mkdir(plain)
+    prefix = 'spl-bench-%s' % uuid.uuid4().hex[:6]
+    pools = []
     try:
-        images, parents = make_images(work)
-        print('bench/clone: %d repeats, medians in seconds (data on disk at the end of each)' % repeats)
-        print('%-22s %8s %8s %8s  %-14s %s' % ('case', 'cp', 'qemu-img', 'ours', 'our method', 'ours vs faster'))
+        for directory in ('source', 'pool', 'plain'):
+            os.mkdir(os.path.join(work, directory))
+        images, parents = make_images(os.path.join(work, 'source'))
+        pools.append(dir_pool(conn, prefix + '-src', os.path.join(work, 'source')))  # the images are its volumes
+        pools.append(dir_pool(conn, prefix, os.path.join(work, 'pool')))
+        pool = pools[-1]
+        print('bench/clone: %d repeats (sparse: %d), medians in seconds (data on disk at the end of each)'
+              % (repeats, repeats * 5))
+        print('%-18s %7s %8s %9s %9s  %-26s %s' % ('case', 'cp', 'qemu-img', 'ours', 'ours path',
+                                                  'our method (volume, path)', 'ours vs faster (path)'))
         for kind, image in sorted(images.items()):
             for fmt in ('raw', 'qcow2'):
-                times = {'cp': [], 'qemu-img': [], 'ours': []}
-                method = None
-                for repeat in range(repeats):
-                    out = os.path.join(plain, 'out')
-                    if fmt == 'raw':
-                        times['cp'].append(timed(lambda: run('cp', '--sparse=always', image, out)
-                                                 or run('sync', out)))
-                        os.unlink(out)
-                    times['qemu-img'].append(timed(lambda: run('qemu-img', 'convert', '-f', 'raw', '-O', fmt,
-                                                               image, out) or run('sync', out)))
-                    os.unlink(out)
-                    name = '%s-%s-%d' % (kind, fmt, repeat)
-                    elapsed, method = ours(conn, pool_name, name, image, fmt)
-                    times['ours'].append(elapsed)
-                    pool.storageVolLookupByName(name).delete(0)
-                medians = {tool: statistics.median(values) if values else None for tool, values in times.items()}
-                fastest = min(value for tool, value in medians.items() if tool != 'ours' and value)
-                print('%-22s %8s %8.3f %8.3f  %-14s %.2fx speed' % (
-                    '%s raw->%s' % (kind, fmt),
-                    '%.3f' % medians['cp'] if medians['cp'] else '-', medians['qemu-img'], medians['ours'],
-                    method, fastest / medians['ours']))
-        print('(goal: >= 0.9x the speed of the faster plain tool)')
+                times = {'cp': [], 'qemu-img': [], 'ours': [], 'path': []}
+                methods = {}
+                out = os.path.join(work, 'plain', 'out')
+                plain = {'qemu-img': ('qemu-img', 'convert', '-f', 'raw', '-O', fmt, image, out)}
+                if fmt == 'raw':
+                    plain['cp'] = ('cp', '--sparse=always', image, out)
+                sources = {'ours': {'pool': prefix + '-src', 'volume': os.path.basename(image)},
+                           'path': {'path': image}}
+                sides = sorted(plain) + sorted(sources)
+                # a sparse side takes ~0.1 s and its few-ms differences are within the noise: more repeats
+                for repeat in range(repeats * 5 if kind == 'sparse' else repeats):
+                    # each repeat starts with another side, so the order favours none of them
+                    for side in sides[repeat % len(sides):] + sides[:repeat % len(sides)]:
+                        if side in plain:
+                            times[side].append(timed(lambda: run(*plain[side]) or run('sync', out)))
+                            os.unlink(out)
+                            continue
+                        name = '%s-%s-%s-%d' % (kind, fmt, side, repeat)
+                        elapsed, methods[side] = ours(conn, prefix, name, sources[side], fmt)
+                        times[side].append(elapsed)
+                        pool.storageVolLookupByName(name).delete(0)
+                medians = {tool: median_or_none(values) for tool, values in times.items()}
+                fastest = min(medians[tool] for tool in ('cp', 'qemu-img') if medians[tool])
+                print('%-18s %7s %8.3f %9.3f %9.3f  %-26s %.2fx (%.2fx)' % (
+                    '%s raw->%s' % (kind, fmt), '%.3f' % medians['cp'] if medians['cp'] else '-',
+                    medians['qemu-img'], medians['ours'], medians['path'],
+                    '%s, %s' % (methods['ours'], methods['path']),
+                    fastest / medians['ours'], fastest / medians['path']))
+        print('(goal: a full copy >= 0.9x the speed of the faster plain tool)')
         for size, parent in sorted(parents.items()):
             values = []
             for repeat in range(repeats):
                 name = 'cow-%dg-%d' % (size, repeat)
-                elapsed, _method = ours(conn, pool_name, name, parent, mode='cow')
+                elapsed, _method = ours(conn, prefix, name, {'path': parent}, mode='cow')
                 values.append(elapsed)
                 pool.storageVolLookupByName(name).delete(0)
             print('cow clone of a %2d GiB parent: %.3f s (qcow2 overlay; goal: equal for both sizes, < 0.2 s)'
@@ -141,7 +167,8 @@ def main():
                                     for _run in range(5))
         print('a module run adds its start-up: %.3f s' % startup)
     finally:
-        pool.destroy()
+        for made in reversed(pools):
+            made.destroy()
         conn.close()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -118,8 +118,8 @@ def main():
         pool = pools[-1]
         print('bench/clone: %d repeats (sparse: %d), medians in seconds (data on disk at the end of each)'
               % (repeats, repeats * 5))
-        print('%-18s %7s %8s %9s %9s  %-26s %s' % ('case', 'cp', 'qemu-img', 'ours', 'ours path',
-                                                  'our method (volume, path)', 'ours vs faster (path)'))
+        header = ('case', 'cp', 'qemu-img', 'ours', 'ours path', 'our method (volume, path)', 'ours vs faster (path)')
+        print('%-18s %7s %8s %9s %9s  %-26s %s' % header)
         for kind, image in sorted(images.items()):
             for fmt in ('raw', 'qcow2'):
                 times = {'cp': [], 'qemu-img': [], 'ours': [], 'path': []}

@@ -266,6 +266,9 @@ class Adopter:
                 record = move.record(stat.st_size)
                 record['copied_from'] = {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
                 metadata.write_file_metadata(move.dest, record)
+            # the swap on the other filesystem unlinks the legacy file: the copy's name must be on disk
+            # first (one filesystem's journal orders its own renames, two filesystems do not)
+            data_copy.flush(os.path.dirname(move.dest))
         self._finish_disk(move)
 
     def _move_disk_live(self, move, domain):

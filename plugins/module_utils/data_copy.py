@@ -83,9 +83,10 @@ def copy_file(src, dst, allow_reflink=True):
 
 
 def flush(path):
-    """fsync a file or block device another process wrote: qemu-img (convert, rebase, run by us or by
-    libvirt) writes with cache mode "unsafe" and never flushes, so its output may still be only in the
-    page cache when it exits."""
+    """fsync a file, block device or directory (the names made in it).
+
+    Needed after another process wrote: qemu-img (convert, rebase; ours or libvirt's) writes with cache
+    mode "unsafe" and never flushes, so its output may still be only in the page cache when it exits."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

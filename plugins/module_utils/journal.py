@@ -26,19 +26,13 @@ import os
 import signal
 import time
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils.data_copy import flush
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import FAULT_ENV, InjectedFault
 
 KILL_ENV = 'STORAGEPOOLS_KILL_AT'
 PAUSE_ENV = 'STORAGEPOOLS_PAUSE_AT'
 
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_atomically(path, data, mode=0o644, like=None):
@@ -59,7 +53,7 @@ def write_atomically(path, data, mode=0o644, like=None):
     finally:
         os.close(fd)
     os.rename(temporary, path)
-    _fsync_dir(directory)
+    flush(directory)
 
 
 class HostLock:

@@ -34,7 +34,6 @@ KILL_ENV = 'STORAGEPOOLS_KILL_AT'
 PAUSE_ENV = 'STORAGEPOOLS_PAUSE_AT'
 
 
-
 def write_atomically(path, data, mode=0o644, like=None):
     """Replace ``path`` with ``data`` (bytes) through a temporary file and rename, fsync'ed.
 

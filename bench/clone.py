@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.build', 'collections'))
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import open_connection  # noqa: E402
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import cloner_for  # noqa: E402
 
 GiB = 1024 ** 3
 URI = 'qemu:///system'
@@ -88,7 +88,7 @@ def make_images(directory):
 
 def ours(conn, pool, name, source, fmt=None, mode='copy'):
     """``source``: as the module's ``source`` option (a pool volume or a path); declared raw."""
-    cloner = VolumeCloner(conn, URI, pool, name)
+    cloner = cloner_for(conn, URI, pool, name)
     plan = cloner.plan_clone(dict(source, format='raw'), mode, fmt, None, None, False)
     return timed(plan.apply), cloner.method
 

@@ -28,7 +28,7 @@ import re
 from ansible_collections.storagepools.libvirt.plugins.module_utils import image_inspect, metadata, nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import BASE_SNAPSHOT, RbdPool
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint, VolumeCloner
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint, cloner_for
 
 # sha1(image id), resized copies <sha1>_<GiB>, swap_<MiB>, ephemeral_<GiB>_<hash> (NOVA.md)
 BASE_NAME_RE = re.compile(r'^([0-9a-f]{40}(_[0-9]+)?|swap_[0-9]+|ephemeral_[0-9]+_[0-9a-f]+)$')
@@ -121,7 +121,7 @@ class ImageCache:
 
     def _import(self, name, path, disk_format):
         """The base as a volume of the destination pool (rbd: with its protected snapshot)."""
-        cloner = VolumeCloner(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, rbd_pool=self._rbd())
+        cloner = cloner_for(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, rbd_pool=self._rbd())
         try:
             plan = cloner.plan_clone({'path': path, 'format': disk_format}, 'copy', None, None,
                                      {'nova_base': name}, verify=True)

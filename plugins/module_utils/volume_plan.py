@@ -6,16 +6,22 @@
 
 The source's format is a recorded fact (metadata.py) or declared by the
 task, never probed; file sources pass image_inspect before anything opens
-them, and every tool is then told the format explicitly. How the bytes move
-is chosen per case (docs/volumes.md):
+them, and every tool is then told the format explicitly.
 
-- raw to raw on this host: a reflink where the filesystem shares extents,
-  else a sparse copy of the data extents (data_copy);
-- a format conversion from a volume: libvirt's createXMLFrom on the
-  destination pool (the inspected source agrees with libvirt's view of it);
-- a format conversion from an image file: ``qemu-img convert -f -O``;
-- cow on a file pool: a qcow2 overlay whose backingStore has an explicit
-  format.
+``cloner_for`` picks the cloner of the destination's backend; how the bytes
+move is chosen per case (docs/volumes.md):
+
+- FileCloner (dir, fs, netfs): raw to raw a reflink or a sparse copy of the
+  data extents (data_copy); a conversion from a volume libvirt's
+  createXMLFrom (the inspected source agrees with libvirt's view of it),
+  from an image file ``qemu-img convert -n -f -O`` into the volume libvirt
+  made; cow a qcow2 overlay whose backingStore has an explicit format;
+- LogicalCloner: thick LVs written with ``qemu-img convert``; cow an LVM
+  snapshot;
+- RbdCloner: librbd (or qemu's rbd driver) imports; cow a clone of a
+  protected snapshot.
+
+Whatever another process wrote is flushed before it is recorded.
 """
 
 from __future__ import annotations
@@ -102,13 +108,37 @@ class Endpoint:
             raise StoragePoolsError("name: looking up volume '%s' failed" % name, libvirt_error=error_text(exc))
 
 
+def cloner_for(conn, uri, pool, name, ceph_keyring=None, rbd_pool=None):
+    """The cloner for destination ``pool``'s backend (file, logical or rbd pool).
+
+    ``rbd_pool``: an open RbdPool of the destination to reuse (bulk callers connect to Ceph once)."""
+    dest = Endpoint(conn, pool, 'pool')
+    if dest.type in FILE_POOLS:
+        return FileCloner(conn, uri, dest, name, ceph_keyring)
+    if dest.type == 'logical':
+        return LogicalCloner(conn, uri, dest, name, ceph_keyring)
+    if dest.type == 'rbd':
+        return RbdCloner(conn, uri, dest, name, ceph_keyring, rbd_pool)
+    raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs, netfs, logical "
+                            "and rbd pools" % (pool, dest.type))
+
+
 class VolumeCloner:
-    def __init__(self, conn, uri, pool, name, ceph_keyring=None, rbd_pool=None):
-        """``rbd_pool``: an open RbdPool of the destination to reuse (bulk callers connect to Ceph once)."""
+    """One volume made from a source: what every destination shares (the source, the request, the plan).
+
+    A subclass per destination backend says how volumes are found, made, written, recorded and grown."""
+
+    rbd = None  # the RbdPool of an rbd destination
+    vg = None  # the volume group of a logical destination
+
+    def __init__(self, conn, uri, dest, name, ceph_keyring=None):
+        if not is_local_uri(uri):
+            raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
+                                    'run the task on that host with a local uri (qemu:///system)')
         self.conn = conn
-        self.local = is_local_uri(uri)
-        self.dest = Endpoint(conn, pool, 'pool')
+        self.dest = dest
         self.name = name
+        self.ceph_keyring = ceph_keyring
         self.plan = Plan()
         self.method = None
         self.record = None
@@ -117,25 +147,10 @@ class VolumeCloner:
         self.source_path = None
         self.source_format = None
         self.source_volume = None
-        self._made_snapshot = False
+        self.source_info = None
         self.source_rbd = None  # name of a source image in the destination's Ceph pool
         self.source_lv = None  # (vg, lv) of a source volume in a logical pool
         self.source_ceph = None  # the RbdPool of a source image in another rbd pool
-        self.ceph_keyring = ceph_keyring
-        self.source_info = None
-        self.rbd = None
-        self.vg = None  # the volume group of a logical destination
-        self._owns_rbd = rbd_pool is None
-        if self.dest.type == 'rbd':
-            self.rbd = rbd_pool or rbd_volume.RbdPool(self.dest.definition, ceph_keyring)
-        elif self.dest.type == 'logical':
-            self.vg = xml_tree.child_text(self.dest.definition, 'source/name')
-        elif self.dest.type not in FILE_POOLS:
-            raise StoragePoolsError("pool: '%s' is a %s pool; this version clones into dir, fs, netfs, logical "
-                                    "and rbd pools" % (pool, self.dest.type))
-        if not self.local:
-            raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
-                                    'run the task on that host with a local uri (qemu:///system)')
 
     # -- the source ---------------------------------------------------------
 
@@ -214,66 +229,32 @@ class VolumeCloner:
         self.source_info = info
         if extra_metadata:
             identity.update(extra_metadata)
-        if self.rbd is not None:
-            if dest_format not in (None, 'raw'):
-                raise StoragePoolsError('format: volumes of an rbd pool are raw images')
-            if (mode == 'cow') != (self.source_rbd is not None):
-                raise StoragePoolsError('source: on an rbd pool, mode cow clones an image of the same pool, '
-                                        'mode copy imports an image file or a file-pool volume')
-            dest_format = 'raw'
-        elif self.vg is not None:
-            if dest_format not in (None, 'raw'):
-                raise StoragePoolsError('format: volumes of a logical pool are raw block devices')
-            if mode == 'cow' and self.source_lv is None:
-                raise StoragePoolsError('source: on a logical pool, mode cow snapshots a volume of the same '
-                                        'volume group')
-            dest_format = 'raw'
-        elif dest_format is None:
-            dest_format = 'qcow2' if mode == 'cow' else self.source_format
+        dest_format = self._check_request(mode, dest_format)
         if dest_format not in ('raw', 'qcow2'):
             raise StoragePoolsError('format: %r is not a volume format this collection writes (raw, qcow2)'
                                     % dest_format)
-        if mode == 'cow' and self.rbd is None and self.vg is None and dest_format != 'qcow2':
-            raise StoragePoolsError('format: a copy-on-write volume on a file pool is a qcow2 overlay; '
-                                    'give format: qcow2 or mode: copy')
         if capacity is not None and capacity < info.virtual_size:
             raise StoragePoolsError('capacity: %d bytes is smaller than the source (%d bytes); volumes only '
                                     'grow' % (capacity, info.virtual_size))
-        capacity = capacity or info.virtual_size
+        capacity = self._whole(capacity or info.virtual_size)
         backing = None
         if mode == 'cow':
             backing = dict(identity, format=self.source_format)
             backing.pop('image_id', None)
-            if self.rbd is not None:
-                backing['snapshot'] = rbd_volume.BASE_SNAPSHOT
-            else:
-                backing['path'] = self.source_path
-        if self.vg is not None:
-            capacity = lvm.whole_extents(self.vg, capacity)
-        # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
-        # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
-        self.wanted = VolumeDefinition(self.name, capacity, dest_format,
-                                       allocation=capacity if self.vg is not None else 0,
+            backing.update(self._backing_location())
+        self.wanted = VolumeDefinition(self.name, capacity, dest_format, allocation=self._allocation(capacity),
                                        backing_path=backing.get('path') if backing else None,
                                        backing_format=self.source_format if backing else None)
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
-
-        if self.rbd is not None:
-            if self.rbd.exists(self.name):
-                self._plan_existing(self.dest.volume(self.name), self.rbd.read_metadata(self.name), capacity)
-            else:
-                self._plan_new_rbd(mode, verify)
+        existing = self._existing()
+        if existing is not None:
+            self._plan_existing(*existing, capacity=capacity)
             return self.plan
-        existing = self.dest.volume(self.name)
-        dest_path = os.path.join(self.dest.target, self.name)
-        if self.vg is not None and existing is not None:
-            self._plan_existing(existing, lvm.read_record(self.vg, self.name), capacity)
-            return self.plan
-        if existing is not None or os.path.lexists(dest_path):
-            recorded = metadata.read_file_metadata(dest_path) if os.path.exists(dest_path) else None
-            self._plan_existing(existing, recorded, capacity)
-            return self.plan
-        self._plan_new(mode, dest_format, verify)
+        self._plan_writes(mode, dest_format, dict(undo=self._delete, explain=_explain_write))
+        if verify and mode == 'copy':
+            self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
+        self.record['method'] = self.method
+        self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         return self.plan
 
     def _plan_existing(self, existing, recorded, capacity):
@@ -294,11 +275,99 @@ class VolumeCloner:
             raise StoragePoolsError('capacity: volume %s is %d bytes; volumes only grow'
                                     % (self.name, recorded['virtual_size']))
 
-    def _plan_new(self, mode, dest_format, verify):
-        create_undo = dict(undo=self._delete, explain=_explain_write)
-        if self.vg is not None:
-            self._plan_new_lv(mode, create_undo)
-        elif mode == 'cow':
+    # -- what each destination backend says ---------------------------------
+
+    def _check_request(self, mode, dest_format):
+        """The destination format for ``mode`` and the asked ``dest_format``; refuse what cannot be."""
+        raise NotImplementedError
+
+    def _whole(self, capacity):
+        """The capacity the backend will really give a volume asked for ``capacity`` bytes."""
+        return capacity
+
+    def _allocation(self, capacity):
+        return 0  # sparse: libvirt does not preallocate
+
+    def _backing_location(self):
+        """Where a cow volume's backing is, for its record and volume XML."""
+        return {'path': self.source_path}
+
+    def _existing(self):
+        """None when the destination name is free, else (libvirt volume or None, its record or None)."""
+        raise NotImplementedError
+
+    def _plan_writes(self, mode, dest_format, create_undo):
+        """Add the steps that make the volume and write its data; set self.method."""
+        raise NotImplementedError
+
+    def _write_record(self):
+        raise NotImplementedError
+
+    def _verify_target(self):
+        """The new volume as qemu-img opens it, and whether it can be compared byte for byte as a file."""
+        return self.volume.path(), False
+
+    def _resize(self, capacity):
+        self.volume.resize(capacity, 0)
+
+    def _result_path(self):
+        return self.volume.path() if self.volume is not None else os.path.join(self.dest.target, self.name)
+
+    # -- the writes ---------------------------------------------------------
+
+    def _create(self):
+        self.volume = self.dest.pool.createXML(self.wanted.to_xml(), 0)
+
+    def _delete(self):
+        """Undo of a create: only the volume this run made."""
+        self.volume.delete(0)
+        self.volume = None
+
+    def _verify(self):
+        target, as_files = self._verify_target()
+        if as_files and self.source_format == self.wanted.format == 'raw' and self.source_ceph is None:
+            same = data_copy.same_bytes(self.source_path, target)
+        else:
+            same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
+                                   self.source_path, target], check=False).returncode == 0
+        if not same:
+            raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
+
+    # -- results ------------------------------------------------------------
+
+    def close(self):
+        if self.source_ceph is not None:
+            self.source_ceph.close()
+
+    def result_volume(self):
+        definition = self.wanted
+        backing = None
+        if definition.backing_format:
+            backing = {'path': definition.backing_path, 'format': definition.backing_format}
+        return {'name': self.name, 'pool': self.dest.name, 'path': self._result_path(), 'format': definition.format,
+                'capacity': self.record['virtual_size'], 'backing': backing}
+
+
+class FileCloner(VolumeCloner):
+    """Volumes of dir, fs and netfs pools: files, records in a ``user.`` xattr (metadata.py)."""
+
+    def _check_request(self, mode, dest_format):
+        if dest_format is None:
+            dest_format = 'qcow2' if mode == 'cow' else self.source_format
+        if mode == 'cow' and dest_format != 'qcow2':
+            raise StoragePoolsError('format: a copy-on-write volume on a file pool is a qcow2 overlay; '
+                                    'give format: qcow2 or mode: copy')
+        return dest_format
+
+    def _existing(self):
+        existing = self.dest.volume(self.name)
+        dest_path = os.path.join(self.dest.target, self.name)
+        if existing is None and not os.path.lexists(dest_path):
+            return None
+        return existing, metadata.read_file_metadata(dest_path) if os.path.exists(dest_path) else None
+
+    def _plan_writes(self, mode, dest_format, create_undo):
+        if mode == 'cow':
             self.method = 'qcow2-overlay'
             self.plan.add('create', "create qcow2 overlay '%s' on %s (backing format %s)"
                           % (self.name, self.source_path, self.source_format), self._create, option='source',
@@ -321,14 +390,64 @@ class VolumeCloner:
             self.plan.add('convert', "convert %s (%s) into '%s' (%s)" % (
                 self.source_path, self.source_format, self.name, dest_format), self._convert,
                 option='pool', explain=_explain_write)
-        if verify and mode == 'copy':
-            self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
-        self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
+
+    def _create_from(self):
+        self.volume = self.dest.pool.createXMLFrom(self.wanted.to_xml(), self.source_volume, 0)
+        data_copy.flush(self.volume.path())
+
+    def _copy_raw(self):
+        self.method = data_copy.copy_file(self.source_path, self.volume.path())
         self.record['method'] = self.method
 
-    def _plan_new_lv(self, mode, create_undo):
-        """A logical volume: an LVM snapshot of a volume of the same VG, or a new LV written with qemu-img
-        convert (which writes zeroes where the source has none) and its tail zeroed."""
+    def _convert(self):
+        # the volume libvirt just made is empty and has no backing file: --target-is-zero leaves the
+        # source's holes unallocated, as a plain `qemu-img convert` does, instead of writing zero clusters
+        run_tool(['qemu-img', 'convert', '-n', '--target-is-zero', '-f', self.source_format, '-O',
+                  self.wanted.format, self.source_path, self.volume.path()], option='pool')
+        data_copy.flush(self.volume.path())
+
+    def _verify_target(self):
+        return self.volume.path(), True
+
+    def _write_record(self):
+        metadata.write_file_metadata(self.volume.path(), self.record)
+
+
+class LogicalCloner(VolumeCloner):
+    """Thick raw LVs of a logical pool: copies written with qemu-img, cow as LVM snapshots, records in LV
+    tags (lvm.py)."""
+
+    def __init__(self, conn, uri, dest, name, ceph_keyring=None):
+        super().__init__(conn, uri, dest, name, ceph_keyring)
+        self.vg = xml_tree.child_text(dest.definition, 'source/name')
+
+    def _check_request(self, mode, dest_format):
+        if dest_format not in (None, 'raw'):
+            raise StoragePoolsError('format: volumes of a logical pool are raw block devices')
+        if mode == 'cow' and self.source_lv is None:
+            raise StoragePoolsError('source: on a logical pool, mode cow snapshots a volume of the same '
+                                    'volume group')
+        return 'raw'
+
+    def _whole(self, capacity):
+        return lvm.whole_extents(self.vg, capacity)
+
+    def _allocation(self, capacity):
+        # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
+        # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
+        return capacity
+
+    def _existing(self):
+        existing = self.dest.volume(self.name)
+        if existing is not None:
+            return existing, lvm.read_record(self.vg, self.name)
+        if os.path.lexists(os.path.join(self.dest.target, self.name)):
+            return None, None  # an LV libvirt has not listed yet: taken all the same
+        return None
+
+    def _plan_writes(self, mode, dest_format, create_undo):
+        """An LVM snapshot of a volume of the same VG, or a new LV written with qemu-img convert (which
+        writes zeroes where the source has none) and its tail zeroed."""
         if mode == 'cow':
             self.method = 'lvm-snapshot'
             self.plan.add('create', "create LVM snapshot '%s' of %s" % (self.name, self.source_path), self._create,
@@ -340,7 +459,41 @@ class VolumeCloner:
         detail = "convert %s (%s) into '%s' (raw)" % (self.source_path, self.source_format, self.name)
         self.plan.add('convert', detail, self._convert_into_lv, option='pool', explain=_explain_write)
 
-    def _plan_new_rbd(self, mode, verify):
+    def _convert_into_lv(self):
+        convert_into_lv(self.source_path, self.source_format, self.source_info.virtual_size, self.volume.path(),
+                        option='pool')
+
+    def _write_record(self):
+        lvm.write_record(self.vg, self.name, self.record)
+
+
+class RbdCloner(VolumeCloner):
+    """Raw images of an rbd pool: imports written with librbd (or qemu's rbd driver), cow as clones of a
+    protected snapshot, records in image-meta; libvirt lists them after a pool refresh."""
+
+    def __init__(self, conn, uri, dest, name, ceph_keyring=None, rbd_pool=None):
+        super().__init__(conn, uri, dest, name, ceph_keyring)
+        self._owns_rbd = rbd_pool is None
+        self.rbd = rbd_pool or rbd_volume.RbdPool(dest.definition, ceph_keyring)
+        self._made_snapshot = False
+
+    def _check_request(self, mode, dest_format):
+        if dest_format not in (None, 'raw'):
+            raise StoragePoolsError('format: volumes of an rbd pool are raw images')
+        if (mode == 'cow') != (self.source_rbd is not None):
+            raise StoragePoolsError('source: on an rbd pool, mode cow clones an image of the same pool, '
+                                    'mode copy imports an image file or a file-pool volume')
+        return 'raw'
+
+    def _backing_location(self):
+        return {'snapshot': rbd_volume.BASE_SNAPSHOT}
+
+    def _existing(self):
+        if not self.rbd.exists(self.name):
+            return None
+        return self.dest.volume(self.name), self.rbd.read_metadata(self.name)
+
+    def _plan_writes(self, mode, dest_format, create_undo):
         undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=_explain_write)
         if mode == 'cow':
             self.method = 'rbd-clone'
@@ -356,69 +509,13 @@ class VolumeCloner:
             self.plan.add('import', "import %s (%s) into rbd image '%s'" % (
                 self.source_path, self.source_format, self.name), self._rbd_import, option='pool',
                 explain=_explain_write)
-            if verify:
-                self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
-        self.record['method'] = self.method
-        self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
-        self.plan.add('refresh', "refresh pool '%s' so libvirt lists '%s'" % (self.dest.name, self.name),
-                      self._refresh, option='pool')
 
-    # -- the writes ---------------------------------------------------------
-
-    def _create(self):
-        self.volume = self.dest.pool.createXML(self.wanted.to_xml(), 0)
-
-    def _create_from(self):
-        self.volume = self.dest.pool.createXMLFrom(self.wanted.to_xml(), self.source_volume, 0)
-        data_copy.flush(self.volume.path())
-
-    def _delete(self):
-        """Undo of a create: only the volume this run made."""
-        self.volume.delete(0)
-        self.volume = None
-
-    def _copy_raw(self):
-        self.method = data_copy.copy_file(self.source_path, self.volume.path())
-        self.record['method'] = self.method
-
-    def _convert(self):
-        # the volume libvirt just made is empty and has no backing file: --target-is-zero leaves the
-        # source's holes unallocated, as a plain `qemu-img convert` does, instead of writing zero clusters
-        run_tool(['qemu-img', 'convert', '-n', '--target-is-zero', '-f', self.source_format, '-O',
-                  self.wanted.format, self.source_path, self.volume.path()], option='pool')
-        data_copy.flush(self.volume.path())
-
-    def _convert_into_lv(self):
-        convert_into_lv(self.source_path, self.source_format, self.source_info.virtual_size, self.volume.path(),
-                        option='pool')
-
-    def _verify(self):
-        if self.rbd is not None:  # through qemu's rbd driver; the key stays in the keyring file
-            target = self.rbd.qemu_target(self.name)
-        else:
-            target = self.volume.path()
-        if self.source_format == self.wanted.format == 'raw' and all(
-                other is None for other in (self.rbd, self.vg, self.source_ceph)):
-            same = data_copy.same_bytes(self.source_path, target)
-        else:
-            same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
-                                   self.source_path, target], check=False).returncode == 0
-        if not same:
-            raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
-
-    def _resize(self, capacity):
-        if self.rbd is not None:
-            self.rbd.resize(self.name, capacity)
-        else:
-            self.volume.resize(capacity, 0)
-
-    def _write_record(self):
-        if self.rbd is not None:
-            self.rbd.write_metadata(self.name, self.record)
-        elif self.vg is not None:
-            lvm.write_record(self.vg, self.name, self.record)
-        else:
-            metadata.write_file_metadata(self.volume.path(), self.record)
+    def plan_clone(self, source, mode, dest_format, capacity, extra_metadata, verify):
+        plan = super().plan_clone(source, mode, dest_format, capacity, extra_metadata, verify)
+        if self.volume is None:  # a new image: libvirt lists it after a refresh
+            plan.add('refresh', "refresh pool '%s' so libvirt lists '%s'" % (self.dest.name, self.name),
+                     self._refresh, option='pool')
+        return plan
 
     def _protect_parent(self):
         self._made_snapshot = self.rbd.ensure_protected_snapshot(self.source_rbd)
@@ -441,25 +538,25 @@ class VolumeCloner:
         self.dest.pool.refresh(0)
         self.volume = self.dest.volume(self.name)
 
-    # -- results ------------------------------------------------------------
+    def _verify_target(self):
+        return self.rbd.qemu_target(self.name), False  # qemu's rbd driver; the key stays in the keyring file
 
-    def close(self):
-        for ceph in (self.rbd if self._owns_rbd else None, self.source_ceph):
-            if ceph is not None:
-                ceph.close()
+    def _resize(self, capacity):
+        self.rbd.resize(self.name, capacity)
+
+    def _write_record(self):
+        self.rbd.write_metadata(self.name, self.record)
+
+    def _result_path(self):
+        return self.volume.path() if self.volume is not None else '%s/%s' % (self.rbd.ceph_pool, self.name)
 
     def result_volume(self):
-        definition = self.wanted
-        if self.volume is not None:
-            path = self.volume.path()
-        elif self.rbd is not None:
-            path = '%s/%s' % (self.rbd.ceph_pool, self.name)
-        else:
-            path = os.path.join(self.dest.target, self.name)
-        backing = None
-        if definition.backing_format:
-            backing = {'path': definition.backing_path, 'format': definition.backing_format}
-            if self.rbd is not None:
-                backing['path'] = '%s/%s@%s' % (self.rbd.ceph_pool, self.source_rbd, rbd_volume.BASE_SNAPSHOT)
-        return {'name': self.name, 'pool': self.dest.name, 'path': path, 'format': definition.format,
-                'capacity': self.record['virtual_size'], 'backing': backing}
+        result = super().result_volume()
+        if result['backing']:
+            result['backing']['path'] = '%s/%s@%s' % (self.rbd.ceph_pool, self.source_rbd, rbd_volume.BASE_SNAPSHOT)
+        return result
+
+    def close(self):
+        super().close()
+        if self._owns_rbd:
+            self.rbd.close()

@@ -197,7 +197,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
     run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import VolumeCloner
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import cloner_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import (
     instance_volume_name,
     validate_volume_name,
@@ -222,7 +222,7 @@ def run(module):
         raise StoragePoolsError('source.format: an image file needs its declared format (raw, qcow2, vmdk)')
     conn = open_connection(params['uri'])
     try:
-        cloner = VolumeCloner(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
+        cloner = cloner_for(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
         try:
             plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
                                      params['metadata'], params['verify'])

@@ -44,6 +44,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import
 from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import (
     convert_into_lv,
+    convert_into_rbd,
     run_tool,
     set_backing_format,
 )
@@ -124,11 +125,8 @@ class RbdTarget:
         self.names().discard(name)
 
     def write(self, name, legacy):
-        if legacy.format == 'raw':
-            self.rbd.write_raw_file(name, legacy.legacy_path)
-        else:  # the overlay flattened with its base: the backing format is in the header
-            run_tool(['qemu-img', 'convert', '-n', '-f', legacy.format, '-O', 'raw', legacy.legacy_path,
-                      self.qemu_target(name)], option='disks_pool')
+        # an overlay is flattened with its base: the backing format is in its header
+        convert_into_rbd(self.rbd, name, legacy.legacy_path, legacy.format, option='disks_pool')
 
     def qemu_target(self, name):
         return self.rbd.qemu_target(name)

@@ -69,6 +69,17 @@ def convert_into_lv(source_path, source_format, source_size, lv_path, option):
     data_copy.flush(lv_path)
 
 
+def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=True):
+    """Write an image into the new rbd image ``name`` of ``rbd_pool``: a raw local file through librbd (its
+    data extents, zero chunks skipped), anything else (another format, another pool's image) through qemu's
+    rbd driver with both formats explicit; the key stays in the keyring file."""
+    if source_format == 'raw' and local_file:
+        rbd_pool.write_raw_file(name, source)
+    else:
+        run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source, rbd_pool.qemu_target(name)],
+                 option=option)
+
+
 def set_backing_format(path, backing, backing_format, option):
     """Write the backing format into a qcow2 overlay's header (``qemu-img rebase -u``: the header only,
     the base stays where it is), so nothing ever probes the base."""
@@ -528,11 +539,8 @@ class RbdCloner(VolumeCloner):
         self.rbd.clone(self.source_rbd, self.name, self.wanted.capacity)
 
     def _rbd_import(self):
-        if self.source_format == 'raw' and self.source_ceph is None:
-            self.rbd.write_raw_file(self.name, self.source_path)
-        else:
-            run_tool(['qemu-img', 'convert', '-n', '-f', self.source_format, '-O', 'raw', self.source_path,
-                      self.rbd.qemu_target(self.name)], option='pool')
+        convert_into_rbd(self.rbd, self.name, self.source_path, self.source_format, option='pool',
+                         local_file=self.source_ceph is None)
 
     def _refresh(self):
         self.dest.pool.refresh(0)

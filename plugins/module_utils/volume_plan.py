@@ -139,8 +139,7 @@ class VolumeCloner:
 
     A subclass per destination backend says how volumes are found, made, written, recorded and grown."""
 
-    rbd = None  # the RbdPool of an rbd destination
-    vg = None  # the volume group of a logical destination
+    rbd = None  # the RbdPool of an rbd destination (RbdCloner); callers ask it of any cloner
 
     def __init__(self, conn, uri, dest, name, ceph_keyring=None):
         if not is_local_uri(uri):

@@ -2,7 +2,9 @@
 # Build (once) the Debian 12 guest image the Molecule scenarios boot: a qcow2
 # root filesystem plus the kernel and initrd for direct kernel boot, with
 # everything the scenarios need baked in (installing inside a TCG guest takes
-# minutes). Cached under $CACHE keyed on this script's content.
+# minutes). Cached under $STORAGEPOOLS_IMAGE_CACHE (default /var/cache/storagepools-libvirt), keyed on this
+# script's content. Packages come from this machine's own apt sources, handed to mmdebstrap as files (given
+# no mirror it would fall back to a built-in one), so a host behind a local mirror builds the same image.
 #   build-image.sh  -> prints the cache directory (root.qcow2, vmlinuz, initrd.img, id_ed25519)
 set -euo pipefail
 exec 3>&1 1>&2  # stdout carries only the cache directory; everything else goes to stderr
@@ -15,7 +17,8 @@ fi
 command -v mmdebstrap >/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
 }
-# Images of earlier versions of this script are of no further use.
+# Images of earlier versions of this script are of no further use (on a fresh machine there are none).
+mkdir -p "$(dirname "$cache")"
 find "$(dirname "$cache")" -maxdepth 1 -name 'guest-*' ! -name "$(basename "$cache")" -exec rm -rf {} +
 rm -rf "$cache" && mkdir -p "$cache" && chmod 0755 "$cache"
 work=$(mktemp -d /var/tmp/spl-image-XXXXXX)
@@ -26,6 +29,11 @@ packages=(
     python3 python3-libvirt python3-lxml lvm2 e2fsprogs sudo iproute2 attr
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
 )
+sources=()
+for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -s "$file" ] && sources+=("$file")
+done
+[ "${#sources[@]}" -gt 0 ] || { echo "build-image.sh: this machine has no apt sources configured" >&2; exit 1; }
 # The hooks are run by mmdebstrap's own shell with the root filesystem as $1:
 # single quotes are meant (SC2016).
 # shellcheck disable=SC2016
@@ -37,7 +45,7 @@ mmdebstrap --quiet --variant=apt --include="$(IFS=,; echo "${packages[*]}")" \
     --customize-hook='for t in apt-daily.timer apt-daily-upgrade.timer; do chroot "$1" systemctl mask $t >/dev/null 2>&1; done' \
     --customize-hook="mkdir -p \"\$1/root/.ssh\" && cp '$cache/id_ed25519.pub' \"\$1/root/.ssh/authorized_keys\" && chmod 700 \"\$1/root/.ssh\"" \
     --customize-hook='cp "$1"/boot/vmlinuz-* '"$work"'/vmlinuz && cp "$1"/boot/initrd.img-* '"$work"'/initrd.img' \
-    bookworm "$work/rootfs" http://deb.debian.org/debian
+    bookworm "$work/rootfs" "${sources[@]}"
 cp "$work/vmlinuz" "$work/initrd.img" "$cache/"
 mkfs.ext4 -q -d "$work/rootfs" "$work/root.ext4" 4G
 qemu-img convert -q -c -f raw -O qcow2 "$work/root.ext4" "$cache/root.qcow2"

@@ -87,8 +87,10 @@ def start_module(module, args, env=None):
 
 
 def scratch_root():
-    root = '/var/tmp/storagepools-tests'
+    """Where tests make their files: ``$STORAGEPOOLS_TEST_SCRATCH`` (made here, as on a fresh machine)."""
+    root = os.environ.get('STORAGEPOOLS_TEST_SCRATCH', '/var/tmp/storagepools-tests')
     os.makedirs(root, mode=0o755, exist_ok=True)
+    os.chmod(root, 0o755)  # QEMU (libvirt-qemu) must reach into it; makedirs' parents follow the umask
     return root
 
 

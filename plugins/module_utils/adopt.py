@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, metadata, nova_layout, xml_tree
@@ -42,11 +43,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan i
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
-def virtual_size(path, disk_format):
-    """A disk's virtual size: a qcow2 container's header says it, a raw file is its size (never probed)."""
+def virtual_size(path, disk_format, fd=None):
+    """A disk's virtual size: a qcow2 container's header says it, a raw file is its size (never probed).
+
+    ``fd``: the file already open (``path`` then only names it)."""
     if disk_format == 'qcow2':
-        return read_qcow2_overlay(path)[0]
-    return os.stat(path).st_size
+        return read_qcow2_overlay(path, fd=fd)[0]
+    return os.fstat(fd).st_size if fd is not None else os.stat(path).st_size
 
 
 def load_domain(conn, instance_uuid, allow_running):
@@ -62,6 +65,39 @@ def load_domain(conn, instance_uuid, allow_running):
         return {'result': 'skipped', 'reason': 'the domain is running (running: skip)'}
     xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     return {'domain': domain, 'document': DomainDocument(xml), 'xml': xml, 'live': live}
+
+
+def _same_inode(path, info):
+    """Whether the name ``path`` (not followed) is the file ``info`` describes."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino)
+
+
+def link_opened_file(fd, path):
+    """Give the file open as ``fd`` the new name ``path``: the inode we opened and checked, whatever its old
+    name points at by now (linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW; os.link only calls linkat, not
+    link(2), which would link the /proc symlink itself, when given a directory descriptor)."""
+    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link('/proc/self/fd/%d' % fd, os.path.basename(path), dst_dir_fd=dir_fd, follow_symlinks=True)
+    finally:
+        os.close(dir_fd)
+
+
+def replace_with_symlink(dir_fd, name, target):
+    """Atomically make ``name`` in the directory ``dir_fd`` a symlink to ``target``: the link is made under an
+    unpredictable name (symlink() never follows or reuses an existing name) and renamed over ``name``."""
+    while True:
+        temporary = '.%s.spl-link-%s' % (name, os.urandom(8).hex())
+        try:
+            os.symlink(target, temporary, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue
+    os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 class DiskMove:
@@ -129,24 +165,43 @@ class Adopter:
     def adopt(self, instance_uuid):
         """The result dict for one instance; never raises for the instance's own problems."""
         result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None}
-        directory = os.path.join(self.instances_path, instance_uuid)
         loaded = load_domain(self.conn, instance_uuid, allow_running=self.running == 'live')
         if 'result' in loaded:
             return dict(result, **loaded)
-        domain, document, before_xml, live = loaded['domain'], loaded['document'], loaded['xml'], loaded['live']
         try:
-            disks = nova_layout.legacy_disks(instance_uuid, directory, document, self.instances_path,
-                                             self.nova_conf, self.pool.target)
+            files = nova_layout.InstanceFiles(self.instances_path, instance_uuid)
         except nova_layout.Skip as exc:
             return dict(result, result='skipped', reason=str(exc))
-        in_pool = self._pool_moves(instance_uuid, directory, document)
+        with files:
+            try:
+                disks = nova_layout.legacy_disks(instance_uuid, files, loaded['document'], self.nova_conf,
+                                                 self.pool.target)
+            except nova_layout.Skip as exc:
+                return dict(result, result='skipped', reason=str(exc))
+            try:
+                return self._adopt(instance_uuid, files, loaded, disks, result)
+            finally:
+                nova_layout.close_disks(disks)
+
+    def _adopt(self, instance_uuid, files, loaded, disks, result):
+        directory = files.path
+        domain, document, before_xml, live = loaded['domain'], loaded['document'], loaded['xml'], loaded['live']
+        try:
+            in_pool = self._pool_moves(instance_uuid, files, document)
+        except nova_layout.Skip as exc:
+            return dict(result, result='skipped', reason=str(exc))
         if not disks and not in_pool:
             if any(self._in_pool(disk) for disk in document.disks()):
                 return dict(result, result='already_adopted')
+            elsewhere = self._adopted_elsewhere(instance_uuid, document)
+            if elsewhere:
+                return dict(result, result='skipped', reason="its disks are already pool volumes elsewhere (%s), not "
+                                                             "in the disks pool '%s'" % (', '.join(elsewhere),
+                                                                                         self.pool.name))
             return dict(result, result='skipped', reason='no legacy disk in %s' % directory)
 
         moves = [DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool) for legacy in disks]
-        same_fs = os.stat(directory).st_dev == os.stat(self.pool.target).st_dev
+        same_fs = os.fstat(files.fd).st_dev == os.stat(self.pool.target).st_dev
         for move in moves:
             if move.legacy.moved:
                 move.method = (move.ours() or {}).get('method')
@@ -167,7 +222,7 @@ class Adopter:
                 disk.set_backing_store(move.legacy.backing, move.legacy.backing_format)
         after_xml = after.to_xml()
         domain_changes = after_xml != document.to_xml()
-        unfinished = [move for move in in_pool if self._unfinished(move, directory)]
+        unfinished = [move for move in in_pool if self._unfinished(move, files)]
         if not moves and not unfinished and not domain_changes:
             return dict(result, result='already_adopted')
         result['disks'] = [move.describe() for move in moves + unfinished]
@@ -176,27 +231,36 @@ class Adopter:
             return dict(result, result='adopted')
         for move in moves:
             if live:
-                self._move_disk_live(move, domain)
+                self._move_disk_live(move, domain, files)
             else:
-                self._move_disk(move, same_fs)
+                self._move_disk(move, same_fs, files)
         for move in in_pool:  # a live copy pivoted (the domain uses the pool), then a run stopped
-            self._finish_disk(move)
-        self._update_disk_info(directory, every)
+            self._finish_disk(move, files)
+        self._update_disk_info(files, every)
         if domain_changes:
             self.journal.step(instance_uuid, 'domain')
             self.conn.defineXML(after_xml)
         self.journal.finish(instance_uuid, 'adopted')
         return dict(result, result='adopted')
 
-    def _unfinished(self, move, directory):
-        """A disk already in the pool whose legacy link or disk.info entry is still missing."""
-        legacy = move.legacy.legacy_path
-        if not (os.path.islink(legacy) and os.readlink(legacy) == move.dest):
-            return True
-        return move.dest not in nova_layout.read_disk_info(directory)
+    @staticmethod
+    def _linked(move, files):
+        """Whether the legacy name already is our link to the pool volume."""
+        found = files.lstat(move.legacy.name)
+        return found is not None and stat.S_ISLNK(found.st_mode) and files.readlink(move.legacy.name) == move.dest
 
-    def _pool_moves(self, instance_uuid, directory, document):
-        """Disks the domain already uses from the pool as ``{uuid}_{name}`` volumes this collection made."""
+    def _unfinished(self, move, files):
+        """A disk already in the pool whose legacy link or disk.info entry is still missing."""
+        if not self._linked(move, files):
+            return True
+        return move.dest not in nova_layout.read_disk_info(files.path, files.fd)
+
+    def _pool_moves(self, instance_uuid, files, document):
+        """Disks the domain already uses from the pool as ``{uuid}_{name}`` volumes this collection made.
+
+        A recorded backing goes back into the domain only as what the volume's own header and ``_base`` show:
+        the record is root's, but a base is re-checked where it is used (raises Skip)."""
+        directory = files.path
         moves = []
         for disk in document.disks():
             volume = os.path.basename(disk.source_file or '') or (disk.source_volume or (None, ''))[1]
@@ -209,11 +273,45 @@ class Adopter:
             record = move.ours()
             if record is None:
                 continue
-            backing = record.get('backing') or {}
-            legacy.backing, legacy.backing_format = backing.get('path'), backing.get('format')
+            self._check_recorded_backing(move, record.get('backing') or {}, files)
             move.method = record.get('method')
             moves.append(move)
         return moves
+
+    @staticmethod
+    def _check_recorded_backing(move, backing, files):
+        legacy = move.legacy
+        if not backing:
+            return
+        if legacy.format != 'qcow2':
+            raise nova_layout.Skip('the record of %s names a backing file, but the volume is %s'
+                                   % (move.dest, legacy.format))
+        fd = os.open(move.dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _size, header_backing, header_format = read_qcow2_overlay(move.dest, fd=fd)
+        finally:
+            os.close(fd)
+        path, backing_format = backing.get('path'), backing.get('format')
+        if header_backing != path or (header_format or backing_format) != backing_format \
+                or backing_format not in ('raw', 'qcow2'):
+            raise nova_layout.Skip('the record of %s names backing %s (%s), its header %s (%s); refusing both'
+                                   % (move.dest, path, backing_format, header_backing, header_format))
+        try:
+            os.close(files.open_base(path)[0])  # a regular file of _base, no link
+        except nova_layout.Skip as exc:
+            raise nova_layout.Skip('%s backs onto %s' % (move.dest, exc))
+        legacy.backing, legacy.backing_format = path, backing_format
+
+    @staticmethod
+    def _adopted_elsewhere(instance_uuid, document):
+        """Where the domain's ``{uuid}_{name}`` disks are, when they are not in this run's pool."""
+        found = []
+        for disk in document.disks():
+            if disk.source_volume and disk.source_volume[1].startswith(instance_uuid + '_'):
+                found.append("pool '%s'" % disk.source_volume[0])
+            elif disk.source_file and os.path.basename(disk.source_file).startswith(instance_uuid + '_'):
+                found.append(os.path.dirname(disk.source_file))
+        return sorted(set(found))
 
     def _in_pool(self, disk):
         if disk.source_volume:
@@ -223,72 +321,71 @@ class Adopter:
     def _resumable(self, move):
         """A destination that exists is ours when it holds the legacy file's inode, our record, or is the
         placeholder a killed run registered (the journal says so)."""
-        if os.path.samefile(move.dest, move.legacy.legacy_path) or move.ours() is not None:
+        if _same_inode(move.dest, move.legacy.stat) or move.ours() is not None:
             return True
         return self.journal.started(move.instance_uuid, 'register', disk=move.legacy.name)
 
     # -- one disk -----------------------------------------------------------
 
-    def _move_disk(self, move, same_fs):
+    def _move_disk(self, move, same_fs, files):
+        """Only through the descriptor legacy_disks opened: a name the nova user swaps meanwhile is never used."""
         key, legacy = move.instance_uuid, move.legacy
         if legacy.moved:
-            self._finish_disk(move)
+            self._finish_disk(move, files)
             return
         source = legacy.legacy_path
         if not os.path.lexists(move.dest):
             self.journal.step(key, 'register', disk=legacy.name)
-            size = os.stat(source).st_size
+            size = legacy.stat.st_size
             self.pool.pool.createXML(VolumeDefinition(move.volume, max(size, 1), 'raw').to_xml(), 0)
         if same_fs:
-            if not os.path.samefile(move.dest, source):
+            if not _same_inode(move.dest, legacy.stat):
                 self.journal.step(key, 'link', disk=legacy.name)
                 temporary = os.path.join(self.pool.target, '.%s.spl-tmp' % move.volume)
                 if os.path.lexists(temporary):
                     os.unlink(temporary)
-                os.link(source, temporary)
+                link_opened_file(legacy.fd, temporary)
                 os.rename(temporary, move.dest)
         else:
-            stat = os.stat(source)
+            info = os.fstat(legacy.fd)
             record = move.ours()
             done = (record and not record.get('adopting'))
-            fresh = done and record.get('copied_from') == {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+            fresh = done and record.get('copied_from') == {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
             if not fresh:
                 self.journal.step(key, 'copy', disk=legacy.name)
-                metadata.write_file_metadata(move.dest, move.record(stat.st_size, adopting=True, source_stat=stat))
-                data_copy.copy_file(source, move.dest, allow_reflink=False)
-                info = os.stat(source)
+                metadata.write_file_metadata(move.dest, move.record(info.st_size, adopting=True, source_stat=info))
+                data_copy.copy_file(legacy.fd, move.dest, allow_reflink=False)
                 os.chown(move.dest, info.st_uid, info.st_gid)
                 os.chmod(move.dest, info.st_mode & 0o7777)
                 self.journal.step(key, 'verify', disk=legacy.name)
-                if not data_copy.same_bytes(source, move.dest):
+                if not data_copy.same_bytes(legacy.fd, move.dest):
                     raise StoragePoolsError('verify: the copy of %s differs from its source; the source is '
                                             'kept' % source)
-                record = move.record(stat.st_size)
-                record['copied_from'] = {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+                record = move.record(info.st_size)
+                record['copied_from'] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
                 metadata.write_file_metadata(move.dest, record)
             # the swap on the other filesystem unlinks the legacy file: the copy's name must be on disk
             # first (one filesystem's journal orders its own renames, two filesystems do not)
             data_copy.flush(os.path.dirname(move.dest))
-        self._finish_disk(move)
+        self._finish_disk(move, files)
 
-    def _move_disk_live(self, move, domain):
+    def _move_disk_live(self, move, domain, files):
         """blockcopy into the placeholder (shallow onto the same base for overlays) and pivot."""
         key, legacy = move.instance_uuid, move.legacy
         if legacy.moved:
-            self._finish_disk(move)
+            self._finish_disk(move, files)
             return
         if domain.blockJobInfo(legacy.target, 0):  # a killed run's copy: start over
             domain.blockJobAbort(legacy.target, 0)
         self.journal.step(key, 'register', disk=legacy.name)
-        size = virtual_size(legacy.legacy_path, legacy.format)
+        size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
         existing = self.pool.volume(move.volume)
         if existing is not None:
             existing.delete(0)
         self.pool.pool.createXML(VolumeDefinition(move.volume, size, legacy.format,
                                                   backing_path=legacy.backing,
                                                   backing_format=legacy.backing_format).to_xml(), 0)
-        metadata.write_file_metadata(move.dest, move.record(size, adopting=True,
-                                                            source_stat=os.stat(legacy.legacy_path)))
+        metadata.write_file_metadata(move.dest, move.record(size, adopting=True, source_stat=legacy.stat))
         self.journal.step(key, 'blockcopy', disk=legacy.name)
         flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
         if legacy.backing:
@@ -309,9 +406,9 @@ class Adopter:
                                             libvirt_error=error_text(exc))
                 time.sleep(0.05)
         metadata.write_file_metadata(move.dest, move.record(size))
-        self._finish_disk(move)
+        self._finish_disk(move, files)
 
-    def _finish_disk(self, move):
+    def _finish_disk(self, move, files):
         key, legacy = move.instance_uuid, move.legacy
         record = move.ours()
         if record is None or record.get('adopting'):
@@ -322,18 +419,14 @@ class Adopter:
             self.journal.step(key, 'rebase', disk=legacy.name)
             set_backing_format(move.dest, legacy.backing, legacy.backing_format, option='disks_pool')
             legacy.needs_backing_format = False
-        if not (os.path.islink(legacy.legacy_path) and os.readlink(legacy.legacy_path) == move.dest):
+        if not self._linked(move, files):
             self.journal.step(key, 'swap', disk=legacy.name)
-            temporary = os.path.join(os.path.dirname(legacy.legacy_path), '.%s.spl-link' % legacy.name)
-            if os.path.lexists(temporary):
-                os.unlink(temporary)
-            os.symlink(move.dest, temporary)
-            os.rename(temporary, legacy.legacy_path)
+            replace_with_symlink(files.fd, legacy.name, move.dest)
 
-    def _update_disk_info(self, directory, moves):
+    def _update_disk_info(self, files, moves):
         """disk.info keeps its legacy keys and gains the pool paths, same formats (so Nova never probes)."""
-        path = os.path.join(directory, nova_layout.DISK_INFO)
-        info = nova_layout.read_disk_info(directory)
+        path = os.path.join(files.path, nova_layout.DISK_INFO)
+        info = nova_layout.read_disk_info(files.path, files.fd)
         wanted = dict(info)
         for move in moves:
             wanted.setdefault(move.legacy.legacy_path, move.legacy.format)

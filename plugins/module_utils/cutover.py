@@ -45,15 +45,22 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.journal impor
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import (
     convert_into_lv,
     convert_into_rbd,
+    pinned_image,
     run_tool,
-    set_backing_format,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
 
-def _file_identity(path):
-    info = os.stat(path)
+def _file_identity(fd):
+    """What an import recorded of its legacy file (opened by legacy_disks; never followed through a name)."""
+    info = os.fstat(fd)
     return {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
+
+
+def _legacy_source(legacy):
+    """(qemu filename, descriptors) of a legacy disk as the guest sees it: an overlay with its base."""
+    backing = (legacy.backing_fd, legacy.backing_format) if legacy.backing else None
+    return pinned_image(legacy.fd, legacy.format, backing)
 
 
 class RbdTarget:
@@ -94,6 +101,11 @@ class RbdTarget:
         return '%s_%s' % (instance_uuid, disk_name)
 
     @staticmethod
+    def disk_name(suffix):
+        """The disk name in a volume name after ``<uuid>_`` (volume_name's inverse)."""
+        return suffix
+
+    @staticmethod
     def moves(_legacy):
         return True  # Nova's rbd backend imports even the config drive
 
@@ -125,8 +137,11 @@ class RbdTarget:
         self.names().discard(name)
 
     def write(self, name, legacy):
-        # an overlay is flattened with its base: the backing format is in its header
-        convert_into_rbd(self.rbd, name, legacy.legacy_path, legacy.format, option='disks_pool')
+        if legacy.format == 'raw':
+            self.rbd.write_raw_file(name, legacy.fd)
+            return
+        source, fds = _legacy_source(legacy)  # an overlay is flattened with its base
+        convert_into_rbd(self.rbd, name, source, legacy.format, option='disks_pool', local_file=False, pass_fds=fds)
 
     def qemu_target(self, name):
         return self.rbd.qemu_target(name)
@@ -163,6 +178,10 @@ class LogicalTarget:
         return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
 
     @staticmethod
+    def disk_name(suffix):
+        return suffix.replace('__', '_')
+
+    @staticmethod
     def moves(legacy):
         return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
 
@@ -197,8 +216,9 @@ class LogicalTarget:
         self._all().pop(name, None)
 
     def write(self, name, legacy):
-        convert_into_lv(legacy.legacy_path, legacy.format, virtual_size(legacy.legacy_path, legacy.format),
-                        self.location(name), option='disks_pool')
+        source, fds = _legacy_source(legacy)
+        convert_into_lv(source, legacy.format, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd),
+                        self.location(name), option='disks_pool', pass_fds=fds)
 
     def qemu_target(self, name):
         return self.location(name)
@@ -261,17 +281,28 @@ class Cutover:
     # -- one instance -------------------------------------------------------
 
     def adopt(self, instance_uuid):
-        directory = os.path.join(self.instances_path, instance_uuid)
         result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None, 'removed': []}
         loaded = load_domain(self.conn, instance_uuid, allow_running=self.finalize)
         if 'result' in loaded:
             return dict(result, **loaded)
-        document, before_xml = loaded['document'], loaded['xml']
         try:
-            disks = nova_layout.legacy_disks(instance_uuid, directory, document, self.instances_path,
-                                             self.nova_conf, pool_dir='')
+            files = nova_layout.InstanceFiles(self.instances_path, instance_uuid)
         except nova_layout.Skip as exc:
             return dict(result, result='skipped', reason=str(exc))
+        with files:
+            try:
+                disks = nova_layout.legacy_disks(instance_uuid, files, loaded['document'], self.nova_conf,
+                                                 pool_dir='')
+            except nova_layout.Skip as exc:
+                return dict(result, result='skipped', reason=str(exc))
+            try:
+                return self._adopt(instance_uuid, files, loaded, disks, result)
+            finally:
+                nova_layout.close_disks(disks)
+
+    def _adopt(self, instance_uuid, files, loaded, disks, result):
+        directory = files.path
+        document, before_xml = loaded['document'], loaded['xml']
         disks = [legacy for legacy in disks if self.target.moves(legacy)]
         if loaded['live'] and disks:
             reason = 'the domain is running on its legacy files; shut it off, import, then finalize'
@@ -294,10 +325,10 @@ class Cutover:
             self.target.point(after.disk(legacy.target), image)
         after_xml = after.to_xml()
         domain_changes = after_xml != document.to_xml()
-        removals = self._removals(instance_uuid, after) if self.finalize else []
+        removals = self._removals(instance_uuid, files, after) if self.finalize else []
         if isinstance(removals, dict):
             return dict(result, **removals)
-        stale_info = self._stale_disk_info(directory, instance_uuid, after, removals) if self.finalize else {}
+        stale_info = self._stale_disk_info(files, instance_uuid, after, removals) if self.finalize else {}
         if loaded['live'] and removals:
             in_use = set(disk.source_file for disk in DomainDocument(loaded['domain'].XMLDesc(0)).disks())
             if in_use.intersection(path for path, _image in removals):
@@ -330,7 +361,7 @@ class Cutover:
             self.conn.defineXML(after_xml)
         for path, image in removals:
             self.journal.step(instance_uuid, 'remove', disk=image)
-            os.unlink(path)
+            os.unlink(os.path.basename(path), dir_fd=files.fd)  # a name in the instance directory, nowhere else
         if stale_info:
             self.journal.step(instance_uuid, 'disk_info')
             disk_info = os.path.join(directory, nova_layout.DISK_INFO)
@@ -362,7 +393,7 @@ class Cutover:
             return 'foreign', record
         if record.get('adopting'):
             return 'redo', record
-        if record.get('imported_from') != _file_identity(legacy.legacy_path):
+        if record.get('imported_from') != _file_identity(legacy.fd):
             return 'changed', record
         return 'done', record
 
@@ -372,11 +403,10 @@ class Cutover:
             self.journal.step(key, 'discard', disk=legacy.name)
             self.target.remove(image)
             self._records.pop(image, None)
-        if legacy.needs_backing_format:  # header only: qemu then never probes the base
-            self.journal.step(key, 'rebase', disk=legacy.name)
-            set_backing_format(legacy.legacy_path, legacy.backing, legacy.backing_format, option='disks_pool')
-        identity = _file_identity(legacy.legacy_path)
-        size = virtual_size(legacy.legacy_path, legacy.format)
+        # qemu reads the overlay and its base through our descriptors, formats explicit (_legacy_source): no
+        # probe, and nothing is written into the nova user's files
+        identity = _file_identity(legacy.fd)
+        size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
         self.journal.step(key, 'import', disk=legacy.name)
         size = self.target.create(image, size)  # LVM rounds up to whole extents
         self._records.pop(image, None)
@@ -384,8 +414,9 @@ class Cutover:
         self._write_record(image, dict(record, adopting=identity))
         self.target.write(image, legacy)
         self.journal.step(key, 'verify', disk=legacy.name)
-        run_tool(['qemu-img', 'compare', '-q', '-f', legacy.format, '-F', 'raw', legacy.legacy_path,
-                  self.target.qemu_target(image)], option='verify')
+        source, fds = _legacy_source(legacy)
+        run_tool(['qemu-img', 'compare', '-q', '-f', legacy.format, '-F', 'raw', source,
+                  self.target.qemu_target(image)], option='verify', pass_fds=fds)
         self.journal.step(key, 'record', disk=legacy.name)
         self._write_record(image, dict(record, imported_from=identity))
 
@@ -423,33 +454,58 @@ class Cutover:
                                                             method='in-place')))
         return missing
 
-    def _removals(self, instance_uuid, document):
-        """Legacy files finalize may remove: [(path, disk name)], or a skip result when one changed since."""
+    def _legacy_name(self, instance_uuid, image):
+        """The Nova disk name whose volume is ``image`` (names of the instance directory are never taken from a
+        record: image-meta is writable by any holder of the pool's cephx key), or None."""
+        prefix = instance_uuid + '_'
+        if not image.startswith(prefix):
+            return None
+        name = self.target.disk_name(image[len(prefix):])
+        if not nova_layout.DISK_NAME_RE.match(name) or self.target.volume_name(instance_uuid, name) != image:
+            return None
+        return name
+
+    def _removals(self, instance_uuid, files, document):
+        """Legacy files finalize may remove: [(path, disk name)], or a skip result when one changed since.
+
+        Each path is ``<instances_path>/<uuid>/<disk name>`` derived from the volume's name; a record naming
+        any other path removes nothing."""
         removals = []
         for _disk, image in self._pool_disks(instance_uuid, document):
             if not self._exists(image):
                 continue
             record = self._recorded(image) or {}
-            path = (record.get('source') or {}).get('path')
-            if not path or record.get('adopting') or not os.path.lexists(path):
+            name = self._legacy_name(instance_uuid, image)
+            if name is None or record.get('adopting'):
                 continue
-            if not os.path.isfile(path) or os.path.islink(path):
+            path = os.path.join(files.path, name)
+            if (record.get('source') or {}).get('path') != path:
+                continue  # not imported from this instance's legacy file: not ours to remove
+            found = files.lstat(name)
+            if found is None:
+                continue
+            try:
+                fd, _info = nova_layout.open_regular_file(name, files.fd)
+            except OSError:
                 return {'result': 'skipped', 'reason': '%s is no longer the imported file; finalize leaves it' % path}
-            if record.get('imported_from') != _file_identity(path):
+            try:
+                identity = _file_identity(fd)
+            finally:
+                os.close(fd)
+            if record.get('imported_from') != identity:
                 return {'result': 'skipped', 'reason': (
                     "%s changed after its import into %s '%s'; finalize removes nothing of this instance. "
                     "Check which holds the guest's data" % (path, self.target.kind, image))}
             removals.append((path, image))
         return removals
 
-    def _stale_disk_info(self, directory, instance_uuid, document, removals):
+    def _stale_disk_info(self, files, instance_uuid, document, removals):
         """{kept: disk.info without the imported legacy paths that are (or are about to be) gone}, or {}."""
-        info = nova_layout.read_disk_info(directory)
+        info = nova_layout.read_disk_info(files.path, files.fd)
         going = set(path for path, _image in removals)
         for _disk, image in self._pool_disks(instance_uuid, document):
-            if self._exists(image):
-                path = ((self._recorded(image) or {}).get('source') or {}).get('path')
-                if path and not os.path.lexists(path):
-                    going.add(path)
+            name = self._legacy_name(instance_uuid, image) if self._exists(image) else None
+            if name is not None and files.lstat(name) is None:
+                going.add(os.path.join(files.path, name))
         kept = dict((path, fmt) for path, fmt in info.items() if path not in going)
         return {'kept': kept} if kept != info else {}

@@ -63,12 +63,20 @@ def _copy_range(src_fd, dst_fd, start, end):
         offset += copied
 
 
+def open_for_reading(src):
+    """A binary reader of ``src``: a path, or a descriptor the caller opened (and keeps)."""
+    if isinstance(src, int):
+        return os.fdopen(src, 'rb', closefd=False)
+    return open(src, 'rb')
+
+
 def copy_file(src, dst, allow_reflink=True):
-    """Copy the bytes of ``src`` into the existing file ``dst``; returns the method used.
+    """Copy the bytes of ``src`` (a path or an open descriptor) into the existing file ``dst``; returns the
+    method used.
 
     ``dst`` ends with exactly ``src``'s size; holes stay holes.
     """
-    with open(src, 'rb') as source, open(dst, 'r+b') as target:
+    with open_for_reading(src) as source, open(dst, 'r+b') as target:
         size = os.fstat(source.fileno()).st_size
         target.truncate(0)
         if allow_reflink and reflink(source.fileno(), target.fileno()):
@@ -95,8 +103,8 @@ def flush(path):
 
 
 def same_bytes(first, second):
-    """Compare two raw files byte for byte, reading only where either has data."""
-    with open(first, 'rb') as one, open(second, 'rb') as other:
+    """Compare two raw files (paths or open descriptors) byte for byte, reading only where either has data."""
+    with open_for_reading(first) as one, open_for_reading(second) as other:
         size = os.fstat(one.fileno()).st_size
         if os.fstat(other.fileno()).st_size != size:
             return False

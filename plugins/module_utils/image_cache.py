@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import image_inspect, metadata, nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import BASE_SNAPSHOT, RbdPool
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint, cloner_for
 
-# sha1(image id), resized copies <sha1>_<GiB>, swap_<MiB>, ephemeral_<GiB>_<hash> (NOVA.md)
-BASE_NAME_RE = re.compile(r'^([0-9a-f]{40}(_[0-9]+)?|swap_[0-9]+|ephemeral_[0-9]+_[0-9a-f]+)$')
+BASE_NAME_RE = nova_layout.BASE_NAME_RE
 
 
 def overlay_backing_formats(instances_path):

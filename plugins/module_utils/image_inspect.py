@@ -147,12 +147,15 @@ def _qcow2(header, path):
     return size
 
 
-def read_qcow2_overlay(path):
+def read_qcow2_overlay(path, fd=None):
     """(virtual size, backing path or None, backing format or None) of a qcow2 container.
 
     For an instance's own qcow2 disk (whose container qemu wrote): a backing
-    file is expected there, so it is returned rather than refused.
+    file is expected there, so it is returned rather than refused. ``fd``: the
+    file already open (``path`` only names it in messages).
     """
+    if fd is not None:
+        return _qcow2_facts(os.pread(fd, HEADER_BYTES, 0), path)
     with open(path, 'rb') as handle:
         return _qcow2_facts(handle.read(HEADER_BYTES), path)
 

@@ -7,9 +7,15 @@
 A volume's format, virtual size, source and backing are recorded when this
 collection creates or adopts it, and read back from here, never probed
 from the bytes (a guest-written disk is hostile). On file pools the record
-is one JSON object in the ``user.storagepools.libvirt`` extended attribute
+is one JSON object in the ``trusted.storagepools.libvirt`` extended attribute
 of the volume file: libvirt lists every file of a dir pool as a volume, so a
-sidecar file would itself show up as one.
+sidecar file would itself show up as one. The ``trusted.`` namespace is
+written only by root (CAP_SYS_ADMIN): the file's owner (nova, or libvirt-qemu
+while a guest runs) can write its data and its ``user.`` attributes, never
+the record that decides what goes into a domain or what gets deleted.
+
+Records are read and written without following a symlink: a name the nova
+user swapped for a link gets no record and yields none.
 """
 
 from __future__ import annotations
@@ -18,8 +24,13 @@ import errno
 import json
 import os
 
-XATTR_NAME = 'user.storagepools.libvirt'
+XATTR_NAME = 'trusted.storagepools.libvirt'
 FILE_POOL_TYPES = ('dir', 'fs', 'netfs')
+
+
+def _no_follow(path):
+    """Keyword arguments for an xattr call on ``path``: a name is never followed (a descriptor is what it is)."""
+    return {} if isinstance(path, int) else {'follow_symlinks': False}
 
 
 class MetadataError(ValueError):
@@ -27,9 +38,9 @@ class MetadataError(ValueError):
 
 
 def read_file_metadata(path):
-    """The record of the volume file at ``path``, or None when it has none."""
+    """The record of the volume file at ``path`` (or an open descriptor), or None when it has none."""
     try:
-        raw = os.getxattr(path, XATTR_NAME)
+        raw = os.getxattr(path, XATTR_NAME, **_no_follow(path))
     except OSError as exc:
         if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
             return None
@@ -65,8 +76,9 @@ def make_record(volume_format, virtual_size, source, backing=None, checksum=None
 
 
 def write_file_metadata(path, record):
-    """Record ``record`` on the volume file at ``path`` (replacing any earlier one)."""
-    os.setxattr(path, XATTR_NAME, json.dumps(record, sort_keys=True, separators=(',', ':')).encode('utf-8'))
+    """Record ``record`` on the volume file at ``path`` (or an open descriptor), replacing any earlier one."""
+    os.setxattr(path, XATTR_NAME, json.dumps(record, sort_keys=True, separators=(',', ':')).encode('utf-8'),
+                **_no_follow(path))
 
 
 def same_volume(record, wanted):

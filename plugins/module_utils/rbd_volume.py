@@ -19,9 +19,8 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.data_copy import CHUNK, data_extents
+from ansible_collections.storagepools.libvirt.plugins.module_utils.data_copy import CHUNK, data_extents, open_for_reading
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import XATTR_NAME
 
 try:
     import rados
@@ -31,7 +30,7 @@ except ImportError:
     rados = rbd = None
     HAS_RBD = False
 
-META_KEY = XATTR_NAME  # the same name as the file xattr: user.storagepools.libvirt
+META_KEY = 'user.storagepools.libvirt'  # image-meta: any holder of the pool's cephx key can write it
 BASE_SNAPSHOT = 'storagepools-base'
 DEFAULT_MON_PORT = 6789
 
@@ -110,9 +109,10 @@ class RbdPool:
         rbd.RBD().remove(self.open().ioctx, name)
 
     def write_raw_file(self, name, path):
-        """Write the data extents of the raw file ``path`` into image ``name``; skip zero chunks."""
+        """Write the data extents of the raw file ``path`` (or an open descriptor) into image ``name``; skip
+        zero chunks."""
         zero = bytes(CHUNK)
-        with open(path, 'rb') as source, rbd.Image(self.open().ioctx, name) as image:
+        with open_for_reading(path) as source, rbd.Image(self.open().ioctx, name) as image:
             size = image.size()
             for start, end in data_extents(source.fileno(), size):
                 offset = start

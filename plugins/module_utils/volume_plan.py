@@ -27,6 +27,7 @@ Whatever another process wrote is flushed before it is recorded.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 
@@ -52,24 +53,39 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml im
 FILE_POOLS = metadata.FILE_POOL_TYPES
 
 
-def run_tool(argv, option):
-    """Run a storage tool (never with a secret in ``argv``); StoragePoolsError naming ``option``."""
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+def run_tool(argv, option, pass_fds=()):
+    """Run a storage tool (never with a secret in ``argv``); StoragePoolsError naming ``option``.
+
+    ``pass_fds``: descriptors the tool reaches as /proc/self/fd/N (pinned_image)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, pass_fds=pass_fds)
     if proc.returncode != 0:
         raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
                                 libvirt_error=(proc.stderr or proc.stdout).strip())
     return proc.stdout
 
 
-def convert_into_lv(source_path, source_format, source_size, lv_path, option):
+def pinned_image(fd, image_format, backing=None):
+    """(qemu filename, descriptors to pass) for an image this process opened itself: qemu reaches the file,
+    and an overlay's base (``backing``: (descriptor, format)), through our descriptors with both formats
+    explicit, so it opens no path that a header names or that someone swapped since we opened it."""
+    spec = {'driver': image_format, 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % fd}}
+    fds = [fd]
+    if backing is not None:
+        spec['backing'] = {'driver': backing[1], 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % backing[0]}}
+        fds.append(backing[0])
+    return 'json:' + json.dumps(spec, sort_keys=True), tuple(fds)
+
+
+def convert_into_lv(source_path, source_format, source_size, lv_path, option, pass_fds=()):
     """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
     beyond the source is zeroed, so no stale data of the volume group shows through."""
-    run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source_path, lv_path], option=option)
+    run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source_path, lv_path], option=option,
+             pass_fds=pass_fds)
     lvm.zero_range(lv_path, source_size, lvm.device_size(lv_path))
     data_copy.flush(lv_path)
 
 
-def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=True):
+def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=True, pass_fds=()):
     """Write an image into the new rbd image ``name`` of ``rbd_pool``: a raw local file through librbd (its
     data extents, zero chunks skipped), anything else (another format, another pool's image) through qemu's
     rbd driver with both formats explicit; the key stays in the keyring file."""
@@ -77,7 +93,7 @@ def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=T
         rbd_pool.write_raw_file(name, source)
     else:
         run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source, rbd_pool.qemu_target(name)],
-                 option=option)
+                 option=option, pass_fds=pass_fds)
 
 
 def set_backing_format(path, backing, backing_format, option):

@@ -125,7 +125,7 @@ pools:
           description:
             - The recorded storage metadata (format, virtual size, source, backing), or None
               when the volume has none (for example a file put there by hand).
-            - Kept with the data - file pools, the C(user.storagepools.libvirt) xattr; logical pools, the LV's
+            - Kept with the data - file pools, the C(trusted.storagepools.libvirt) xattr (written only by root); logical pools, the LV's
               tags; rbd pools, the image-meta (read with O(ceph_keyring)).
           type: dict
   sample:

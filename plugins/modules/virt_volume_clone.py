@@ -19,7 +19,7 @@ description:
     backing file, an external data file or encryption, and a VMDK with extents or a create type other
     than monolithicSparse/streamOptimized are refused. Every tool is then given the formats explicitly.
   - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
-    in the C(user.storagepools.libvirt) extended attribute of the volume file.
+    in the C(trusted.storagepools.libvirt) extended attribute of the volume file (written only by root).
   - Destinations are file pools (V(dir), V(fs), V(netfs)), V(logical) and V(rbd) pools, on the libvirt host
     itself.
   - "On a logical pool volumes are thick raw LVs made by libvirt: V(copy) writes the source with

@@ -34,7 +34,7 @@ def test_every_disk_is_a_pool_volume_with_recorded_metadata(host):
             volume = '%s_%s' % (uuid, name)
             assert volume in volumes
             record = json.loads(host.check_output(
-                'getfattr --only-values -n user.storagepools.libvirt %s/%s' % (DISKS, volume)))
+                'getfattr --only-values -n trusted.storagepools.libvirt %s/%s' % (DISKS, volume)))
             assert record['format'] == ('qcow2' if name == 'disk' else 'raw')
             assert record['source']['path'] == '%s/%s/%s' % (INSTANCES, uuid, name)
 

@@ -344,7 +344,10 @@ class Adopter:
                 temporary = os.path.join(self.pool.target, '.%s.spl-tmp' % move.volume)
                 if os.path.lexists(temporary):
                     os.unlink(temporary)
-                link_opened_file(legacy.fd, temporary)
+                try:
+                    link_opened_file(legacy.fd, temporary)
+                except FileNotFoundError:  # its last name is gone (linkat cannot revive an unlinked inode)
+                    self._gone(move)
                 os.rename(temporary, move.dest)
         else:
             info = os.fstat(legacy.fd)
@@ -364,10 +367,21 @@ class Adopter:
                 record = move.record(info.st_size)
                 record['copied_from'] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
                 metadata.write_file_metadata(move.dest, record)
+            if os.fstat(legacy.fd).st_nlink == 0:
+                self._gone(move)
             # the swap on the other filesystem unlinks the legacy file: the copy's name must be on disk
             # first (one filesystem's journal orders its own renames, two filesystems do not)
             data_copy.flush(os.path.dirname(move.dest))
         self._finish_disk(move, files)
+
+    def _gone(self, move):
+        """The legacy file lost its last name while we held it open (deleted, or replaced by another file):
+        what this run made for it goes, nothing is adopted."""
+        volume = self.pool.volume(move.volume)
+        if volume is not None:
+            volume.delete(0)
+        raise StoragePoolsError('%s was deleted or replaced while it was being adopted; nothing of it was '
+                                'adopted. Rerun to look at what is there now' % move.legacy.legacy_path)
 
     def _move_disk_live(self, move, domain, files):
         """blockcopy into the placeholder (shallow onto the same base for overlays) and pivot."""

@@ -21,8 +21,10 @@ carries a qcow2 header.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import stat
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import image_inspect, metadata, nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
@@ -33,25 +35,36 @@ BASE_NAME_RE = nova_layout.BASE_NAME_RE
 
 
 def overlay_backing_formats(instances_path):
-    """{base path: set of backing formats named by the host's qcow2 overlays} (headers only)."""
+    """{base path: set of backing formats named by the host's qcow2 overlays} (headers only, each overlay
+    opened without following a symlink)."""
     named = {}
     for instance_uuid in nova_layout.list_instances(instances_path):
-        directory = os.path.join(instances_path, instance_uuid)
         try:
-            info = nova_layout.read_disk_info(directory)
+            with nova_layout.InstanceFiles(instances_path, instance_uuid) as files:
+                _overlay_backing_formats(files, named)
         except nova_layout.Skip:
-            continue
-        for path, disk_format in info.items():
-            if disk_format != 'qcow2' or os.path.dirname(path) != directory or not os.path.isfile(path):
-                continue
-            try:
-                _size, backing, backing_format = image_inspect.read_qcow2_overlay(path)
-            except image_inspect.ImageRefused:
-                continue  # legacy_disk_adopt reports that instance
-            if backing and backing_format:
-                backing = os.path.normpath(backing if os.path.isabs(backing) else os.path.join(directory, backing))
-                named.setdefault(backing, set()).add(backing_format)
+            continue  # legacy_disk_adopt reports that instance
     return named
+
+
+def _overlay_backing_formats(files, named):
+    directory = files.path
+    for path, disk_format in nova_layout.read_disk_info(directory, files.fd).items():
+        if disk_format != 'qcow2' or os.path.dirname(path) != directory:
+            continue
+        try:
+            fd, _info = nova_layout.open_regular_file(os.path.basename(path), files.fd)
+        except OSError:
+            continue
+        try:
+            _size, backing, backing_format = image_inspect.read_qcow2_overlay(path, fd=fd)
+        except image_inspect.ImageRefused:
+            continue
+        finally:
+            os.close(fd)
+        if backing and backing_format:
+            backing = os.path.normpath(backing if os.path.isabs(backing) else os.path.join(directory, backing))
+            named.setdefault(backing, set()).add(backing_format)
 
 
 class ImageCache:
@@ -65,18 +78,37 @@ class ImageCache:
         self.dest_pool = dest_pool
         self.ceph_keyring = ceph_keyring
         self._named = None
+        self._base = None
         self._ceph = False  # not looked at yet; then the RbdPool of an rbd dest_pool (one connection), or None
 
-    def bases(self):
-        try:
-            names = sorted(os.listdir(self.base_dir))
-        except OSError as exc:
-            raise StoragePoolsError('instances_path: cannot list %s: %s' % (self.base_dir, exc.strerror))
-        return [name for name in names if os.path.isfile(os.path.join(self.base_dir, name))]
+    def _base_fd(self):
+        """``_base``, opened once without following a symlink (the nova user owns it)."""
+        if self._base is None:
+            try:
+                top = os.open(self.instances_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    self._base = os.open(nova_layout.BASE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW |
+                                         os.O_CLOEXEC, dir_fd=top)
+                finally:
+                    os.close(top)
+            except OSError as exc:
+                raise StoragePoolsError('instances_path: cannot open %s: %s' % (
+                    self.base_dir, 'it is a symlink' if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror))
+        return self._base
 
-    def declared_format(self, path):
+    def bases(self):
+        """The names in ``_base`` that are files or symlinks (ensure() refuses the symlinks)."""
+        base_fd = self._base_fd()
+        names = []
+        for name in sorted(os.listdir(base_fd)):
+            found = os.lstat(name, dir_fd=base_fd)
+            if stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode):
+                names.append(name)
+        return names
+
+    def declared_format(self, path, fd):
         """(format, where it comes from), or (None, why not)."""
-        recorded = metadata.read_file_metadata(path)
+        recorded = metadata.read_file_metadata(fd)
         if recorded and recorded.get('format'):
             return recorded['format'], 'record'
         if self._named is None:
@@ -96,11 +128,22 @@ class ImageCache:
         result = {'result': None, 'reason': None, 'format': None, 'virtual_size': None, 'volume': None}
         if not BASE_NAME_RE.match(name):
             return dict(result, result='skipped', reason='not a name Nova gives a base (in flight or foreign)')
-        disk_format, origin = self.declared_format(path)
+        try:
+            fd, found = nova_layout.open_regular_file(name, self._base_fd())
+        except OSError as exc:
+            return dict(result, result='skipped', reason='%s %s; never followed' % (path, nova_layout.why_not_opened(exc)))
+        try:
+            return self._ensure(name, path, fd, found, result)
+        finally:
+            os.close(fd)
+
+    def _ensure(self, name, path, fd, found, result):
+        disk_format, origin = self.declared_format(path, fd)
         if disk_format is None:
             return dict(result, result='skipped', reason=origin)
         try:
-            info = image_inspect.inspect(path, disk_format)
+            with os.fdopen(fd, 'rb', closefd=False) as handle:
+                info = image_inspect.inspect_handle(handle, found.st_size, path, disk_format)
         except image_inspect.ImageRefused as exc:
             return dict(result, result='skipped', reason='%s (format from %s)' % (exc.msg, origin))
         result.update(format=disk_format, virtual_size=info.virtual_size)
@@ -110,7 +153,7 @@ class ImageCache:
             if not self.check_mode:
                 record = metadata.make_record(disk_format, info.virtual_size, {'path': path, 'nova_base': name},
                                               method='in-place')
-                metadata.write_file_metadata(path, record)
+                metadata.write_file_metadata(fd, record)
         if self.dest_pool is not None:
             volume, imported = self._import(name, path, disk_format)
             result['volume'] = volume
@@ -141,3 +184,6 @@ class ImageCache:
     def close(self):
         if self._ceph:
             self._ceph.close()
+        if self._base is not None:
+            os.close(self._base)
+            self._base = None

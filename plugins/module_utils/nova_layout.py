@@ -277,7 +277,7 @@ def _legacy_disks(instance_uuid, files, document, nova_conf, pool_dir, disks):
             if moved:  # only our own link to the pool volume (a directory only root writes) is followed
                 data_path = files.readlink(name)
                 if data_path != os.path.join(pool_dir, '%s_%s' % (instance_uuid, name)):
-                    raise Skip('disk %s is a link to %s, not to its pool volume' % (path, data_path))
+                    raise Skip('disk %s is a symlink to %s, not to its pool volume' % (path, data_path))
                 fd, info = open_regular_file(data_path, None)
             else:
                 fd, info = open_regular_file(name, files.fd)

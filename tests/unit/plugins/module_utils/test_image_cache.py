@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import image_cache
+from ansible_collections.storagepools.libvirt.plugins.module_utils import metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils.image_cache import BASE_NAME_RE, ImageCache
 from ansible_collections.storagepools.libvirt.plugins.module_utils.nova_layout import NovaConf
 
@@ -30,20 +32,37 @@ def cache_with(tmp_path, conf_text, named):
     return cache
 
 
-def test_the_format_comes_from_the_overlays_then_force_raw_images(tmp_path, monkeypatch):
-    monkeypatch.setattr(image_cache.metadata, 'read_file_metadata', lambda path: None)
-    base = str(tmp_path / '_base' / SHA1)
+def base_file(tmp_path):
+    """A real base file in _base (no record yet) and a descriptor of it."""
+    (tmp_path / '_base').mkdir()
+    base = tmp_path / '_base' / SHA1
+    base.write_bytes(b'\0' * 4096)
+    return str(base), os.open(str(base), os.O_RDONLY)
+
+
+def test_the_format_comes_from_the_overlays_then_force_raw_images(tmp_path):
+    base, fd = base_file(tmp_path)
     named = cache_with(tmp_path, '', {base: {'qcow2'}})
-    assert named.declared_format(base) == ('qcow2', 'overlay headers')
-    assert named.declared_format(base) == ('qcow2', 'overlay headers')  # asking twice reads the same
-    assert cache_with(tmp_path, '', {}).declared_format(base) == ('raw', 'force_raw_images')
-    unknown = cache_with(tmp_path, '[DEFAULT]\nforce_raw_images = False\n', {}).declared_format(base)
+    assert named.declared_format(base, fd) == ('qcow2', 'overlay headers')
+    assert named.declared_format(base, fd) == ('qcow2', 'overlay headers')  # asking twice reads the same
+    assert cache_with(tmp_path, '', {}).declared_format(base, fd) == ('raw', 'force_raw_images')
+    unknown = cache_with(tmp_path, '[DEFAULT]\nforce_raw_images = False\n', {}).declared_format(base, fd)
     assert unknown[0] is None and 'force_raw_images=False' in unknown[1]
-    disagree = cache_with(tmp_path, '', {base: {'raw', 'qcow2'}}).declared_format(base)
+    disagree = cache_with(tmp_path, '', {base: {'raw', 'qcow2'}}).declared_format(base, fd)
     assert disagree[0] is None and 'disagree' in disagree[1]
+    os.close(fd)
 
 
-def test_a_record_wins_over_everything(tmp_path, monkeypatch):
-    monkeypatch.setattr(image_cache.metadata, 'read_file_metadata', lambda path: {'format': 'qcow2'})
-    base = str(tmp_path / '_base' / SHA1)
-    assert cache_with(tmp_path, '', {base: {'raw'}}).declared_format(base) == ('qcow2', 'record')
+def test_a_record_wins_over_everything(tmp_path):
+    base, fd = base_file(tmp_path)
+    metadata.write_file_metadata(fd, metadata.make_record('qcow2', 4096, {'path': base}))
+    assert cache_with(tmp_path, '', {base: {'raw'}}).declared_format(base, fd) == ('qcow2', 'record')
+    os.close(fd)
+
+
+def test_a_record_its_owner_can_write_counts_for_nothing(tmp_path):
+    """The owner of a base (nova) can set user.* attributes, never trusted.* ones: only those are records."""
+    base, fd = base_file(tmp_path)
+    os.setxattr(fd, 'user.storagepools.libvirt', json.dumps({'format': 'qcow2'}).encode())
+    assert cache_with(tmp_path, '', {}).declared_format(base, fd) == ('raw', 'force_raw_images')
+    os.close(fd)

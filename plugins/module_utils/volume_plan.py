@@ -199,7 +199,7 @@ class VolumeCloner:
                 recorded = lvm.read_record(*self.source_lv)
             else:  # the record of the very file opened (the path may be swapped afterwards)
                 self.source_file = image_inspect.OpenedImage(self.source_path)
-                recorded = metadata.read_file_metadata(self.source_file.fd_path)
+                recorded = metadata.read_file_metadata(self.source_file.fds[0], name=self.source_path)
             if recorded and declared and recorded.get('format') != declared:
                 raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                         % (self.source_path, recorded.get('format'), declared))

@@ -13,7 +13,8 @@ backing file, an external data file, encryption or unknown incompatible
 features, and a VMDK that is a descriptor (extents in other files) or of a
 create type outside the allow-list (Nova's: monolithicSparse,
 streamOptimized). Only after this check may a tool open the image, and then
-always with the format given explicitly.
+always with the format given explicitly; OpenedImage opens a file once
+(never through a symlink) so that the tools read the very file checked.
 
 A guest's own raw disk is different (legacy adoption): its content is
 arbitrary guest data and is never inspected; it is only ever opened as raw.

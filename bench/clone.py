@@ -10,11 +10,11 @@ and cow clones of a 1 GiB and a 20 GiB (sparse) parent. Every side ends with
 its data on disk: ours fsyncs, so the plain tools are followed by `sync FILE`.
 
 The images are volumes of a source pool: "ours" is the full copy across pools
-(source pool/volume), the case libvirt's createXMLFrom serves. An import of
-the same file by ``source.path`` is timed beside it: libvirt has no call that
-creates a volume from a file, so a conversion there is libvirt's createXML of
-the empty volume (``qemu-img create`` for a qcow2) and then ``qemu-img
-convert -n`` into it.
+(source pool/volume). An import of the same file by ``source.path`` is timed
+beside it. A conversion is, in both cases, libvirt's createXML of the empty
+volume (``qemu-img create`` for a qcow2) and then ``qemu-img convert -n``
+into it from the inspected source file (never libvirt's createXMLFrom, which
+reads the source as the format libvirt probed).
 
 "ours" is the module's plan applied in this process (libvirt calls, copy,
 record); a module run adds its fixed start-up (Python, Ansible, libvirt
@@ -89,8 +89,11 @@ def make_images(directory):
 def ours(conn, pool, name, source, fmt=None, mode='copy'):
     """``source``: as the module's ``source`` option (a pool volume or a path); declared raw."""
     cloner = cloner_for(conn, URI, pool, name)
-    plan = cloner.plan_clone(dict(source, format='raw'), mode, fmt, None, None, False)
-    return timed(plan.apply), cloner.method
+    try:
+        plan = cloner.plan_clone(dict(source, format='raw'), mode, fmt, None, None, False)
+        return timed(plan.apply), cloner.method
+    finally:
+        cloner.close()
 
 
 def dir_pool(conn, name, target):

@@ -13,7 +13,8 @@ backing file, an external data file, encryption or unknown incompatible
 features, and a VMDK that is a descriptor (extents in other files) or of a
 create type outside the allow-list (Nova's: monolithicSparse,
 streamOptimized). Only after this check may a tool open the image, and then
-always with the format given explicitly.
+always with the format given explicitly; OpenedImage opens a file once
+(never through a symlink) so that the tools read the very file checked.
 
 A guest's own raw disk is different (legacy adoption): its content is
 arbitrary guest data and is never inspected; it is only ever opened as raw.
@@ -21,6 +22,7 @@ arbitrary guest data and is never inspected; it is only ever opened as raw.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -216,3 +218,48 @@ def inspect_handle(handle, file_size, path, declared):
     if declared == 'qcow2':
         return ImageInfo('qcow2', _qcow2(header, path), file_size)
     return ImageInfo('vmdk', _vmdk(header, handle, path), file_size)
+
+
+class OpenedImage:
+    """An image file opened once; inspected, and read by every tool, through that descriptor.
+
+    The path is opened with O_NOFOLLOW (a symlink there is refused, never followed) and must be a regular
+    file. Tools get ``fd_path`` (``/proc/self/fd/N``; a child process needs ``pass_fds=fds``), which opens
+    the inode this descriptor holds: a file renamed or a symlink planted at ``path`` after the check
+    redirects nothing.
+    """
+
+    def __init__(self, path):
+        try:  # O_NONBLOCK: a FIFO planted there cannot hang the open; it is refused below
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ImageRefused('source.path: %s is a symbolic link; refused (give the file itself)' % path)
+            if exc.errno == errno.ENOENT:
+                raise ImageRefused('source.path: %s is not an existing file' % path)
+            raise ImageRefused('source.path: cannot open %s: %s' % (path, exc.strerror))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ImageRefused('source.path: %s is not a regular file' % path)
+        self.handle = os.fdopen(fd, 'rb')
+        self.path = path
+        self.info = None
+
+    def inspect(self, declared):
+        """inspect() of the open file: its ImageInfo (also kept as ``info``)."""
+        if declared not in SUPPORTED_FORMATS:
+            raise ImageRefused('source.format: %r cannot be imported; supported: %s'
+                               % (declared, ', '.join(SUPPORTED_FORMATS)))
+        self.info = inspect_handle(self.handle, os.fstat(self.handle.fileno()).st_size, self.path, declared)
+        return self.info
+
+    @property
+    def fds(self):
+        return (self.handle.fileno(),)
+
+    @property
+    def fd_path(self):
+        return '/proc/self/fd/%d' % self.handle.fileno()
+
+    def close(self):
+        self.handle.close()

@@ -37,8 +37,11 @@ class MetadataError(ValueError):
     """A record that exists but cannot be read as metadata."""
 
 
-def read_file_metadata(path):
-    """The record of the volume file at ``path`` (or an open descriptor), or None when it has none."""
+def read_file_metadata(path, name=None):
+    """The record of the volume file at ``path``, or None when it has none.
+
+    ``path`` may be an open descriptor of the file (then ``name`` is what messages call it)."""
+    name = name or path
     try:
         raw = os.getxattr(path, XATTR_NAME, **_no_follow(path))
     except OSError as exc:
@@ -48,9 +51,9 @@ def read_file_metadata(path):
     try:
         record = json.loads(raw.decode('utf-8'))
     except ValueError as exc:
-        raise MetadataError('%s: the %s attribute is not JSON: %s' % (path, XATTR_NAME, exc))
+        raise MetadataError('%s: the %s attribute is not JSON: %s' % (name, XATTR_NAME, exc))
     if not isinstance(record, dict):
-        raise MetadataError('%s: the %s attribute is not a JSON object' % (path, XATTR_NAME))
+        raise MetadataError('%s: the %s attribute is not a JSON object' % (name, XATTR_NAME))
     return record
 
 

@@ -5,17 +5,20 @@
 """Planning one ``virt_volume_clone`` task: a volume made from a volume or an image file.
 
 The source's format is a recorded fact (metadata.py) or declared by the
-task, never probed; file sources pass image_inspect before anything opens
-them, and every tool is then told the format explicitly.
+task, never probed, and never libvirt's (it keeps the format its own probe
+found at the last pool start or refresh, which a guest writing the file
+steers). A file source is opened once and inspected through that descriptor
+(image_inspect.OpenedImage); every tool then reads the same file through
+``/proc/self/fd/N`` and is told the format explicitly.
 
 ``cloner_for`` picks the cloner of the destination's backend; how the bytes
 move is chosen per case (docs/volumes.md):
 
 - FileCloner (dir, fs, netfs): raw to raw a reflink or a sparse copy of the
-  data extents (data_copy); a conversion from a volume libvirt's
-  createXMLFrom (the inspected source agrees with libvirt's view of it),
-  from an image file ``qemu-img convert -n -f -O`` into the volume libvirt
-  made; cow a qcow2 overlay whose backingStore has an explicit format;
+  data extents (data_copy); a conversion ``qemu-img convert -n -f -O`` into
+  the volume libvirt made (never libvirt's createXMLFrom, which reads the
+  source as the format libvirt probed); cow a qcow2 overlay whose
+  backingStore has an explicit format;
 - LogicalCloner: thick LVs written with ``qemu-img convert``; cow an LVM
   snapshot;
 - RbdCloner: librbd (or qemu's rbd driver) imports; cow a clone of a
@@ -56,7 +59,7 @@ FILE_POOLS = metadata.FILE_POOL_TYPES
 def run_tool(argv, option, pass_fds=()):
     """Run a storage tool (never with a secret in ``argv``); StoragePoolsError naming ``option``.
 
-    ``pass_fds``: descriptors the tool reaches as /proc/self/fd/N (pinned_image)."""
+    ``pass_fds``: descriptors the tool inherits, for the ``/proc/self/fd/N`` paths in ``argv``."""
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, pass_fds=pass_fds)
     if proc.returncode != 0:
         raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
@@ -170,9 +173,9 @@ class VolumeCloner:
         self.record = None
         self.wanted = None
         self.volume = None
-        self.source_path = None
+        self.source_path = None  # as the task and the record name it
+        self.source_file = None  # a file source, open and inspected (image_inspect.OpenedImage)
         self.source_format = None
-        self.source_volume = None
         self.source_info = None
         self.source_rbd = None  # name of a source image in the destination's Ceph pool
         self.source_lv = None  # (vg, lv) of a source volume in a logical pool
@@ -187,13 +190,12 @@ class VolumeCloner:
             self.source_path = source['path']
             if not os.path.isabs(self.source_path):
                 raise StoragePoolsError('source.path: %r must be an absolute path' % self.source_path)
-            if not os.path.isfile(self.source_path):
-                raise StoragePoolsError('source.path: %s is not an existing file' % self.source_path)
             identity = {'path': self.source_path}
+            self.source_file = image_inspect.OpenedImage(self.source_path)
         else:
             origin = Endpoint(self.conn, source['pool'], 'source.pool')
-            self.source_volume = origin.volume(source['volume'])
-            if self.source_volume is None:
+            volume = origin.volume(source['volume'])
+            if volume is None:
                 raise StoragePoolsError("source.volume: pool '%s' has no volume '%s'"
                                         % (source['pool'], source['volume']))
             identity = {'pool': source['pool'], 'volume': source['volume']}
@@ -204,12 +206,13 @@ class VolumeCloner:
             if origin.type not in FILE_POOLS + ('logical',):
                 raise StoragePoolsError("source.pool: '%s' is a %s pool; this version clones from file and "
                                         "logical pools" % (source['pool'], origin.type))
-            self.source_path = self.source_volume.path()
+            self.source_path = volume.path()
             if origin.type == 'logical':
                 self.source_lv = (xml_tree.child_text(origin.definition, 'source/name'), source['volume'])
                 recorded = lvm.read_record(*self.source_lv)
-            else:
-                recorded = metadata.read_file_metadata(self.source_path)
+            else:  # the record of the very file opened (the path may be swapped afterwards)
+                self.source_file = image_inspect.OpenedImage(self.source_path)
+                recorded = metadata.read_file_metadata(self.source_file.fds[0], name=self.source_path)
             if recorded and declared and recorded.get('format') != declared:
                 raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                         % (self.source_path, recorded.get('format'), declared))
@@ -217,9 +220,18 @@ class VolumeCloner:
         if not declared:
             raise StoragePoolsError('source.format: %s has no recorded format; declare it (raw, qcow2)'
                                     % self.source_path)
-        info = image_inspect.inspect(self.source_path, declared)
         self.source_format = declared
-        return identity, info
+        if self.source_file is None:  # an LV: a root-owned device node, not a file anyone else can swap
+            return identity, image_inspect.inspect(self.source_path, declared)
+        return identity, self.source_file.inspect(declared)
+
+    @property
+    def source_read(self):
+        """(path, descriptors to pass) through which tools read the source: the inspected file's own
+        descriptor for a file source."""
+        if self.source_file is not None:
+            return self.source_file.fd_path, self.source_file.fds
+        return self.source_path, ()
 
     def _resolve_remote_rbd_source(self, origin, name, declared):
         """An image of another rbd pool: read through qemu's rbd driver as raw (header checked first)."""
@@ -235,7 +247,6 @@ class VolumeCloner:
         finally:
             reader.close()
         self.source_path = self.source_ceph.qemu_target(name)  # for qemu-img only, never opened as a file
-        self.source_volume = None  # libvirt cannot create from an rbd volume into another pool
         self.source_format = 'raw'
         return info
 
@@ -351,17 +362,20 @@ class VolumeCloner:
 
     def _verify(self):
         target, as_files = self._verify_target()
+        source, fds = self.source_read
         if as_files and self.source_format == self.wanted.format == 'raw' and self.source_ceph is None:
-            same = data_copy.same_bytes(self.source_path, target)
+            same = data_copy.same_bytes(source, target)
         else:
             same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
-                                   self.source_path, target], check=False).returncode == 0
+                                   source, target], check=False, pass_fds=fds).returncode == 0
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
 
     # -- results ------------------------------------------------------------
 
     def close(self):
+        if self.source_file is not None:
+            self.source_file.close()
         if self.source_ceph is not None:
             self.source_ceph.close()
 
@@ -404,12 +418,7 @@ class FileCloner(VolumeCloner):
                           **create_undo)
             self.plan.add('copy', "copy %s into '%s' (reflink or sparse copy)" % (self.source_path, self.name),
                           self._copy_raw, option='pool', explain=_explain_write)
-        elif self.source_volume is not None:
-            self.method = 'createXMLFrom'
-            self.plan.add('create_from', "create '%s' (%s) from volume %s (%s) with libvirt"
-                          % (self.name, dest_format, self.source_path, self.source_format),
-                          self._create_from, option='pool', **create_undo)
-        else:
+        else:  # never libvirt's createXMLFrom: it would read the source as the format libvirt probed
             self.method = 'qemu-img-convert'
             self.plan.add('create', "create volume '%s' (%s)" % (self.name, dest_format), self._create,
                           option='pool', **create_undo)
@@ -417,19 +426,16 @@ class FileCloner(VolumeCloner):
                 self.source_path, self.source_format, self.name, dest_format), self._convert,
                 option='pool', explain=_explain_write)
 
-    def _create_from(self):
-        self.volume = self.dest.pool.createXMLFrom(self.wanted.to_xml(), self.source_volume, 0)
-        data_copy.flush(self.volume.path())
-
     def _copy_raw(self):
-        self.method = data_copy.copy_file(self.source_path, self.volume.path())
+        self.method = data_copy.copy_file(self.source_read[0], self.volume.path())
         self.record['method'] = self.method
 
     def _convert(self):
         # the volume libvirt just made is empty and has no backing file: --target-is-zero leaves the
         # source's holes unallocated, as a plain `qemu-img convert` does, instead of writing zero clusters
+        source, fds = self.source_read
         run_tool(['qemu-img', 'convert', '-n', '--target-is-zero', '-f', self.source_format, '-O',
-                  self.wanted.format, self.source_path, self.volume.path()], option='pool')
+                  self.wanted.format, source, self.volume.path()], option='pool', pass_fds=fds)
         data_copy.flush(self.volume.path())
 
     def _verify_target(self):
@@ -486,8 +492,9 @@ class LogicalCloner(VolumeCloner):
         self.plan.add('convert', detail, self._convert_into_lv, option='pool', explain=_explain_write)
 
     def _convert_into_lv(self):
-        convert_into_lv(self.source_path, self.source_format, self.source_info.virtual_size, self.volume.path(),
-                        option='pool')
+        source, fds = self.source_read
+        convert_into_lv(source, self.source_format, self.source_info.virtual_size, self.volume.path(),
+                        option='pool', pass_fds=fds)
 
     def _write_record(self):
         lvm.write_record(self.vg, self.name, self.record)
@@ -554,8 +561,9 @@ class RbdCloner(VolumeCloner):
         self.rbd.clone(self.source_rbd, self.name, self.wanted.capacity)
 
     def _rbd_import(self):
-        convert_into_rbd(self.rbd, self.name, self.source_path, self.source_format, option='pool',
-                         local_file=self.source_ceph is None)
+        source, fds = self.source_read
+        convert_into_rbd(self.rbd, self.name, source, self.source_format, option='pool',
+                         local_file=self.source_ceph is None, pass_fds=fds)
 
     def _refresh(self):
         self.dest.pool.refresh(0)

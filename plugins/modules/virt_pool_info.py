@@ -14,6 +14,11 @@ description:
   - Reads libvirt storage pools, and optionally their volumes, without changing anything.
   - A volume's format is reported only from the metadata this collection recorded with the volume
     (RV(pools.volumes[].metadata)), never from libvirt's probe of the file, which a guest can steer.
+  - The volumes of file pools (V(dir), V(fs), V(netfs)) are sized from the files themselves, never with
+    libvirt's volume info, which re-probes the file and opens the backing file a qcow2 header names. A
+    symbolic link in the pool is reported, not followed; a regular file is opened once (C(O_NOFOLLOW)) and its
+    size, allocation and record are read through that descriptor. Logical and rbd volumes are sized by libvirt
+    (from C(lvs) and librbd, which read no volume's bytes); other pool types' volumes get no sizes.
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -21,7 +26,7 @@ extends_documentation_fragment:
   - storagepools.libvirt.connection.info
 options:
   name:
-    description: Only this pool. All pools when left out.
+    description: Only this pool. All pools when left out (then O(instances_path) is refused).
     type: str
   volumes:
     description: Also list the volumes of active pools.
@@ -32,6 +37,7 @@ options:
       - Nova's C(instances_path). With it, each volume named C({instance_uuid}_{disk}) says whether its
         instance directory is gone (RV(pools.volumes[].orphaned)), and RV(orphans) lists those volumes
         (Nova deletes an adopted instance's directory and links, not its pool volumes).
+      - Needs O(name); only the pool the task names is looked at for orphans, never another tool's pools.
     type: path
   ceph_keyring:
     description:
@@ -41,7 +47,11 @@ options:
   refresh:
     description:
       - Refresh active pools before listing volumes, so files created outside libvirt show up.
-      - Off by default; a refresh makes libvirt probe every file of a directory pool.
+      - Off by default; a refresh makes libvirt probe every file of a V(dir), V(fs) or V(netfs) pool and follow
+        the backing file a qcow2 header names, and a guest writes its own disk's header. So it is refused (the
+        task fails before any pool is refreshed) for such a pool that holds guest disks - a volume with
+        recorded metadata, a volume named C({instance_uuid}_{disk}), a file some domain uses as a disk or
+        backing file - and for any file pool over a remote O(uri), where the records cannot be read.
     type: bool
     default: false
 seealso:
@@ -109,12 +119,27 @@ pools:
         path:
           description: Path (or rbd name) of the volume.
           type: str
+        type:
+          description:
+            - V(file), V(symlink) (not followed), V(dir) or V(other) on file pools, from C(lstat); libvirt's volume
+              type (V(block), V(network)) on logical and rbd pools; None where unknown.
+          type: str
+        size:
+          description: The file's size (C(st_size)) on file pools, the LV or image size otherwise; None for
+            anything but a regular file.
+          type: int
         capacity:
-          description: Virtual size in bytes.
+          description:
+            - Virtual size in bytes. On file pools the recorded virtual size (the file size of a volume recorded
+              raw without one); None when the volume has no record (see RV(pools.volumes[].note)), since the
+              file is never probed for it.
           type: int
         allocation:
-          description: Bytes allocated.
+          description: Bytes allocated (C(st_blocks) * 512 on file pools).
           type: int
+        note:
+          description: Why a size is missing (no record, a symbolic link, not a regular file), else None.
+          type: str
         instance_uuid:
           description: The instance a C({instance_uuid}_{disk}) volume belongs to, else None.
           type: str
@@ -141,7 +166,7 @@ pools:
       available: 247193210880
       volumes: null
 orphans:
-  description: With O(instances_path), the volumes whose instance directory is gone.
+  description: With O(instances_path), the volumes of the pool O(name) whose instance directory is gone.
   returned: success
   type: list
   elements: dict
@@ -158,6 +183,7 @@ orphans:
 '''
 
 import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -169,6 +195,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.connection im
     open_connection,
     run_module,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import (
     FILE_POOL_TYPES,
@@ -178,11 +205,58 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata impo
 from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
 from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import RbdPool
 
+# libvirt's volume.info() re-reads the volume first: on a file pool it probes the file and opens the backing
+# file a qcow2 header names. For these pool types it reads the lvs listing or librbd, never a volume's bytes.
+INFO_POOL_TYPES = ('logical', 'rbd')
+VOLUME_TYPES = {0: 'file', 1: 'block', 2: 'dir', 3: 'network', 4: 'netdir', 5: 'ploop'}
+
 
 def instance_of(volume_name):
     """The instance uuid of a ``{instance_uuid}_{disk}`` volume name, else None."""
     prefix, sep, _disk = volume_name.partition('_')
     return prefix.lower() if sep and nova_layout.is_uuid(prefix) else None
+
+
+def unknown(note, kind=None):
+    return dict(type=kind, size=None, capacity=None, allocation=None, metadata=None, note=note)
+
+
+def file_volume(path):
+    """Type, sizes and record of a file pool's volume, from the file itself, never from libvirt.
+
+    A symlink is reported, not followed; only a regular file is opened (O_NOFOLLOW, O_NONBLOCK) and its
+    sizes and record are read through that descriptor. The capacity is the recorded virtual size."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return unknown('the file is gone (libvirt lists what it found at its last refresh)')
+    if stat.S_ISLNK(status.st_mode):
+        return unknown('a symbolic link: not followed', 'symlink')
+    if not stat.S_ISREG(status.st_mode):
+        return unknown('not a regular file: not opened', 'dir' if stat.S_ISDIR(status.st_mode) else 'other')
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StoragePoolsError('volumes: cannot open %s: %s' % (path, exc.strerror))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):  # replaced since the lstat
+            return unknown('not a regular file: not read', 'other')
+        try:
+            record = read_file_metadata(fd, name=path)
+        except (OSError, MetadataError) as exc:
+            raise StoragePoolsError('volumes: cannot read the metadata of %s: %s' % (path, exc))
+    finally:
+        os.close(fd)
+    facts = dict(type='file', size=status.st_size, capacity=None, allocation=status.st_blocks * 512,
+                 metadata=record, note=None)
+    if record is not None and isinstance(record.get('virtual_size'), int):
+        facts['capacity'] = record['virtual_size']
+    elif record is not None and record.get('format') == 'raw':
+        facts['capacity'] = status.st_size
+    else:
+        facts['note'] = 'no recorded virtual size (a file is never probed for one)'
+    return facts
 
 
 def volume_facts(pool, definition, local, instances_path, ceph_keyring):
@@ -202,32 +276,92 @@ def volume_facts(pool, definition, local, instances_path, ceph_keyring):
 
 def one_volume(volume, pool_type, local, instances_path, ceph, lv_records):
     """The facts of one volume; its metadata from the record kept with its data."""
-    _kind, capacity, allocation = volume.info()
     path = volume.path()
-    metadata = None
-    if local and pool_type in FILE_POOL_TYPES:
-        try:
-            metadata = read_file_metadata(path)
-        except (OSError, MetadataError) as exc:
-            raise StoragePoolsError('volumes: cannot read the metadata of %s: %s' % (path, exc))
-    elif lv_records is not None:
-        metadata = lv_records.get(volume.name())
-    elif ceph is not None:
-        try:
-            metadata = ceph.read_metadata(volume.name())
-        except ValueError as exc:
-            raise StoragePoolsError('volumes: the metadata of %s is not JSON: %s' % (path, exc))
+    if pool_type in FILE_POOL_TYPES:
+        facts = file_volume(path) if local else unknown('a remote uri: files are read on the libvirt host only')
+    elif pool_type in INFO_POOL_TYPES:
+        kind, capacity, allocation = volume.info()
+        facts = dict(type=VOLUME_TYPES.get(kind), size=capacity, capacity=capacity, allocation=allocation,
+                     metadata=None, note=None)
+        if lv_records is not None:
+            facts['metadata'] = lv_records.get(volume.name())
+        elif ceph is not None:
+            try:
+                facts['metadata'] = ceph.read_metadata(volume.name())
+            except ValueError as exc:
+                raise StoragePoolsError('volumes: the metadata of %s is not JSON: %s' % (path, exc))
+    else:
+        facts = unknown('a %s pool: libvirt would probe the volume to size it' % pool_type)
     instance_uuid = instance_of(volume.name())
     orphaned = None
     if instances_path and instance_uuid:
         orphaned = not os.path.isdir(os.path.join(instances_path, instance_uuid))
-    return dict(name=volume.name(), path=path, capacity=capacity, allocation=allocation,
-                instance_uuid=instance_uuid, orphaned=orphaned, metadata=metadata)
+    facts.update(name=volume.name(), path=path, instance_uuid=instance_uuid, orphaned=orphaned)
+    return facts
+
+
+def domain_disks(conn):
+    """({file path: domain}, {(pool, volume): domain}) of every domain's disks, backing chains included."""
+    files, volumes = {}, {}
+    for domain in conn.listAllDomains(0):
+        try:
+            document = DomainDocument(domain.XMLDesc(0))
+        except libvirt.libvirtError:
+            continue  # undefined by someone else while we listed
+        for disk in document.disks():
+            for source in disk.element.iter('source'):
+                if source.get('file'):
+                    files[os.path.normpath(source.get('file'))] = document.name
+            if disk.source_volume:
+                volumes[disk.source_volume] = document.name
+    return files, volumes
+
+
+def guest_disk(pool, definition, local, disks):
+    """Why a file pool holds a guest disk ((volume, reason)), or None: a recorded volume, one named for an
+    instance, or a file some domain uses."""
+    target = os.path.normpath(xml_tree.child_text(definition, 'target/path') or '')
+    files, volumes = disks
+    for volume in pool.listAllVolumes(0):
+        name, path = volume.name(), os.path.normpath(volume.path())
+        if local and file_volume(path)['metadata'] is not None:
+            return name, 'it has recorded metadata'
+        if instance_of(name):
+            return name, 'it is named for instance %s' % instance_of(name)
+        domain = volumes.get((pool.name(), name)) or files.get(path)
+        if domain:
+            return name, "domain '%s' uses it" % domain
+    for path, domain in sorted(files.items()):
+        if os.path.dirname(path) == target:
+            return os.path.basename(path), "domain '%s' uses it" % domain
+    if not local:
+        return '', 'its records cannot be read over a remote uri'
+    return None
+
+
+def check_refresh(conn, pools, local):
+    """Refuse a refresh of a file pool holding guest disks, before any pool is refreshed."""
+    disks = None
+    for pool in pools:
+        try:
+            definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
+            if definition.get('type') not in FILE_POOL_TYPES or not pool.isActive():
+                continue
+            disks = disks or domain_disks(conn)
+            found = guest_disk(pool, definition, local, disks)
+        except libvirt.libvirtError:
+            continue  # undefined by someone else while we listed: run() skips it too
+        if found:
+            raise StoragePoolsError(
+                "refresh: pool '%s' holds guest disks ('%s': %s); a refresh makes libvirt open every file of "
+                "the pool and follow the backing file a qcow2 header names, and a guest writes its own disk's "
+                "header. Leave refresh off: the volumes this collection makes are listed without one"
+                % ((pool.name(),) + found))
 
 
 def pool_facts(pool, want_volumes, refresh, local, instances_path, ceph_keyring):
     definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
-    _state, capacity, allocation, available = pool.info()
+    _state, capacity, allocation, available = pool.info()  # statvfs of the target, or the backend's totals
     active = bool(pool.isActive())
     facts = dict(
         uuid=pool.UUIDString(),
@@ -248,6 +382,9 @@ def pool_facts(pool, want_volumes, refresh, local, instances_path, ceph_keyring)
 
 def run(module):
     params = module.params
+    if params['instances_path'] and not params['name']:
+        raise StoragePoolsError('instances_path: orphans are looked for only in the pool the task names; give '
+                                'name (the pool holding the instances\' disks)')
     conn = open_connection(params['uri'])
     try:
         if params['name']:
@@ -258,12 +395,14 @@ def run(module):
         else:
             pools = conn.listAllStoragePools(0)
         local = is_local_uri(params['uri'])
+        want_volumes = params['volumes'] or bool(params['instances_path'])
+        if params['refresh'] and want_volumes:
+            check_refresh(conn, pools, local)
         result = {}
         for pool in pools:
             try:
-                result[pool.name()] = pool_facts(pool, params['volumes'] or bool(params['instances_path']),
-                                                 params['refresh'], local, params['instances_path'],
-                                                 params['ceph_keyring'])
+                result[pool.name()] = pool_facts(pool, want_volumes, params['refresh'], local,
+                                                 params['instances_path'], params['ceph_keyring'])
             except libvirt.libvirtError as exc:
                 if params['name']:
                     raise StoragePoolsError("name: reading pool '%s' failed" % params['name'],

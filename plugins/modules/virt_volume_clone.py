@@ -14,10 +14,11 @@ description:
   - Makes one volume in a libvirt pool as a full copy (O(mode=copy)) or a copy-on-write overlay
     (O(mode=cow)) of a source volume or an image file.
   - The source's format is read from the metadata this collection recorded with it, or declared in
-    O(source.format); it is never probed. Before anything opens a file source, its header is checked in
-    Python against the declared format; a "raw" image carrying another format's header, a qcow2 with a
-    backing file, an external data file or encryption, and a VMDK with extents or a create type other
-    than monolithicSparse/streamOptimized are refused. Every tool is then given the formats explicitly.
+    O(source.format); it is never probed. A file source is opened once (a symbolic link or anything but a
+    regular file is refused) and its header is checked in Python against the declared format; a "raw" image
+    carrying another format's header, a qcow2 with a backing file, an external data file or encryption, and a
+    VMDK with extents or a create type other than monolithicSparse/streamOptimized are refused. Every tool
+    then reads that same open file (C(/proc/self/fd/N)) and is given the formats explicitly.
   - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
     in the C(trusted.storagepools.libvirt) extended attribute of the volume file (written only by root).
   - Destinations are file pools (V(dir), V(fs), V(netfs)), V(logical) and V(rbd) pools, on the libvirt host
@@ -77,8 +78,10 @@ options:
         type: str
   mode:
     description:
-      - V(copy) makes a full, independent copy (reflink or sparse copy for raw to raw, libvirt's
-        createXMLFrom for conversions from a volume, C(qemu-img convert) for conversions from a file).
+      - V(copy) makes a full, independent copy (reflink or sparse copy for raw to raw, C(qemu-img convert)
+        into the volume libvirt made for a conversion). The source is read as its recorded or declared format,
+        never as the format libvirt probed (libvirt's createXMLFrom would), and through the file descriptor
+        its inspection read, so a file swapped in afterwards is never read.
       - V(cow) makes a qcow2 overlay whose backing file and backing format are explicit (file pools), or an
         rbd clone of a protected snapshot (rbd pools).
     type: str
@@ -168,10 +171,9 @@ volume:
       description: The backing file and its format of a copy-on-write volume, else None.
       type: dict
 method:
-  description: How the data was (or would be) made; V(reflink), V(sparse-copy), V(createXMLFrom),
-    V(qemu-img-convert), V(qcow2-overlay), V(lvm-snapshot), V(rbd-import) or V(rbd-clone). In check mode a raw
-    copy says V(sparse-copy) even where
-    the real run would manage a reflink.
+  description: How the data was (or would be) made; V(reflink), V(sparse-copy), V(qemu-img-convert),
+    V(qcow2-overlay), V(lvm-snapshot), V(rbd-import) or V(rbd-clone). In check mode a raw copy says
+    V(sparse-copy) even where the real run would manage a reflink.
   returned: success
   type: str
   sample: sparse-copy

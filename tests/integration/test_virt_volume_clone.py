@@ -115,7 +115,8 @@ def test_format_conversions_with_explicit_formats(pools, two_pools, workdir, fir
     args = dict(pool=dst_pool, name='converted', format=second, verify=True,
                 source={'pool': src_pool, 'volume': 'source'})
     result = clone(**args)
-    assert result['changed'] is True and result['method'] == 'createXMLFrom', result
+    assert result['changed'] is True and result['method'] == 'qemu-img-convert', result
+    assert actions(result) == ['create', 'convert', 'verify', 'record']
     path = os.path.join(dst_dir, 'converted')
     record = read_file_metadata(path)
     assert record['format'] == second and record['virtual_size'] == 64 * MiB
@@ -238,7 +239,7 @@ def vmdk_descriptor(path, extent):
 
 
 @pytest.mark.parametrize('kind', ['raw-with-qcow2-header', 'qcow2-with-backing', 'qcow2-data-file',
-                                  'vmdk-extent', 'qcow2-declared-raw'])
+                                  'vmdk-extent', 'qcow2-declared-raw', 'symlink-to-a-host-file'])
 def test_hostile_images_are_refused_and_the_canary_never_read(two_pools, workdir, canary, kind):
     _src_pool, _src_dir, dst_pool, dst_dir = two_pools
     image = os.path.join(workdir, 'hostile-' + kind)
@@ -254,6 +255,9 @@ def test_hostile_images_are_refused_and_the_canary_never_read(two_pools, workdir
     elif kind == 'vmdk-extent':
         declared, option = 'vmdk', 'source.path: '
         vmdk_descriptor(image, canary.path)
+    elif kind == 'symlink-to-a-host-file':  # planted where an image was expected: never followed
+        declared, option = 'raw', 'source.path: '
+        os.symlink(canary.path, image)
     else:
         declared, option = 'raw', 'source.format: '
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', image, '1M'], check=True)
@@ -263,6 +267,36 @@ def test_hostile_images_are_refused_and_the_canary_never_read(two_pools, workdir
         assert result['failed'] is True, result
         assert result['msg'].startswith(option), result['msg']
         assert not os.path.exists(os.path.join(dst_dir, 'hostile'))
+    assert canary(), 'the canary was read'
+
+
+def test_a_conversion_never_takes_libvirts_cached_probe_of_the_source(pools, two_pools, workdir, canary):
+    """libvirt keeps the format it probed at the last pool start/refresh: a guest's header written then must
+    not decide how the recorded-raw source is read (qemu-img runs with -f raw, on the file it inspected)."""
+    src_pool, src_dir, dst_pool, dst_dir = two_pools
+    image = make_sparse_raw(os.path.join(workdir, 'image.raw'), 8 * MiB)
+    import_raw(src_pool, image, 'guest.raw')  # recorded raw
+    path = os.path.join(src_dir, 'guest.raw')
+    with open(path, 'rb') as handle:
+        first_mib = handle.read(MiB)
+    header = qcow2_with_backing(os.path.join(workdir, 'header.qcow2'), canary.path)
+    with open(header, 'rb') as handle, open(path, 'r+b') as disk:  # the guest writes a qcow2 header
+        disk.write(handle.read())
+    pools.lookup(src_pool).refresh(0)  # as libvirt's own pool start does
+    cached = xml_tree.parse(pools.lookup(src_pool).storageVolLookupByName('guest.raw').XMLDesc(0))
+    assert cached.find('target/format').get('type') == 'qcow2', 'libvirt did not cache its probe'
+    with open(path, 'r+b') as disk:  # and raw data again: the inspection sees raw bytes
+        disk.write(first_mib)
+    os.utime(canary.path, (946684800, 946684800))  # libvirt's refresh read it; from here on nothing may
+
+    result = clone(pool=dst_pool, name='converted', format='qcow2', verify=True,
+                   source={'pool': src_pool, 'volume': 'guest.raw'})
+    assert not result.get('failed') and result['changed'] is True, result
+    assert result['method'] == 'qemu-img-convert', result
+    converted = os.path.join(dst_dir, 'converted')
+    assert subprocess.run(['qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'qcow2', image, converted],
+                          check=False).returncode == 0, 'the source was not read as raw'
+    assert 'backing-filename' not in qemu_info(converted, 'qcow2')
     assert canary(), 'the canary was read'
 
 

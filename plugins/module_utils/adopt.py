@@ -30,14 +30,20 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, metadata, nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import (
+    link_atomically,
+    symlink_atomically,
+    write_atomically,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_code, error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.image_inspect import read_qcow2_overlay
-from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import set_backing_format
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
@@ -47,6 +53,24 @@ def virtual_size(path, disk_format):
     if disk_format == 'qcow2':
         return read_qcow2_overlay(path)[0]
     return os.stat(path).st_size
+
+
+def empty_placeholder(path, size):
+    """Whether ``path`` is still the placeholder registered for a disk of ``size`` bytes: a regular file
+    (never followed) of that size or empty, without a single data extent and without a record of ours."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size not in (0, size):
+            return False
+        if any(True for _extent in data_copy.data_extents(fd, info.st_size)):
+            return False
+        return not any('storagepools' in name for name in os.listxattr(fd))
+    finally:
+        os.close(fd)
 
 
 def load_domain(conn, instance_uuid, allow_running):
@@ -222,10 +246,13 @@ class Adopter:
 
     def _resumable(self, move):
         """A destination that exists is ours when it holds the legacy file's inode, our record, or is the
-        placeholder a killed run registered (the journal says so)."""
+        placeholder the run under way registered and nothing wrote since (an old run's journal never vouches:
+        the operator may have rolled it back and reused the name)."""
         if os.path.samefile(move.dest, move.legacy.legacy_path) or move.ours() is not None:
             return True
-        return self.journal.started(move.instance_uuid, 'register', disk=move.legacy.name)
+        if self.journal.under_way(move.instance_uuid, 'register', disk=move.legacy.name) is None:
+            return False
+        return empty_placeholder(move.dest, max(os.stat(move.legacy.legacy_path).st_size, 1))
 
     # -- one disk -----------------------------------------------------------
 
@@ -242,11 +269,7 @@ class Adopter:
         if same_fs:
             if not os.path.samefile(move.dest, source):
                 self.journal.step(key, 'link', disk=legacy.name)
-                temporary = os.path.join(self.pool.target, '.%s.spl-tmp' % move.volume)
-                if os.path.lexists(temporary):
-                    os.unlink(temporary)
-                os.link(source, temporary)
-                os.rename(temporary, move.dest)
+                link_atomically(source, move.dest)
         else:
             stat = os.stat(source)
             record = move.ours()
@@ -324,11 +347,7 @@ class Adopter:
             legacy.needs_backing_format = False
         if not (os.path.islink(legacy.legacy_path) and os.readlink(legacy.legacy_path) == move.dest):
             self.journal.step(key, 'swap', disk=legacy.name)
-            temporary = os.path.join(os.path.dirname(legacy.legacy_path), '.%s.spl-link' % legacy.name)
-            if os.path.lexists(temporary):
-                os.unlink(temporary)
-            os.symlink(move.dest, temporary)
-            os.rename(temporary, legacy.legacy_path)
+            symlink_atomically(move.dest, legacy.legacy_path)
 
     def _update_disk_info(self, directory, moves):
         """disk.info keeps its legacy keys and gains the pool paths, same formats (so Nova never probes)."""
@@ -340,4 +359,4 @@ class Adopter:
             wanted[move.dest] = move.legacy.format
         if wanted != info:
             self.journal.step(moves[0].instance_uuid, 'disk_info')
-            write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, like=path)
+            write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, owner_like=path)

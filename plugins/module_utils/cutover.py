@@ -345,7 +345,8 @@ class Cutover:
         if stale_info:
             self.journal.step(instance_uuid, 'disk_info')
             disk_info = os.path.join(directory, nova_layout.DISK_INFO)
-            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644, owner_like=disk_info)
+            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644,
+                             owner_like=disk_info)
         self.journal.finish(instance_uuid, 'adopted')
         return dict(result, result='adopted')
 

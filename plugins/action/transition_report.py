@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils.report import host_report, render_text
 
 
@@ -24,16 +24,7 @@ def _write(path, text):
                 return False
     except OSError:
         pass
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.report-')
-    try:
-        with os.fdopen(handle, 'w') as out:
-            out.write(text)
-        os.chmod(temporary, 0o644)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, text.encode('utf-8'), mode=0o644)
     return True
 
 

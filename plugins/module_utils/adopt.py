@@ -34,11 +34,16 @@ import stat
 import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, metadata, nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import (
+    link_atomically,
+    symlink_atomically,
+    write_atomically,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_code, error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.image_inspect import read_qcow2_overlay
-from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import set_backing_format
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import VolumeDefinition
 
@@ -50,6 +55,24 @@ def virtual_size(path, disk_format, fd=None):
     if disk_format == 'qcow2':
         return read_qcow2_overlay(path, fd=fd)[0]
     return os.fstat(fd).st_size if fd is not None else os.stat(path).st_size
+
+
+def empty_placeholder(path, size):
+    """Whether ``path`` is still the placeholder registered for a disk of ``size`` bytes: a regular file
+    (never followed) of that size or empty, without a single data extent and without a record of ours."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size not in (0, size):
+            return False
+        if any(True for _extent in data_copy.data_extents(fd, info.st_size)):
+            return False
+        return not any('storagepools' in name for name in os.listxattr(fd))
+    finally:
+        os.close(fd)
 
 
 def load_domain(conn, instance_uuid, allow_running):
@@ -74,30 +97,6 @@ def _same_inode(path, info):
     except FileNotFoundError:
         return False
     return (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino)
-
-
-def link_opened_file(fd, path):
-    """Give the file open as ``fd`` the new name ``path``: the inode we opened and checked, whatever its old
-    name points at by now (linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW; os.link only calls linkat, not
-    link(2), which would link the /proc symlink itself, when given a directory descriptor)."""
-    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.link('/proc/self/fd/%d' % fd, os.path.basename(path), dst_dir_fd=dir_fd, follow_symlinks=True)
-    finally:
-        os.close(dir_fd)
-
-
-def replace_with_symlink(dir_fd, name, target):
-    """Atomically make ``name`` in the directory ``dir_fd`` a symlink to ``target``: the link is made under an
-    unpredictable name (symlink() never follows or reuses an existing name) and renamed over ``name``."""
-    while True:
-        temporary = '.%s.spl-link-%s' % (name, os.urandom(8).hex())
-        try:
-            os.symlink(target, temporary, dir_fd=dir_fd)
-            break
-        except FileExistsError:
-            continue
-    os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 class DiskMove:
@@ -320,10 +319,13 @@ class Adopter:
 
     def _resumable(self, move):
         """A destination that exists is ours when it holds the legacy file's inode, our record, or is the
-        placeholder a killed run registered (the journal says so)."""
+        placeholder the run under way registered and nothing wrote since (an old run's journal never vouches:
+        the operator may have rolled it back and reused the name)."""
         if _same_inode(move.dest, move.legacy.stat) or move.ours() is not None:
             return True
-        return self.journal.started(move.instance_uuid, 'register', disk=move.legacy.name)
+        if self.journal.under_way(move.instance_uuid, 'register', disk=move.legacy.name) is None:
+            return False
+        return empty_placeholder(move.dest, max(move.legacy.stat.st_size, 1))
 
     # -- one disk -----------------------------------------------------------
 
@@ -333,7 +335,6 @@ class Adopter:
         if legacy.moved:
             self._finish_disk(move, files)
             return
-        source = legacy.legacy_path
         if not os.path.lexists(move.dest):
             self.journal.step(key, 'register', disk=legacy.name)
             size = legacy.stat.st_size
@@ -341,14 +342,10 @@ class Adopter:
         if same_fs:
             if not _same_inode(move.dest, legacy.stat):
                 self.journal.step(key, 'link', disk=legacy.name)
-                temporary = os.path.join(self.pool.target, '.%s.spl-tmp' % move.volume)
-                if os.path.lexists(temporary):
-                    os.unlink(temporary)
                 try:
-                    link_opened_file(legacy.fd, temporary)
+                    link_atomically(legacy.fd, move.dest)  # the inode checked, whatever its name points at now
                 except FileNotFoundError:  # its last name is gone (linkat cannot revive an unlinked inode)
                     self._gone(move)
-                os.rename(temporary, move.dest)
         else:
             info = os.fstat(legacy.fd)
             record = move.ours()
@@ -363,7 +360,7 @@ class Adopter:
                 self.journal.step(key, 'verify', disk=legacy.name)
                 if not data_copy.same_bytes(legacy.fd, move.dest):
                     raise StoragePoolsError('verify: the copy of %s differs from its source; the source is '
-                                            'kept' % source)
+                                            'kept' % legacy.legacy_path)
                 record = move.record(info.st_size)
                 record['copied_from'] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
                 metadata.write_file_metadata(move.dest, record)
@@ -435,7 +432,7 @@ class Adopter:
             legacy.needs_backing_format = False
         if not self._linked(move, files):
             self.journal.step(key, 'swap', disk=legacy.name)
-            replace_with_symlink(files.fd, legacy.name, move.dest)
+            symlink_atomically(move.dest, legacy.legacy_path, dir_fd=files.fd)
 
     def _update_disk_info(self, files, moves):
         """disk.info keeps its legacy keys and gains the pool paths, same formats (so Nova never probes)."""
@@ -447,4 +444,5 @@ class Adopter:
             wanted[move.dest] = move.legacy.format
         if wanted != info:
             self.journal.step(moves[0].instance_uuid, 'disk_info')
-            write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, like=path)
+            write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, owner_like=path,
+                             dir_fd=files.fd)

@@ -41,7 +41,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal, write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import (
     convert_into_lv,
     convert_into_rbd,
@@ -126,6 +127,10 @@ class RbdTarget:
     def size(self, name):
         return self.rbd.size(name)
 
+    def untouched(self, name, size):
+        """Whether image ``name`` is still as ``create(name, size)`` made it: that size, no data written."""
+        return self.rbd.size(name) == size and not self.rbd.has_data(name)
+
     def create(self, name, size):
         """Make the volume; its size (what a guest sees)."""
         self.rbd.create(name, size)
@@ -204,6 +209,12 @@ class LogicalTarget:
 
     def size(self, name):
         return lvm.device_size(self.location(name))
+
+    @staticmethod
+    def untouched(_name, _size):
+        """Never provable: a new thick LV holds whatever the volume group had there, so an LV without a record
+        is not taken for a killed import's (the operator removes it)."""
+        return False
 
     def create(self, name, size):
         size = lvm.whole_extents(self.vg, size)
@@ -365,7 +376,8 @@ class Cutover:
         if stale_info:
             self.journal.step(instance_uuid, 'disk_info')
             disk_info = os.path.join(directory, nova_layout.DISK_INFO)
-            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644, like=disk_info)
+            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644,
+                             owner_like=disk_info, dir_fd=files.fd)
         self.journal.finish(instance_uuid, 'adopted')
         return dict(result, result='adopted')
 
@@ -388,14 +400,22 @@ class Cutover:
             return 'absent', None
         record = self._recorded(image)
         if record is None or record.get('source', {}).get('path') != legacy.legacy_path:
-            if record is None and self.journal.started(instance_uuid, 'import', disk=legacy.name):
-                return 'redo', record  # killed between creating the image and recording it
+            if record is None and self._killed_import(instance_uuid, image, legacy):
+                return 'redo', record
             return 'foreign', record
         if record.get('adopting'):
             return 'redo', record
         if record.get('imported_from') != _file_identity(legacy.fd):
             return 'changed', record
         return 'done', record
+
+    def _killed_import(self, instance_uuid, image, legacy):
+        """An image without a record is ours only when the run under way journalled its import (a finished
+        run's never counts: it may have been rolled back and the name reused) and it is still exactly the
+        empty image that import created (killed between creating and recording it)."""
+        if self.journal.under_way(instance_uuid, 'import', disk=legacy.name) is None:
+            return False
+        return self.target.untouched(image, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
 
     def _import(self, instance_uuid, legacy, image, state):
         key = instance_uuid

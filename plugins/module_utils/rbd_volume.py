@@ -98,6 +98,14 @@ class RbdPool:
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             return image.size()
 
+    def has_data(self, name):
+        """Whether any object of image ``name`` was ever written (its parent's data not counted)."""
+        extents = []
+        with rbd.Image(self.open().ioctx, name, read_only=True) as image:
+            image.diff_iterate(0, image.size(), None, lambda _offset, _length, exists: extents.append(exists),
+                               include_parent=False, whole_object=True)
+        return any(extents)
+
     def resize(self, name, size):
         with rbd.Image(self.open().ioctx, name) as image:
             image.resize(size)

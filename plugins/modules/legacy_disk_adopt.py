@@ -108,7 +108,11 @@ options:
       - Defaults to C(/etc/ceph/ceph.client.<user>.keyring).
     type: path
   state_dir:
-    description: Where the journal and the host lock live.
+    description:
+      - Where the journal and the host lock live. Made (0700, parents as needed) when missing.
+      - It, its C(journal) directory and its C(lock) file must be owned by root and not writable by group or
+        others, and none may be a symlink; otherwise the task fails before it acts. A journal file that is not
+        valid JSON fails the task too (naming the file): check that no run is under way, then move it aside.
     type: path
     default: /var/lib/storagepools-libvirt
   lock_timeout:
@@ -201,7 +205,6 @@ summary:
 '''
 
 import contextlib
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -275,7 +278,6 @@ def run(module):
     if module.check_mode:
         lock = contextlib.nullcontext()
     else:
-        os.makedirs(params['state_dir'], mode=0o700, exist_ok=True)
         lock = HostLock(params['state_dir'], params['lock_timeout'])
     conn = open_connection(params['uri'])
     try:

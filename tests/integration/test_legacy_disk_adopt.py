@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 
@@ -246,6 +247,95 @@ def test_a_raw_guest_disk_with_a_qcow2_header_is_adopted_strictly_as_raw(conn, h
     assert vdb.find('driver').get('type') == 'raw' and vdb.find('backingStore') is None
     assert host.checksums(instance) == before
     assert read_file_metadata(os.path.join(host.disks_dir, '%s_disk.local' % instance))['format'] == 'raw'
+
+
+NOVA_UID = 4242  # the nova user of these tests (root chowns to it; no account is needed)
+
+
+def make_shadow_canary(workdir):
+    """A stand-in for /etc/shadow (root's, 0600, an old atime); returns a check that it is unchanged."""
+    path = os.path.join(workdir, 'shadow')
+    content = b'root:$6$secret:19000:0:99999:7:::\n'
+    with open(path, 'wb') as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)
+    os.utime(path, (946684800, 946684800))
+
+    def unchanged():
+        info = os.stat(path)
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_atime) == (0o600, 0, 0, 946684800)
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOATIME), 'rb') as handle:  # keeps the atime it checks
+            assert handle.read() == content, 'the canary was overwritten'
+
+    unchanged.path = path
+    return unchanged
+
+
+def test_the_nova_users_symlink_at_the_old_disk_info_temporary_reaches_nothing(conn, host, workdir):
+    """nova plants <uuid>/.disk.info.spl-tmp -> "/etc/shadow": root must not write, chmod or chown it."""
+    instance = host.instance()
+    directory = os.path.join(host.instances, instance)
+    disk_info = os.path.join(directory, 'disk.info')
+    for path in (directory, disk_info):
+        os.chown(path, NOVA_UID, NOVA_UID)  # nova's, as on a compute host
+    canary = make_shadow_canary(workdir)
+    for name in ('.disk.info.spl-tmp', '.disk.spl-link', '.disk.local.spl-link'):  # every name once predictable
+        planted = os.path.join(directory, name)
+        os.symlink(canary.path, planted)
+        os.lchown(planted, NOVA_UID, NOVA_UID)
+    before = host.checksums(instance)
+    result = adopt(host)
+    assert result['instances'][instance]['result'] == 'adopted', result
+    canary()
+    info = os.lstat(disk_info)
+    assert stat.S_ISREG(info.st_mode) and (info.st_uid, stat.S_IMODE(info.st_mode)) == (NOVA_UID, 0o644)
+    with open(disk_info) as handle:
+        assert os.path.join(host.disks_dir, '%s_disk' % instance) in json.load(handle)
+    assert host.checksums(instance) == before
+    assert sorted(name for name in os.listdir(directory) if name.startswith('.')) == [
+        '.disk.info.spl-tmp', '.disk.local.spl-link', '.disk.spl-link']  # nova's, left alone; none of ours
+
+
+def test_an_old_runs_journal_does_not_claim_a_volume_made_after_a_rollback(conn, host, workdir):
+    """adopt, roll back by hand (docs/adoption.md), a new <uuid>_disk by virt_volume_clone, adopt again:
+    the finished run's journal must not make that volume look like our placeholder."""
+    instance = host.instance()
+    domain = conn.lookupByUUIDString(instance)
+    legacy_xml = domain.XMLDesc(XML_FLAGS)
+    directory = os.path.join(host.instances, instance)
+    with open(os.path.join(directory, 'disk.info')) as handle:
+        legacy_info = handle.read()
+    before = host.checksums(instance)
+    assert adopt(host)['instances'][instance]['result'] == 'adopted'
+
+    for name, path in host.disk_paths(instance).items():  # the rollback, step by step as documented
+        os.unlink(path)
+        os.rename(os.path.join(host.disks_dir, '%s_%s' % (instance, name)), path)
+    with open(os.path.join(directory, 'disk.info'), 'w') as handle:
+        handle.write(legacy_info)
+    conn.defineXML(legacy_xml)
+    conn.storagePoolLookupByName(host.disks_pool).refresh(0)  # the pool forgets the moved-away volumes
+    assert host.checksums(instance) == before
+
+    other = os.path.join(workdir, 'other.raw')  # somebody else's data under the name adoption would take
+    with open(other, 'wb') as handle:
+        handle.truncate(4 * 1024 * 1024)
+        handle.write(b'OTHER DATA' * 1000)
+    made = run_module('virt_volume_clone', dict(pool=host.disks_pool, instance_uuid=instance, disk='disk',
+                                                source={'path': other, 'format': 'raw'}, mode='copy'))
+    assert made.get('changed') is True, made
+    volume = os.path.join(host.disks_dir, '%s_disk' % instance)
+    with open(volume, 'rb') as handle:
+        volume_data = handle.read()
+
+    rerun = adopt(host)
+    outcome = rerun['instances'][instance]
+    assert outcome['result'] == 'skipped' and "'%s_disk' with other data" % instance in outcome['reason'], outcome
+    with open(volume, 'rb') as handle:
+        assert handle.read() == volume_data, 'the volume made after the rollback was overwritten'
+    assert not os.path.samefile(volume, os.path.join(directory, 'disk'))
+    assert host.checksums(instance) == before
+    assert domain.XMLDesc(XML_FLAGS) == legacy_xml
 
 
 def test_rsync_transport_is_refused_unless_forced(host):

@@ -218,6 +218,29 @@ def test_sigkill_at_every_cutover_step_then_rerun_converges(conn, ceph, host, wo
     assert adopt(host, finalize=finalize)['changed'] is False
 
 
+@pytest.mark.parametrize('written', [False, True])
+def test_an_unrecorded_image_is_a_killed_import_only_while_untouched(conn, ceph, host, workdir, written):
+    """Killed between creating an image and recording it: the rerun redoes that image, but only while it is
+    exactly the empty image the import made; one holding data is somebody else's and is never discarded."""
+    instance = host.instance()
+    before = host.checksums(instance)
+    killed = adopt_process(host, {'STORAGEPOOLS_KILL_AT': 'import:1'})
+    assert killed.returncode == -9
+    image = '%s/%s_disk' % (ceph.pool, instance)
+    ceph.admin('create', '--size', '32M', image, tool='rbd')  # the disk's virtual size, as the import makes it
+    if written:
+        ceph.admin('bench', '--io-type', 'write', '--io-size', '4K', '--io-total', '4K', image, tool='rbd')
+        written_sha = ceph.image_sha256('%s_disk' % instance, workdir)
+    rerun = adopt(host)
+    outcome = rerun['instances'][instance]
+    if written:
+        assert outcome['result'] == 'skipped' and "'%s_disk' with other data" % instance in outcome['reason'], outcome
+        assert ceph.image_sha256('%s_disk' % instance, workdir) == written_sha
+    else:
+        assert outcome['result'] == 'adopted', rerun
+        assert rbd_checksums(ceph, instance, ['disk'], workdir) == {'disk': before['disk']}
+
+
 def test_a_failed_import_leaves_nothing_and_a_wrong_keyring_fails_up_front(conn, ceph, host):
     instance = host.instance()
     before_xml = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)

@@ -41,7 +41,7 @@ QCOW2_EXT_BACKING_FORMAT = 0xE2792ACA
 QCOW2_INCOMPAT_CORRUPT = 1 << 1
 QCOW2_INCOMPAT_DATA_FILE = 1 << 2
 QCOW2_INCOMPAT_EXTENDED_L2 = 1 << 4
-QCOW2_INCOMPAT_KNOWN = (1 << 0) | QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DATA_FILE | (1 << 3) | QCOW2_INCOMPAT_EXTENDED_L2
+QCOW2_INCOMPAT_KNOWN = 0x1f  # dirty, corrupt, data file, compression type, extended L2
 QCOW2_MAX_L1_ENTRIES = 32 * 1024 * 1024 // 8  # qemu's QCOW_MAX_L1_SIZE (32 MiB) of 8-byte entries
 VMDK_SPARSE_MAGIC = b'KDMV'
 VMDK_GD_AT_END = 0xffffffffffffffff  # streamOptimized: the header in the footer is the one qemu uses
@@ -143,8 +143,8 @@ def _qcow2_facts(header, path):
     backing_format = _qcow2_extensions(header, header_length, path)
     backing = None
     if backing_offset or backing_size:
-        if (backing_offset > cluster_size or backing_offset + backing_size > len(header)
-                or not 0 < backing_size <= min(1023, cluster_size - backing_offset)):
+        readable = backing_offset <= cluster_size and backing_offset + backing_size <= len(header)
+        if not readable or not 0 < backing_size <= min(1023, cluster_size - backing_offset):
             raise ImageRefused('source.path: %s has an unreadable backing file name' % path)
         backing = header[backing_offset:backing_offset + backing_size].decode('utf-8', 'replace')
     return size, backing, backing_format
@@ -293,9 +293,7 @@ def inspect(path, declared, max_virtual_size=None):
     ``max_virtual_size``: the most the destination can hold, in bytes (None: only MAX_VIRTUAL_SIZE).
     Returns ImageInfo; raises ImageRefused naming the option at fault.
     """
-    if declared not in SUPPORTED_FORMATS:
-        raise ImageRefused('source.format: %r cannot be imported; supported: %s'
-                           % (declared, ', '.join(SUPPORTED_FORMATS)))
+    _check_declared(declared)
     try:
         handle = open(path, 'rb')
     except OSError as exc:
@@ -309,6 +307,7 @@ def inspect(path, declared, max_virtual_size=None):
 
 def inspect_handle(handle, file_size, path, declared, max_virtual_size=None):
     """inspect() on an open ``handle`` (seek/read) of ``file_size`` bytes, named ``path`` in messages."""
+    _check_declared(declared)
     handle.seek(0)
     header = handle.read(HEADER_BYTES)
     found = _signatures(header, handle, file_size)
@@ -326,6 +325,12 @@ def inspect_handle(handle, file_size, path, declared, max_virtual_size=None):
         info = ImageInfo('vmdk', _vmdk(header, handle, file_size, path), file_size)
     _check_virtual_size(info.virtual_size, path, max_virtual_size)
     return info
+
+
+def _check_declared(declared):
+    if declared not in SUPPORTED_FORMATS:
+        raise ImageRefused('source.format: %r cannot be imported; supported: %s'
+                           % (declared, ', '.join(SUPPORTED_FORMATS)))
 
 
 def _check_virtual_size(virtual_size, path, max_virtual_size):

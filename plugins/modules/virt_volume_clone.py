@@ -16,8 +16,9 @@ description:
   - The source's format is read from the metadata this collection recorded with it, or declared in
     O(source.format); it is never probed. Before anything opens a file source, its header is checked in
     Python against the declared format; a "raw" image carrying another format's header, a qcow2 with a
-    backing file, an external data file or encryption, and a VMDK with extents or a create type other
-    than monolithicSparse/streamOptimized are refused. Every tool is then given the formats explicitly.
+    backing file, an external data file or encryption, a VMDK with extents, a parent or a create type other
+    than monolithicSparse/streamOptimized, and a virtual size the destination cannot hold are refused.
+    Every tool is then given the formats explicitly.
   - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
     in the C(user.storagepools.libvirt) extended attribute of the volume file.
   - Destinations are file pools (V(dir), V(fs), V(netfs)), V(logical) and V(rbd) pools, on the libvirt host

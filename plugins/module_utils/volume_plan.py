@@ -222,8 +222,9 @@ class VolumeCloner:
                                     % self.source_path)
         self.source_format = declared
         if self.source_file is None:  # an LV: a root-owned device node, not a file anyone else can swap
-            return identity, image_inspect.inspect(self.source_path, declared)
-        return identity, self.source_file.inspect(declared)
+            return identity, image_inspect.inspect(self.source_path, declared,
+                                                   max_virtual_size=self._max_virtual_size())
+        return identity, self.source_file.inspect(declared, max_virtual_size=self._max_virtual_size())
 
     @property
     def source_read(self):
@@ -243,7 +244,8 @@ class VolumeCloner:
             raise StoragePoolsError('source.volume: %s is recorded as %s; rbd images are raw' % (name, recorded['format']))
         reader, size = self.source_ceph.reader(name)
         try:
-            info = image_inspect.inspect_handle(reader, size, '%s/%s' % (self.source_ceph.ceph_pool, name), 'raw')
+            info = image_inspect.inspect_handle(reader, size, '%s/%s' % (self.source_ceph.ceph_pool, name), 'raw',
+                                                max_virtual_size=self._max_virtual_size())
         finally:
             reader.close()
         self.source_path = self.source_ceph.qemu_target(name)  # for qemu-img only, never opened as a file
@@ -324,6 +326,12 @@ class VolumeCloner:
 
     def _allocation(self, capacity):
         return 0  # sparse: libvirt does not preallocate
+
+    def _max_virtual_size(self):
+        # the most a volume of the destination can hold, for image_inspect; None: its absolute ceiling. A
+        # sparse file's limit is the filesystem's maximum file size, which the kernel enforces when the volume
+        # is sized (glibc's PC_FILESIZEBITS is a guess by filesystem type: 32 bits on tmpfs, which holds more)
+        return None
 
     def _backing_location(self):
         """Where a cow volume's backing is, for its record and volume XML."""
@@ -468,6 +476,9 @@ class LogicalCloner(VolumeCloner):
         # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
         # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
         return capacity
+
+    def _max_virtual_size(self):
+        return self.dest.pool.info()[1]  # a thick LV never outgrows its volume group (the pool's capacity)
 
     def _existing(self):
         existing = self.dest.volume(self.name)

@@ -16,9 +16,10 @@ description:
   - The source's format is read from the metadata this collection recorded with it, or declared in
     O(source.format); it is never probed. A file source is opened once (a symbolic link or anything but a
     regular file is refused) and its header is checked in Python against the declared format; a "raw" image
-    carrying another format's header, a qcow2 with a backing file, an external data file or encryption, and a
-    VMDK with extents or a create type other than monolithicSparse/streamOptimized are refused. Every tool
-    then reads that same open file (C(/proc/self/fd/N)) and is given the formats explicitly.
+    carrying another format's header, a qcow2 with a backing file, an external data file or encryption, a
+    VMDK with extents, a parent or a create type other than monolithicSparse/streamOptimized, and a virtual
+    size the destination cannot hold are refused. Every tool then reads that same open file
+    (C(/proc/self/fd/N)) and is given the formats explicitly.
   - Every volume made gets recorded metadata (format, virtual size, source, backing) kept with the data,
     in the C(trusted.storagepools.libvirt) extended attribute of the volume file (written only by root).
   - Destinations are file pools (V(dir), V(fs), V(netfs)), V(logical) and V(rbd) pools, on the libvirt host

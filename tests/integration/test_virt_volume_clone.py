@@ -238,8 +238,47 @@ def vmdk_descriptor(path, extent):
     return path
 
 
+def sparse_vmdk_with_descriptor(path, edit, capacity=None):
+    """A monolithicSparse VMDK made by qemu-img, its embedded descriptor (the one qemu reads, at 0x200)
+    rewritten by ``edit``, and maybe its header's capacity (in sectors)."""
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'vmdk', path, '1M'], check=True)
+    with open(path, 'r+b') as handle:
+        handle.seek(512)
+        descriptor = handle.read(20 * 512).split(b'\x00', 1)[0]
+        handle.seek(512)
+        handle.write(edit(descriptor).ljust(20 * 512, b'\x00'))
+        if capacity is not None:
+            handle.seek(12)
+            handle.write(struct.pack('<Q', capacity))
+    return path
+
+
+def vmdk_with_parent(path, parent):
+    return sparse_vmdk_with_descriptor(path, lambda text: text.replace(
+        b'parentCID=ffffffff\n', b'parentCID=ffffffff\nparentFileNameHint="%s"\n' % parent.encode()))
+
+
+def vmdk_flat_extent_at_capacity_zero(path, extent):
+    """qemu opens a sparse VMDK of capacity 0 as a descriptor file: the first "createType" anywhere (here in a
+    comment) and the RW lines count, so it reads the FLAT extent; an allow-list of the createType line and
+    the extent lines it matches sees a monolithicSparse with one sparse extent."""
+    return sparse_vmdk_with_descriptor(path, lambda _text: (
+        b'# Disk DescriptorFile createType="monolithicFlat"\nversion=1\nCID=12345678\nparentCID=ffffffff\n'
+        b'createType="monolithicSparse"\nRDONLY 2048 SPARSE "image.vmdk"\nRW +2048 FLAT "%s" 0\n'
+        % extent.encode()), capacity=0)
+
+
+def qcow2_of_size(path, size):
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, '1M'], check=True)
+    with open(path, 'r+b') as handle:
+        handle.seek(24)
+        handle.write(struct.pack('>Q', size))
+    return path
+
+
 @pytest.mark.parametrize('kind', ['raw-with-qcow2-header', 'qcow2-with-backing', 'qcow2-data-file',
-                                  'vmdk-extent', 'qcow2-declared-raw', 'symlink-to-a-host-file'])
+                                  'vmdk-extent', 'qcow2-declared-raw', 'symlink-to-a-host-file', 'vmdk-parent',
+                                  'vmdk-flat-extent-at-capacity-0', 'qcow2-8-EiB'])
 def test_hostile_images_are_refused_and_the_canary_never_read(two_pools, workdir, canary, kind):
     _src_pool, _src_dir, dst_pool, dst_dir = two_pools
     image = os.path.join(workdir, 'hostile-' + kind)
@@ -258,12 +297,24 @@ def test_hostile_images_are_refused_and_the_canary_never_read(two_pools, workdir
     elif kind == 'symlink-to-a-host-file':  # planted where an image was expected: never followed
         declared, option = 'raw', 'source.path: '
         os.symlink(canary.path, image)
+    elif kind == 'vmdk-parent':
+        declared, option = 'vmdk', 'source.path: '
+        vmdk_with_parent(image, canary.path)
+    elif kind == 'vmdk-flat-extent-at-capacity-0':
+        declared, option = 'vmdk', 'source.path: '
+        vmdk_flat_extent_at_capacity_zero(image, canary.path)
+    elif kind == 'qcow2-8-EiB':
+        declared, option = 'qcow2', 'source.path: %s declares a virtual size of %d bytes' % (image, 8 << 60)
+        qcow2_of_size(image, 8 << 60)
     else:
         declared, option = 'raw', 'source.format: '
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', image, '1M'], check=True)
     assert canary(), 'making the image read the canary'
     for mode in ('copy', 'cow'):
-        result = clone(pool=dst_pool, name='hostile', mode=mode, source={'path': image, 'format': declared})
+        # a copy to raw: a volume format this collection writes, so nothing but the inspection stops it
+        dest_format = {'format': 'raw'} if mode == 'copy' and declared == 'vmdk' else {}
+        result = clone(pool=dst_pool, name='hostile', mode=mode, source={'path': image, 'format': declared},
+                       **dest_format)
         assert result['failed'] is True, result
         assert result['msg'].startswith(option), result['msg']
         assert not os.path.exists(os.path.join(dst_dir, 'hostile'))

@@ -75,6 +75,33 @@ def empty_placeholder(path, size):
         os.close(fd)
 
 
+LIBVIRT_REMEMBERED_OWNER = 'trusted.libvirt.security.dac'  # libvirt's remember_owner: "+uid:+gid"
+
+
+def resting_owner(fd):
+    """(uid, gid) a disk has while its guest is shut off: while it runs, libvirt's DAC driver has chowned it
+    to the qemu user and remembers the owner it restores afterwards (remember_owner); else its own."""
+    info = os.fstat(fd)
+    try:
+        remembered = os.getxattr(fd, LIBVIRT_REMEMBERED_OWNER).decode('ascii').strip()
+        uid, gid = (int(part.lstrip('+')) for part in remembered.split(':'))
+        return uid, gid
+    except (OSError, ValueError):
+        return info.st_uid, info.st_gid
+
+
+def _take_resting_owner(path, legacy_fd):
+    """Give a live copy's destination the legacy file's resting owner and mode before libvirt labels it for
+    the guest: libvirt remembers that owner and gives it back when the guest stops (the volume libvirt made
+    is root's, 0600, which the nova user could not read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, *resting_owner(legacy_fd))
+        os.fchmod(fd, os.fstat(legacy_fd).st_mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
 def load_domain(conn, instance_uuid, allow_running):
     """{domain, document (its inactive XML, secure), xml, live}, or {result: skipped, reason}."""
     try:
@@ -397,6 +424,7 @@ class Adopter:
                                                   backing_path=legacy.backing,
                                                   backing_format=legacy.backing_format).to_xml(), 0)
         metadata.write_file_metadata(move.dest, move.record(size, adopting=True, source_stat=legacy.stat))
+        _take_resting_owner(move.dest, legacy.fd)
         self.journal.step(key, 'blockcopy', disk=legacy.name)
         flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
         if legacy.backing:

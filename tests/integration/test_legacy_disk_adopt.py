@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -435,9 +437,16 @@ def qemu_pid(domain):
         return int(handle.read().strip())
 
 
+NOVA_UID = NOVA_GID = 64123  # an unprivileged owner, as the nova user is
+
+
 def test_live_adoption_keeps_the_guest_running(conn, host):
     instance = host.instance()
     before = host.checksums(instance)
+    for path in host.disk_paths(instance).values():
+        os.chown(path, NOVA_UID, NOVA_GID)
+    resting = {name: (info.st_uid, info.st_gid, info.st_mode) for name, info in
+               ((name, os.stat(path)) for name, path in host.disk_paths(instance).items())}
     domain = conn.lookupByUUIDString(instance)
     before_xml = domain.XMLDesc(XML_FLAGS)
     domain.create()
@@ -466,6 +475,11 @@ def test_live_adoption_keeps_the_guest_running(conn, host):
     finally:
         domain.destroy()
     assert host.checksums(instance) == before
+    for name, (uid, gid, mode) in resting.items():  # the shut-off guest's volumes are the nova user's again
+        info = os.stat(os.path.join(host.disks_dir, '%s_%s' % (instance, name)))
+        if name == 'disk.config':  # read-only: libvirt never gives those back, the legacy file neither
+            uid, gid = pwd.getpwnam('libvirt-qemu').pw_uid, grp.getgrnam('libvirt-qemu').gr_gid
+        assert (info.st_uid, info.st_gid, info.st_mode) == (uid, gid, mode), name
 
 
 @pytest.mark.parametrize('step', ['register:1', 'blockcopy:1', 'swap:1', 'blockcopy:2', 'swap:2',

@@ -31,6 +31,7 @@ import json
 import os
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import (
+    limits,
     lvm,
     metadata,
     nova_layout,
@@ -126,7 +127,22 @@ class RbdTarget:
 
     def write(self, name, legacy):
         # an overlay is flattened with its base: the backing format is in its header
-        convert_into_rbd(self.rbd, name, legacy.legacy_path, legacy.format, option='disks_pool')
+        convert_into_rbd(self.rbd, name, legacy.legacy_path, legacy.format, option='disks_pool',
+                         size=virtual_size(legacy.legacy_path, legacy.format))
+
+    @staticmethod
+    def space_needed(legacy):
+        return limits.rbd_need(virtual_size(legacy.legacy_path, legacy.format))
+
+    def space_available(self):
+        return self.rbd.max_avail(option='disks_pool')
+
+    @staticmethod
+    def space_freed(_name):
+        return 0  # what a killed import's image holds is unknown (thin): count nothing
+
+    def where(self):
+        return "Ceph pool '%s'" % self.rbd.ceph_pool
 
     def qemu_target(self, name):
         return self.rbd.qemu_target(name)
@@ -199,6 +215,18 @@ class LogicalTarget:
     def write(self, name, legacy):
         convert_into_lv(legacy.legacy_path, legacy.format, virtual_size(legacy.legacy_path, legacy.format),
                         self.location(name), option='disks_pool')
+
+    def space_needed(self, legacy):
+        return lvm.whole_extents(self.vg, virtual_size(legacy.legacy_path, legacy.format))  # thick
+
+    def space_available(self):
+        return lvm.vg_free(self.vg)
+
+    def space_freed(self, name):
+        return self.size(name)  # a killed import's LV, removed before the import is redone
+
+    def where(self):
+        return "volume group '%s'" % self.vg
 
     def qemu_target(self, name):
         return self.location(name)
@@ -311,6 +339,8 @@ class Cutover:
         result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
         if not (result['disks'] or domain_changes or removals or unrecorded or stale_info):
             return dict(result, result='already_adopted', domain_diff=None)
+        self._require_space(instance_uuid, [(legacy, image, state) for legacy, image, state in imports
+                                            if state != 'done'])
         if self.check_mode:
             return dict(result, result='adopted')
         made = []
@@ -366,6 +396,15 @@ class Cutover:
             return 'changed', record
         return 'done', record
 
+    def _require_space(self, instance_uuid, pending):
+        """Refuse the instance before its first image is made when all its imports do not fit."""
+        if not pending:
+            return
+        needed = sum(self.target.space_needed(legacy) for legacy, _image, _state in pending)
+        freed = sum(self.target.space_freed(image) for _legacy, image, state in pending if state == 'redo')
+        limits.require_space(needed, self.target.space_available() + freed, self.target.where(), 'disks_pool',
+                             'importing instance %s (%d disks)' % (instance_uuid, len(pending)))
+
     def _import(self, instance_uuid, legacy, image, state):
         key = instance_uuid
         if state == 'redo':
@@ -385,7 +424,7 @@ class Cutover:
         self.target.write(image, legacy)
         self.journal.step(key, 'verify', disk=legacy.name)
         run_tool(['qemu-img', 'compare', '-q', '-f', legacy.format, '-F', 'raw', legacy.legacy_path,
-                  self.target.qemu_target(image)], option='verify')
+                  self.target.qemu_target(image)], option='verify', size=size)
         self.journal.step(key, 'record', disk=legacy.name)
         self._write_record(image, dict(record, imported_from=identity))
 

@@ -28,10 +28,9 @@ import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.data_copy import flush
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import FAULT_ENV, InjectedFault
+from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import FAULT_ENV, PAUSE_ENV, InjectedFault
 
 KILL_ENV = 'STORAGEPOOLS_KILL_AT'
-PAUSE_ENV = 'STORAGEPOOLS_PAUSE_AT'
 
 
 def write_atomically(path, data, mode=0o644, like=None):

@@ -297,7 +297,8 @@ class Adopter:
                 except OSError as exc:
                     self._discard_copy(move)
                     raise StoragePoolsError('disks_pool: copying %s into %s failed: %s; the partial copy was '
-                                            'removed, %s is as it was' % (source, move.dest, exc.strerror, source))
+                                            'removed, %s is as it was' % (source, move.dest, exc.strerror, source)
+                                            ) from exc
                 except Exception:
                     self._discard_copy(move)
                     raise
@@ -312,10 +313,14 @@ class Adopter:
     def _discard_copy(self, move):
         """Remove the (partial or stale) copy in ``move.dest``: only the legacy file holds the data, and a
         full pool should get its space back."""
-        volume = self.pool.volume(move.volume)
-        if volume is not None:
-            volume.delete(0)
-        elif os.path.lexists(move.dest):
+        try:
+            volume = self.pool.volume(move.volume)
+            if volume is not None:
+                volume.delete(0)  # libvirt's list of the pool stays right
+                return
+        except (libvirt.libvirtError, StoragePoolsError):
+            pass  # the file goes all the same; a pool refresh drops the name
+        if os.path.lexists(move.dest):
             os.unlink(move.dest)
 
     def _move_disk_live(self, move, domain):

@@ -19,7 +19,14 @@ its legacy path:
 - rebase: a qcow2 overlay whose header lacks the backing format gets it
   (``qemu-img rebase -u``: header only, the base stays where it is);
 - swap: an absolute symlink to the volume replaces the legacy path
-  atomically (a link renamed over it), so Nova's paths keep working.
+  atomically (a link renamed over it), so Nova's paths keep working. A copy
+  is swapped in only while the domain is still shut off (Nova may start it
+  during the copy).
+
+Before the first byte moves, an instance whose copies do not all fit in the
+pool's free space is refused, saying what it needs and what is free
+(limits.py); a copy that fails anyway (ENOSPC from another writer) is
+removed and its legacy file stays as it was.
 
 Then per instance: disk.info gains the pool paths (same formats), and the
 domain's own inactive XML is redefined with only those disks' type, source
@@ -33,7 +40,13 @@ import os
 import stat
 import time
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import data_copy, metadata, nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import (
+    data_copy,
+    limits,
+    metadata,
+    nova_layout,
+    xml_tree,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import (
     link_atomically,
     symlink_atomically,
@@ -253,13 +266,14 @@ class Adopter:
             return dict(result, result='already_adopted')
         result['disks'] = [move.describe() for move in moves + unfinished]
         result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
+        self._require_space(instance_uuid, moves)
         if self.check_mode:
             return dict(result, result='adopted')
         for move in moves:
             if live:
                 self._move_disk_live(move, domain, files)
             else:
-                self._move_disk(move, same_fs, files)
+                self._move_disk(move, same_fs, files, domain)
         for move in in_pool:  # a live copy pivoted (the domain uses the pool), then a run stopped
             self._finish_disk(move, files)
         self._update_disk_info(files, every)
@@ -339,6 +353,20 @@ class Adopter:
                 found.append(os.path.dirname(disk.source_file))
         return sorted(set(found))
 
+    def _require_space(self, instance_uuid, moves):
+        """Refuse the whole instance, before anything is registered, when its copies do not fit."""
+        needed = 0
+        for move in moves:
+            if move.legacy.moved or move.method == 'rename':
+                continue  # a hard link: no data moves
+            need = limits.thin_file_need(move.legacy.fd, move.legacy.stat.st_size)  # a copy of the data extents
+            if os.path.lexists(move.dest):  # a killed run's copy, rewritten in place
+                need -= limits.allocated_bytes(move.dest) or 0
+            needed += max(need, 0)
+        limits.require_space(needed, limits.free_in_directory(self.pool.target),
+                             "pool '%s' (%s)" % (self.pool.name, self.pool.target), 'disks_pool',
+                             'copying instance %s (%d disks)' % (instance_uuid, len(moves)))
+
     def _in_pool(self, disk):
         if disk.source_volume:
             return disk.source_volume[0] == self.pool.name
@@ -356,11 +384,11 @@ class Adopter:
 
     # -- one disk -----------------------------------------------------------
 
-    def _move_disk(self, move, same_fs, files):
+    def _move_disk(self, move, same_fs, files, domain):
         """Only through the descriptor legacy_disks opened: a name the nova user swaps meanwhile is never used."""
         key, legacy = move.instance_uuid, move.legacy
         if legacy.moved:
-            self._finish_disk(move, files)
+            self._finish_disk(move, files, domain)
             return
         if not os.path.lexists(move.dest):
             self.journal.step(key, 'register', disk=legacy.name)
@@ -380,14 +408,25 @@ class Adopter:
             fresh = done and record.get('copied_from') == {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
             if not fresh:
                 self.journal.step(key, 'copy', disk=legacy.name)
-                metadata.write_file_metadata(move.dest, move.record(info.st_size, adopting=True, source_stat=info))
-                data_copy.copy_file(legacy.fd, move.dest, allow_reflink=False)
-                os.chown(move.dest, info.st_uid, info.st_gid)
-                os.chmod(move.dest, info.st_mode & 0o7777)
-                self.journal.step(key, 'verify', disk=legacy.name)
-                if not data_copy.same_bytes(legacy.fd, move.dest):
-                    raise StoragePoolsError('verify: the copy of %s differs from its source; the source is '
-                                            'kept' % legacy.legacy_path)
+                try:
+                    metadata.write_file_metadata(move.dest, move.record(info.st_size, adopting=True,
+                                                                        source_stat=info))
+                    data_copy.copy_file(legacy.fd, move.dest, allow_reflink=False)
+                    os.chown(move.dest, info.st_uid, info.st_gid)
+                    os.chmod(move.dest, info.st_mode & 0o7777)
+                    self.journal.step(key, 'verify', disk=legacy.name)
+                    if not data_copy.same_bytes(legacy.fd, move.dest):
+                        raise StoragePoolsError('verify: the copy of %s differs from its source; the source is '
+                                                'kept' % legacy.legacy_path)
+                except OSError as exc:
+                    self._discard_copy(move)
+                    raise StoragePoolsError('disks_pool: copying %s into %s failed: %s; the partial copy was '
+                                            'removed, %s is as it was' % (legacy.legacy_path, move.dest,
+                                                                          exc.strerror, legacy.legacy_path)
+                                            ) from exc
+                except Exception:
+                    self._discard_copy(move)
+                    raise
                 record = move.record(info.st_size)
                 record['copied_from'] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
                 metadata.write_file_metadata(move.dest, record)
@@ -396,7 +435,20 @@ class Adopter:
             # the swap on the other filesystem unlinks the legacy file: the copy's name must be on disk
             # first (one filesystem's journal orders its own renames, two filesystems do not)
             data_copy.flush(os.path.dirname(move.dest))
-        self._finish_disk(move, files)
+        self._finish_disk(move, files, domain)
+
+    def _discard_copy(self, move):
+        """Remove the (partial or stale) copy in ``move.dest``: only the legacy file holds the data, and a
+        full pool should get its space back."""
+        try:
+            volume = self.pool.volume(move.volume)
+            if volume is not None:
+                volume.delete(0)  # libvirt's list of the pool stays right
+                return
+        except (libvirt.libvirtError, StoragePoolsError):
+            pass  # the file goes all the same; a pool refresh drops the name
+        if os.path.lexists(move.dest):
+            os.unlink(move.dest)
 
     def _gone(self, move):
         """The legacy file lost its last name while we held it open (deleted, or replaced by another file):
@@ -447,7 +499,7 @@ class Adopter:
         metadata.write_file_metadata(move.dest, move.record(size))
         self._finish_disk(move, files)
 
-    def _finish_disk(self, move, files):
+    def _finish_disk(self, move, files, domain=None):
         key, legacy = move.instance_uuid, move.legacy
         record = move.ours()
         if record is None or record.get('adopting'):
@@ -460,6 +512,14 @@ class Adopter:
             legacy.needs_backing_format = False
         if not self._linked(move, files):
             self.journal.step(key, 'swap', disk=legacy.name)
+            if move.method == 'copy' and domain is not None and domain.isActive():
+                # the guest now writes into the legacy file, so the copy is stale: swapping it in would lose
+                # those writes. It goes (a rerun copies afresh once the domain is shut off, rather than
+                # trusting a size and mtime check that cannot see every write), the legacy file stays.
+                self._discard_copy(move)
+                raise StoragePoolsError('running: the domain was started while %s was being copied into the '
+                                        'pool (by Nova?); it keeps running on its legacy file, the copy was '
+                                        'removed. Shut it off and rerun' % legacy.legacy_path)
             symlink_atomically(move.dest, legacy.legacy_path, dir_fd=files.fd)
 
     def _update_disk_info(self, files, moves):

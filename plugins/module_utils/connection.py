@@ -108,8 +108,9 @@ def each_item(items, handle, failed):
         except StoragePoolsError as exc:
             reason = exc.msg if exc.libvirt_error is None else '%s: %s' % (exc.msg, exc.libvirt_error)
             results[item] = dict(failed, result='failed', reason=reason)
-        except OSError as exc:
-            results[item] = dict(failed, result='failed', reason='%s: %s' % (exc.filename, exc.strerror))
+        except OSError as exc:  # a call without a file name (copy_file_range) must not read "None: ..."
+            where = exc.filename if exc.filename is not None else 'item %s' % item
+            results[item] = dict(failed, result='failed', reason='%s: %s' % (where, exc.strerror or exc))
         except Exception as exc:  # a libvirt or Ceph error
             results[item] = dict(failed, result='failed', reason=error_text(exc))
     return results

@@ -31,6 +31,7 @@ import json
 import os
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import (
+    limits,
     lvm,
     metadata,
     nova_layout,
@@ -146,7 +147,22 @@ class RbdTarget:
             self.rbd.write_raw_file(name, legacy.fd)
             return
         source, fds = _legacy_source(legacy)  # an overlay is flattened with its base
-        convert_into_rbd(self.rbd, name, source, legacy.format, option='disks_pool', local_file=False, pass_fds=fds)
+        convert_into_rbd(self.rbd, name, source, legacy.format, option='disks_pool', local_file=False,
+                         pass_fds=fds, size=virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
+
+    @staticmethod
+    def space_needed(legacy):
+        return limits.rbd_need(virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
+
+    def space_available(self):
+        return self.rbd.max_avail(option='disks_pool')
+
+    @staticmethod
+    def space_freed(_name):
+        return 0  # what a killed import's image holds is unknown (thin): count nothing
+
+    def where(self):
+        return "Ceph pool '%s'" % self.rbd.ceph_pool
 
     def qemu_target(self, name):
         return self.rbd.qemu_target(name)
@@ -230,6 +246,18 @@ class LogicalTarget:
         source, fds = _legacy_source(legacy)
         convert_into_lv(source, legacy.format, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd),
                         self.location(name), option='disks_pool', pass_fds=fds)
+
+    def space_needed(self, legacy):
+        return lvm.whole_extents(self.vg, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))  # thick
+
+    def space_available(self):
+        return lvm.vg_free(self.vg)
+
+    def space_freed(self, name):
+        return self.size(name)  # a killed import's LV, removed before the import is redone
+
+    def where(self):
+        return "volume group '%s'" % self.vg
 
     def qemu_target(self, name):
         return self.location(name)
@@ -353,6 +381,8 @@ class Cutover:
         result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
         if not (result['disks'] or domain_changes or removals or unrecorded or stale_info):
             return dict(result, result='already_adopted', domain_diff=None)
+        self._require_space(instance_uuid, [(legacy, image, state) for legacy, image, state in imports
+                                            if state != 'done'])
         if self.check_mode:
             return dict(result, result='adopted')
         made = []
@@ -417,6 +447,15 @@ class Cutover:
             return False
         return self.target.untouched(image, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
 
+    def _require_space(self, instance_uuid, pending):
+        """Refuse the instance before its first image is made when all its imports do not fit."""
+        if not pending:
+            return
+        needed = sum(self.target.space_needed(legacy) for legacy, _image, _state in pending)
+        freed = sum(self.target.space_freed(image) for _legacy, image, state in pending if state == 'redo')
+        limits.require_space(needed, self.target.space_available() + freed, self.target.where(), 'disks_pool',
+                             'importing instance %s (%d disks)' % (instance_uuid, len(pending)))
+
     def _import(self, instance_uuid, legacy, image, state):
         key = instance_uuid
         if state == 'redo':
@@ -436,7 +475,7 @@ class Cutover:
         self.journal.step(key, 'verify', disk=legacy.name)
         source, fds = _legacy_source(legacy)
         run_tool(['qemu-img', 'compare', '-q', '-f', legacy.format, '-F', 'raw', source,
-                  self.target.qemu_target(image)], option='verify', pass_fds=fds)
+                  self.target.qemu_target(image)], option='verify', pass_fds=fds, size=size)
         self.journal.step(key, 'record', disk=legacy.name)
         self._write_record(image, dict(record, imported_from=identity))
 

@@ -29,10 +29,9 @@ import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import FAULT_ENV, InjectedFault
+from ansible_collections.storagepools.libvirt.plugins.module_utils.plan import FAULT_ENV, PAUSE_ENV, InjectedFault
 
 KILL_ENV = 'STORAGEPOOLS_KILL_AT'
-PAUSE_ENV = 'STORAGEPOOLS_PAUSE_AT'
 
 
 def _refuse_unless_private(info, path, what):

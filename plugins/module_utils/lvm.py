@@ -24,8 +24,8 @@ import fcntl
 import json
 import os
 import struct
-import subprocess
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils import limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 
 TAG_PREFIX = 'storagepools.libvirt.'
@@ -35,7 +35,7 @@ BLKGETSIZE64 = 0x80081272
 
 
 def _lvm(argv, option):
-    proc = subprocess.run(['lvm'] + argv, capture_output=True, text=True, check=False)
+    proc = limits.run(['lvm'] + argv, option)  # metadata only: the floor timeout (a hung PV ends in an error)
     if proc.returncode != 0:
         raise StoragePoolsError('%s: lvm %s failed' % (option, argv[0]), libvirt_error=proc.stderr.strip())
     return proc.stdout
@@ -99,6 +99,11 @@ def write_record(vg, lv, record):
 def vg_extent_size(vg):
     """The extent size of ``vg`` in bytes: LVs are whole extents."""
     return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_extent_size', vg], 'pool').strip())
+
+
+def vg_free(vg):
+    """The bytes ``vg`` has free for new LVs."""
+    return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_free', vg], 'pool').strip())
 
 
 def whole_extents(vg, size):

@@ -11,17 +11,20 @@ already done, newest first, so a failed run leaves nothing it created.
 
 Fault injection for tests: ``STORAGEPOOLS_FAIL_AT=<action>`` makes the first
 step with that action fail before it does anything, exactly as if libvirt
-had refused it.
+had refused it; ``STORAGEPOOLS_PAUSE_AT=<action>`` sleeps 5 s before it (so
+a test can change the world under a run, e.g. fill the destination).
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_text
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 
 FAULT_ENV = 'STORAGEPOOLS_FAIL_AT'
+PAUSE_ENV = 'STORAGEPOOLS_PAUSE_AT'
 
 
 class InjectedFault(Exception):
@@ -90,9 +93,11 @@ class Plan:
         """
         if check_mode:
             return
-        fail_at = os.environ.get(FAULT_ENV)
+        fail_at, pause_at = os.environ.get(FAULT_ENV), os.environ.get(PAUSE_ENV)
         done = []
         for step in self.steps:
+            if pause_at and step.action == pause_at:
+                time.sleep(5)
             try:
                 if fail_at and step.action == fail_at:
                     raise InjectedFault('fault injected at %s by %s' % (step.action, FAULT_ENV))

@@ -12,6 +12,11 @@ parent snapshot is created and protected where missing, and what a failed
 run made is removed. The Ceph client connects with the pool's own monitors
 and user, and the user's key from a keyring file on the managed host (never
 on a command line). Metadata lives in the image's own image-meta.
+
+Every librados/librbd call is bounded: the client gives up connecting after
+``client_mount_timeout``, on a monitor command after ``rados_mon_op_timeout``
+and on an OSD operation (a dead OSD, a pool without quorum) after
+``rados_osd_op_timeout``, so a broken cluster ends in an error, not a hung task.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ DEFAULT_MON_PORT = 6789
 class RbdPool:
     """The Ceph pool behind a libvirt rbd pool, opened with librbd."""
 
-    def __init__(self, pool_xml_root, keyring, connect_timeout=10):
+    def __init__(self, pool_xml_root, keyring, connect_timeout=10, op_timeout=120):
         if not HAS_RBD:
             raise StoragePoolsError('pool: an rbd pool needs the Ceph Python bindings on the managed host '
                                     '(Debian/Ubuntu: python3-rados python3-rbd)')
@@ -49,6 +54,7 @@ class RbdPool:
         self.mon_host = ','.join('%s:%s' % (host.get('name'), host.get('port') or DEFAULT_MON_PORT)
                                  for host in pool_xml_root.findall('source/host'))
         self.timeout = connect_timeout
+        self.op_timeout = op_timeout  # one OSD or monitor operation (an 8 MiB write at most)
         self.cluster = None
         self.ioctx = None
 
@@ -56,7 +62,8 @@ class RbdPool:
         if self.ioctx is not None:
             return self
         try:
-            conf = {'mon_host': self.mon_host, 'keyring': self.keyring, 'client_mount_timeout': str(self.timeout)}
+            conf = {'mon_host': self.mon_host, 'keyring': self.keyring, 'client_mount_timeout': str(self.timeout),
+                    'rados_mon_op_timeout': str(self.op_timeout), 'rados_osd_op_timeout': str(self.op_timeout)}
             cluster = rados.Rados(rados_id=self.user, conf=conf)
             cluster.connect(timeout=self.timeout)
         except rados.Error as exc:
@@ -79,6 +86,25 @@ class RbdPool:
 
     def list(self):
         return rbd.RBD().list(self.open().ioctx)
+
+    def max_avail(self, option):
+        """The bytes the Ceph pool can still take (``ceph df``'s max_avail: replication and the fullest OSD
+        already counted); StoragePoolsError naming ``option`` when the monitors do not say."""
+        command = json.dumps({'prefix': 'df', 'format': 'json'})
+        try:
+            # bounded by rados_mon_op_timeout (open): the binding ignores its own timeout argument
+            ret, out, err = self.open().cluster.mon_command(command, b'')
+        except rados.Error as exc:
+            raise StoragePoolsError("%s: asking the Ceph monitors (%s) for the free space of pool '%s' failed"
+                                    % (option, self.mon_host, self.ceph_pool), libvirt_error=str(exc)) from exc
+        if ret != 0:
+            raise StoragePoolsError("%s: the Ceph monitors (%s) refused 'df' to client.%s (its caps need "
+                                    "'mon profile rbd' or 'allow r'), so the free space of pool '%s' is unknown"
+                                    % (option, self.mon_host, self.user, self.ceph_pool), libvirt_error=err)
+        for pool in json.loads(out).get('pools', []):
+            if pool.get('name') == self.ceph_pool:
+                return int(pool['stats']['max_avail'])
+        raise StoragePoolsError("%s: 'ceph df' does not list pool '%s'" % (option, self.ceph_pool))
 
     def exists(self, name):
         return name in self.list()

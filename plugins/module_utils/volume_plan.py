@@ -32,11 +32,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import (
     data_copy,
     image_inspect,
+    limits,
     lvm,
     metadata,
     rbd_volume,
@@ -56,11 +56,12 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml im
 FILE_POOLS = metadata.FILE_POOL_TYPES
 
 
-def run_tool(argv, option, pass_fds=()):
-    """Run a storage tool (never with a secret in ``argv``); StoragePoolsError naming ``option``.
+def run_tool(argv, option, size=0, pass_fds=()):
+    """Run a storage tool (never with a secret in ``argv``) with a timeout scaled to ``size``, the bytes it
+    moves (limits.run); StoragePoolsError naming ``option``.
 
     ``pass_fds``: descriptors the tool inherits, for the ``/proc/self/fd/N`` paths in ``argv``."""
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, pass_fds=pass_fds)
+    proc = limits.run(argv, option, size=size, pass_fds=pass_fds)
     if proc.returncode != 0:
         raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
                                 libvirt_error=(proc.stderr or proc.stdout).strip())
@@ -83,20 +84,21 @@ def convert_into_lv(source_path, source_format, source_size, lv_path, option, pa
     """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
     beyond the source is zeroed, so no stale data of the volume group shows through."""
     run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source_path, lv_path], option=option,
-             pass_fds=pass_fds)
+             size=source_size, pass_fds=pass_fds)
     lvm.zero_range(lv_path, source_size, lvm.device_size(lv_path))
     data_copy.flush(lv_path)
 
 
-def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=True, pass_fds=()):
+def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=True, size=0, pass_fds=()):
     """Write an image into the new rbd image ``name`` of ``rbd_pool``: a raw local file through librbd (its
     data extents, zero chunks skipped), anything else (another format, another pool's image) through qemu's
-    rbd driver with both formats explicit; the key stays in the keyring file."""
+    rbd driver with both formats explicit; the key stays in the keyring file. ``size``: the bytes it moves
+    (the raw size), for the command's timeout."""
     if source_format == 'raw' and local_file:
         rbd_pool.write_raw_file(name, source)
     else:
         run_tool(['qemu-img', 'convert', '-n', '-f', source_format, '-O', 'raw', source, rbd_pool.qemu_target(name)],
-                 option=option, pass_fds=pass_fds)
+                 option=option, size=size, pass_fds=pass_fds)
 
 
 def set_backing_format(path, backing, backing_format, option):
@@ -106,11 +108,12 @@ def set_backing_format(path, backing, backing_format, option):
     data_copy.flush(path)
 
 
-def _explain_write(exc):
+def _explain_write(exc, where=None):
     full = isinstance(exc, OSError) and exc.errno == 28  # ENOSPC, from our own copy
     full = full or 'No space left on device' in (getattr(exc, 'libvirt_error', None) or '')  # from qemu-img
     if full:
-        return ('pool', 'The destination pool ran out of space; the partial volume was removed')
+        return ('pool', 'No space left on device at %s: the destination pool ran out of space (another writer '
+                'used it after the space check?); the partial volume was removed' % (where or 'the destination'))
     return None
 
 
@@ -289,7 +292,9 @@ class VolumeCloner:
         if existing is not None:
             self._plan_existing(*existing, capacity=capacity)
             return self.plan
-        self._plan_writes(mode, dest_format, dict(undo=self._delete, explain=_explain_write))
+        limits.require_space(self._space_needed(mode, dest_format), self._space_available(), self._space_where(),
+                             'pool', "volume '%s'" % self.name)
+        self._plan_writes(mode, dest_format, dict(undo=self._delete, explain=self._explain_write))
         if verify and mode == 'copy':
             self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
         self.record['method'] = self.method
@@ -341,6 +346,19 @@ class VolumeCloner:
         """None when the destination name is free, else (libvirt volume or None, its record or None)."""
         raise NotImplementedError
 
+    def _space_needed(self, mode, dest_format):
+        """The bytes the new volume takes on the backend (the backend's rule, limits.py)."""
+        raise NotImplementedError
+
+    def _space_available(self):
+        raise NotImplementedError
+
+    def _space_where(self):
+        return "pool '%s'" % self.dest.name
+
+    def _explain_write(self, exc):
+        return _explain_write(exc, self._result_path())
+
     def _plan_writes(self, mode, dest_format, create_undo):
         """Add the steps that make the volume and write its data; set self.method."""
         raise NotImplementedError
@@ -374,8 +392,9 @@ class VolumeCloner:
         if as_files and self.source_format == self.wanted.format == 'raw' and self.source_ceph is None:
             same = data_copy.same_bytes(source, target)
         else:
-            same = subprocess.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
-                                   source, target], check=False, pass_fds=fds).returncode == 0
+            same = limits.run(['qemu-img', 'compare', '-q', '-f', self.source_format, '-F', self.wanted.format,
+                               source, target], 'verify', size=self.source_info.virtual_size,
+                              pass_fds=fds).returncode == 0
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
 
@@ -407,6 +426,19 @@ class FileCloner(VolumeCloner):
                                     'give format: qcow2 or mode: copy')
         return dest_format
 
+    def _space_needed(self, mode, dest_format):
+        if mode == 'cow':
+            return 0  # a qcow2 header
+        local = self.source_ceph is None  # an image of another rbd pool is no file here
+        return limits.thin_file_need(self.source_path if local else None, self.source_info.virtual_size,
+                                     new_qcow2=dest_format == 'qcow2')
+
+    def _space_available(self):
+        return limits.free_in_directory(self.dest.target)
+
+    def _space_where(self):
+        return "pool '%s' (%s)" % (self.dest.name, self.dest.target)
+
     def _existing(self):
         existing = self.dest.volume(self.name)
         dest_path = os.path.join(self.dest.target, self.name)
@@ -425,14 +457,14 @@ class FileCloner(VolumeCloner):
             self.plan.add('create', "create volume '%s'" % self.name, self._create, option='pool',
                           **create_undo)
             self.plan.add('copy', "copy %s into '%s' (reflink or sparse copy)" % (self.source_path, self.name),
-                          self._copy_raw, option='pool', explain=_explain_write)
+                          self._copy_raw, option='pool', explain=self._explain_write)
         else:  # never libvirt's createXMLFrom: it would read the source as the format libvirt probed
             self.method = 'qemu-img-convert'
             self.plan.add('create', "create volume '%s' (%s)" % (self.name, dest_format), self._create,
                           option='pool', **create_undo)
             self.plan.add('convert', "convert %s (%s) into '%s' (%s)" % (
                 self.source_path, self.source_format, self.name, dest_format), self._convert,
-                option='pool', explain=_explain_write)
+                option='pool', explain=self._explain_write)
 
     def _copy_raw(self):
         self.method = data_copy.copy_file(self.source_read[0], self.volume.path())
@@ -443,7 +475,8 @@ class FileCloner(VolumeCloner):
         # source's holes unallocated, as a plain `qemu-img convert` does, instead of writing zero clusters
         source, fds = self.source_read
         run_tool(['qemu-img', 'convert', '-n', '--target-is-zero', '-f', self.source_format, '-O',
-                  self.wanted.format, source, self.volume.path()], option='pool', pass_fds=fds)
+                  self.wanted.format, source, self.volume.path()], option='pool',
+                 size=self.source_info.virtual_size, pass_fds=fds)
         data_copy.flush(self.volume.path())
 
     def _verify_target(self):
@@ -480,6 +513,15 @@ class LogicalCloner(VolumeCloner):
     def _max_virtual_size(self):
         return self.dest.pool.info()[1]  # a thick LV never outgrows its volume group (the pool's capacity)
 
+    def _space_needed(self, mode, dest_format):
+        return self.wanted.capacity  # thick, and a snapshot gets the origin's size of COW space (_allocation)
+
+    def _space_available(self):
+        return lvm.vg_free(self.vg)
+
+    def _space_where(self):
+        return "volume group '%s' of pool '%s'" % (self.vg, self.dest.name)
+
     def _existing(self):
         existing = self.dest.volume(self.name)
         if existing is not None:
@@ -500,7 +542,7 @@ class LogicalCloner(VolumeCloner):
         self.plan.add('create', "create logical volume '%s' (%d bytes)" % (self.name, self.wanted.capacity),
                       self._create, option='pool', **create_undo)
         detail = "convert %s (%s) into '%s' (raw)" % (self.source_path, self.source_format, self.name)
-        self.plan.add('convert', detail, self._convert_into_lv, option='pool', explain=_explain_write)
+        self.plan.add('convert', detail, self._convert_into_lv, option='pool', explain=self._explain_write)
 
     def _convert_into_lv(self):
         source, fds = self.source_read
@@ -532,13 +574,22 @@ class RbdCloner(VolumeCloner):
     def _backing_location(self):
         return {'snapshot': rbd_volume.BASE_SNAPSHOT}
 
+    def _space_needed(self, mode, dest_format):
+        return 0 if mode == 'cow' else limits.rbd_need(self.source_info.virtual_size)  # a clone shares its parent
+
+    def _space_available(self):
+        return self.rbd.max_avail(option='pool')
+
+    def _space_where(self):
+        return "Ceph pool '%s' of pool '%s'" % (self.rbd.ceph_pool, self.dest.name)
+
     def _existing(self):
         if not self.rbd.exists(self.name):
             return None
         return self.dest.volume(self.name), self.rbd.read_metadata(self.name)
 
     def _plan_writes(self, mode, dest_format, create_undo):
-        undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=_explain_write)
+        undo = dict(undo=functools.partial(self.rbd.remove, self.name), explain=self._explain_write)
         if mode == 'cow':
             self.method = 'rbd-clone'
             self.plan.add('snapshot', "protect snapshot %s of '%s' for clones" % (
@@ -552,7 +603,7 @@ class RbdCloner(VolumeCloner):
                 self.rbd.create, self.name, self.wanted.capacity), option='pool', **undo)
             self.plan.add('import', "import %s (%s) into rbd image '%s'" % (
                 self.source_path, self.source_format, self.name), self._rbd_import, option='pool',
-                explain=_explain_write)
+                explain=self._explain_write)
 
     def plan_clone(self, source, mode, dest_format, capacity, extra_metadata, verify):
         plan = super().plan_clone(source, mode, dest_format, capacity, extra_metadata, verify)
@@ -574,7 +625,7 @@ class RbdCloner(VolumeCloner):
     def _rbd_import(self):
         source, fds = self.source_read
         convert_into_rbd(self.rbd, self.name, source, self.source_format, option='pool',
-                         local_file=self.source_ceph is None, pass_fds=fds)
+                         local_file=self.source_ceph is None, size=self.source_info.virtual_size, pass_fds=fds)
 
     def _refresh(self):
         self.dest.pool.refresh(0)

@@ -10,6 +10,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -542,3 +543,141 @@ def test_libvirtd_restarted_under_a_run_then_rerun_converges(host, step):
     assert host.checksums(instance) == before
     volumes = sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local', 'disk.config'))
     assert sorted(os.listdir(host.disks_dir)) == volumes
+
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def other_fs_host(conn, pools, workdir, loop_device):
+    """A Nova host whose disks pool is an ext4 of ``size_mib`` on a loop device (another filesystem)."""
+    made = []
+
+    def make(size_mib):
+        nova = NovaHost(conn, os.path.join(workdir, 'nova'), pools.new())
+        made.append(nova)
+        device = loop_device(mkfs='mkfs.ext4', size_mib=size_mib)
+        nova.disks_dir = os.path.join(workdir, 'other-fs')
+        os.mkdir(nova.disks_dir)
+        nova.disks_pool, nova.cache_pool = pools.new(), 'unused'
+        result = run_module('virt_pool_ensure', dict(name=nova.disks_pool, type='fs', target=nova.disks_dir,
+                                                     build='never', source={'device': [device]}, autostart=False))
+        assert not result.get('failed'), result
+        nova.state_dir = os.path.join(workdir, 'state')
+        return nova
+
+    yield make
+    for nova in made:
+        nova.cleanup()
+
+
+def pool_files(host):
+    return sorted(name for name in os.listdir(host.disks_dir) if name != 'lost+found')
+
+
+def wait_for_journal(host, instance, step, disk):
+    """Until the run journalled ``step`` of ``disk`` (then it pauses there 5 s)."""
+    path = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as handle:
+                current = json.load(handle).get('current') or {}
+        except (OSError, ValueError):
+            current = {}
+        if current.get('step') == step and current.get('disk') == disk:
+            return
+        time.sleep(0.05)
+    raise AssertionError('the run never reached %s of %s' % (step, disk))
+
+
+def test_a_run_onto_a_too_small_filesystem_is_refused_before_the_first_byte(conn, other_fs_host):
+    host = other_fs_host(32)
+    instances = [host.instance(raw_local=os.urandom(64 * MiB)) for _index in range(3)]  # 64 MiB of real data
+    before = {instance: host.checksums(instance) for instance in instances}
+    free = os.statvfs(host.disks_dir).f_bavail
+    result = adopt(host)
+    assert result['failed'] is True and result['summary']['failed'] == 3, result
+    for instance in instances:
+        reason = result['instances'][instance]['reason']
+        assert re.match(r"disks_pool: copying instance %s \(3 disks\) needs 6\d\.\d MiB \(\d+ bytes\) plus a "
+                        r"margin of .*, but pool '%s' \(%s\) has only \d+\.\d MiB \(\d+ bytes\) available; nothing "
+                        r"was written" % (instance, host.disks_pool, host.disks_dir), reason), reason
+    assert pool_files(host) == []
+    assert conn.storagePoolLookupByName(host.disks_pool).listVolumes() == ['lost+found']  # no placeholder
+    assert abs(os.statvfs(host.disks_dir).f_bavail - free) * os.statvfs(host.disks_dir).f_frsize < MiB
+    for instance in instances:
+        assert host.checksums(instance) == before[instance]
+        assert not any(os.path.islink(path) for path in host.disk_paths(instance).values())
+
+
+def fill(directory):
+    """Take every free block of ``directory``'s filesystem, as another writer would: the filler's path."""
+    filler = os.path.join(directory, 'filler')
+    chunk = os.urandom(MiB)
+    with open(filler, 'wb') as handle:
+        try:
+            while True:
+                handle.write(chunk)
+                handle.flush()
+        except OSError:
+            pass
+        try:
+            os.fsync(handle.fileno())
+        except OSError:
+            pass
+    return filler
+
+
+def test_enospc_during_a_cross_filesystem_copy_removes_the_copy_and_keeps_the_legacy_file(conn, other_fs_host):
+    host = other_fs_host(64)
+    instance = host.instance(raw_local=os.urandom(8 * MiB))
+    before = host.checksums(instance)
+    legacy = host.disk_paths(instance)['disk.local']
+    paused = adopt_process(host, {'STORAGEPOOLS_PAUSE_AT': 'copy:2'})  # the space check passed: disk.local
+    wait_for_journal(host, instance, 'copy', 'disk.local')
+    filler = fill(host.disks_dir)
+    out, err = paused.communicate(timeout=120)
+    assert 'Traceback' not in out + err, out + err
+    outcome = json.loads(out)['instances'][instance]
+    copy = os.path.join(host.disks_dir, '%s_disk.local' % instance)
+    assert outcome['result'] == 'failed', outcome
+    assert outcome['reason'] == ('disks_pool: copying %s into %s failed: No space left on device; the partial '
+                                 'copy was removed, %s is as it was' % (legacy, copy, legacy)), outcome
+    assert pool_files(host) == sorted(['%s_disk' % instance, 'filler'])  # the first disk was done before
+    assert '%s_disk.local' % instance not in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
+    assert not os.path.islink(legacy) and host.checksums(instance) == before
+    os.unlink(filler)
+    assert adopt(host)['instances'][instance]['result'] == 'adopted'
+    assert host.checksums(instance) == before
+    assert pool_files(host) == sorted('%s_%s' % (instance, name) for name in ('disk', 'disk.local', 'disk.config'))
+
+
+def test_a_domain_started_before_the_swap_keeps_its_legacy_file(conn, other_fs_host):
+    host = other_fs_host(128)
+    instance = host.instance()
+    before = host.checksums(instance)
+    legacy = host.disk_paths(instance)['disk']
+    domain = conn.lookupByUUIDString(instance)
+    paused = adopt_process(host, {'STORAGEPOOLS_PAUSE_AT': 'swap:1'})  # disk is copied and verified
+    wait_for_journal(host, instance, 'swap', 'disk')
+    domain.create()  # as Nova would, meanwhile
+    try:
+        out, err = paused.communicate(timeout=120)
+        assert 'Traceback' not in out + err, out + err
+        outcome = json.loads(out)['instances'][instance]
+        assert outcome['result'] == 'failed', outcome
+        assert outcome['reason'].startswith('running: the domain was started while %s was being copied' % legacy)
+        assert not os.path.islink(legacy) and '%s_disk' % instance not in pool_files(host)  # the stale copy went
+        vda = [disk for disk in xml_tree.parse(domain.XMLDesc(0)).findall('devices/disk')
+               if disk.find('target').get('dev') == 'vda'][0]
+        assert vda.find('source').get('file') == legacy
+        pid = qemu_pid(domain)
+        opened = [os.readlink('/proc/%d/fd/%s' % (pid, fd)) for fd in os.listdir('/proc/%d/fd' % pid)]
+        assert legacy in opened and legacy + ' (deleted)' not in opened, opened
+    finally:
+        domain.destroy()
+    assert host.checksums(instance) == before
+    assert adopt(host)['instances'][instance]['result'] == 'adopted'
+    assert os.readlink(legacy) == os.path.join(host.disks_dir, '%s_disk' % instance)
+    assert host.checksums(instance) == before

@@ -256,3 +256,22 @@ def test_a_failed_import_leaves_nothing_and_a_wrong_keyring_fails_up_front(conn,
     assert wrong['failed'] is True and wrong['msg'].startswith('ceph_keyring: ') and 'instances' not in wrong
 
     assert adopt(host)['instances'][instance]['result'] == 'adopted'  # and then it goes through
+
+
+def test_an_instance_larger_than_the_ceph_pool_can_take_is_refused_before_any_image(conn, ceph, host):
+    instance = host.instance()
+    df = json.loads(ceph.admin('df', '--format=json'))
+    max_avail = [pool for pool in df['pools'] if pool['name'] == ceph.pool][0]['stats']['max_avail']
+    local = host.disk_paths(instance)['disk.local']
+    os.truncate(local, max_avail + 1024 ** 3)  # sparse: an rbd import needs the raw size
+    before_xml = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)
+    files = {name: os.stat(path) for name, path in host.disk_paths(instance).items()}
+    result = adopt(host)
+    reason = result['instances'][instance]['reason']
+    assert result['failed'] is True and result['instances'][instance]['result'] == 'failed', result
+    assert reason.startswith('disks_pool: importing instance %s (3 disks) needs ' % instance), reason
+    assert "but Ceph pool '%s' has only" % ceph.pool in reason and 'available; nothing was written' in reason
+    assert not [image for image in ceph.rbd_ls() if image.startswith(instance)], 'an image was made'
+    assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == before_xml
+    for name, path in host.disk_paths(instance).items():
+        assert os.stat(path).st_mtime_ns == files[name].st_mtime_ns and not os.path.islink(path)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import subprocess
+import time
 
 import pytest
-from conftest import run_module
+from conftest import run_module, start_module
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import XATTR_NAME, read_file_metadata
@@ -398,32 +400,91 @@ def test_errors_name_the_option_and_leave_nothing(conn, pools, two_pools, workdi
     assert sha256(os.path.join(src_dir, 'base.raw')) == sha256(image)
 
 
-def test_enospc_mid_copy_removes_the_partial_volume(pools, workdir, loop_device):
-    small = pools.new()
+def small_fs_pool(pools, workdir, loop_device):
+    """A fresh 64 MiB ext4 fs pool: (name, mount)."""
+    name = pools.new()
     device = loop_device(mkfs='mkfs.ext4')  # 64 MiB
     mount = os.path.join(workdir, 'small')
     os.mkdir(mount)
-    made = run_module('virt_pool_ensure', dict(name=small, type='fs', target=mount, build='never',
+    made = run_module('virt_pool_ensure', dict(name=name, type='fs', target=mount, build='never',
                                                source={'device': [device]}, autostart=False))
     assert not made.get('failed'), made
-    dense = os.path.join(workdir, 'dense.raw')
-    with open(dense, 'wb') as handle:
-        for _block in range(96):
+    return name, mount
+
+
+def dense_file(path, size_mib):
+    with open(path, 'wb') as handle:
+        for _block in range(size_mib):
             handle.write(os.urandom(MiB))
+    return path
+
+
+def test_a_clone_that_cannot_fit_is_refused_before_anything_is_made(pools, workdir, loop_device):
+    small, mount = small_fs_pool(pools, workdir, loop_device)
+    dense = dense_file(os.path.join(workdir, 'dense.raw'), 96)
+    digest = sha256(dense)
+    before, free = sorted(os.listdir(mount)), os.statvfs(mount).f_bavail
+    for name, dest_format in (('too-big.raw', 'raw'), ('too-big.qcow2', 'qcow2')):
+        result = clone(pool=small, name=name, format=dest_format, source={'path': dense, 'format': 'raw'})
+        assert result['failed'] is True, result
+        assert re.match(r"pool: volume '%s' needs 96\.\d MiB \(\d+ bytes\) plus a margin" % re.escape(name),
+                        result['msg']), result
+        assert "pool '%s' (%s) has only" % (small, mount) in result['msg'] and 'available' in result['msg']
+        assert not result.get('actions') and not result.get('rolled_back'), result
+        assert sorted(os.listdir(mount)) == before and os.statvfs(mount).f_bavail == free
+        with pytest.raises(Exception):
+            pools.lookup(small).storageVolLookupByName(name)
+    assert sha256(dense) == digest
+    # thin: a sparse source needs its data, not its size (256 MiB with 3 MiB of data fits in 64 MiB)
+    sparse = make_sparse_raw(os.path.join(workdir, 'sparse.raw'))
+    fits = clone(pool=small, name='sparse.raw', source={'path': sparse, 'format': 'raw'})
+    assert fits.get('failed') is not True, fits
+    assert sha256(os.path.join(mount, 'sparse.raw')) == sha256(sparse)
+
+
+def fill(directory):
+    """Take every free block of ``directory``'s filesystem (as another writer would): the filler's path."""
+    filler = os.path.join(directory, 'filler')
+    chunk = os.urandom(MiB)
+    with open(filler, 'wb') as handle:
+        try:
+            while True:
+                handle.write(chunk)
+                handle.flush()
+        except OSError:
+            pass
+        try:
+            os.fsync(handle.fileno())
+        except OSError:
+            pass
+    return filler
+
+
+def test_enospc_mid_copy_removes_the_partial_volume(pools, workdir, loop_device):
+    """The space check passes, then another writer fills the pool before the copy: ENOSPC all the same."""
+    small, mount = small_fs_pool(pools, workdir, loop_device)
+    dense = dense_file(os.path.join(workdir, 'dense.raw'), 24)
     digest = sha256(dense)
     before = sorted(os.listdir(mount))
-    result = clone(pool=small, name='too-big.raw', source={'path': dense, 'format': 'raw'})
+    args = dict(pool=small, name='squeezed.raw', source={'path': dense, 'format': 'raw'})
+    paused = start_module('virt_volume_clone', args, {'STORAGEPOOLS_PAUSE_AT': 'copy'})
+    volume = os.path.join(mount, 'squeezed.raw')
+    deadline = time.monotonic() + 60
+    while not os.path.exists(volume) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(volume), 'the volume was not created'
+    filler = fill(mount)  # during the 5 s pause before the copy
+    out, err = paused.communicate(timeout=120)
+    result = json.loads(out)
+    assert 'Traceback' not in out + err
     assert result['failed'] is True and result['msg'].startswith('pool: '), result
-    assert 'space' in result['msg']
+    assert 'No space left on device at %s' % volume in result['msg'], result
     assert [step['action'] for step in result['rolled_back']] == ['create']
+    os.unlink(filler)
     assert sorted(os.listdir(mount)) == before
     assert sha256(dense) == digest
-    as_qcow2 = clone(pool=small, name='too-big.qcow2', format='qcow2', source={'path': dense, 'format': 'raw'})
-    assert as_qcow2['failed'] is True and as_qcow2['msg'].startswith('pool: ') and 'space' in as_qcow2['msg']
-    assert [step['action'] for step in as_qcow2['rolled_back']] == ['create']
-    assert sorted(os.listdir(mount)) == before
     with pytest.raises(Exception):
-        pools.lookup(small).storageVolLookupByName('too-big.raw')
+        pools.lookup(small).storageVolLookupByName('squeezed.raw')
 
 
 def test_same_filesystem_copy_is_a_reflink_where_the_filesystem_has_it(pools, workdir, loop_device):

@@ -112,7 +112,7 @@ options:
       - Where the journal and the host lock live. Made (0700, parents as needed) when missing.
       - It, its C(journal) directory and its C(lock) file must be owned by root and not writable by group or
         others, and none may be a symlink; otherwise the task fails before it acts. A journal file that is not
-        valid JSON fails the task too (naming the file): check that no run is under way, then move it aside.
+        valid JSON fails the task too, naming the file; check that no run is under way, then move it aside.
     type: path
     default: /var/lib/storagepools-libvirt
   lock_timeout:

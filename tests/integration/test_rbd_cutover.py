@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
+from canary import Canary
 from conftest import libvirt, run_module, start_module
 from nova_host import NovaHost
 
@@ -275,3 +277,47 @@ def test_an_instance_larger_than_the_ceph_pool_can_take_is_refused_before_any_im
     assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == before_xml
     for name, path in host.disk_paths(instance).items():
         assert os.stat(path).st_mtime_ns == files[name].st_mtime_ns and not os.path.islink(path)
+
+
+def test_finalize_never_removes_a_path_an_image_meta_names(conn, ceph, host, workdir):
+    """Any holder of the pool's cephx key (every compute host) can rewrite image-meta: a record pointing
+    finalize at a host file, with that file's size and mtime, must remove nothing but the instance's own."""
+    canary = Canary(os.path.join(workdir, 'shadow'))
+    instance = host.instance(config=False)
+    assert adopt(host)['instances'][instance]['result'] == 'adopted'
+    image = '%s/%s_disk.local' % (ceph.pool, instance)
+    record = json.loads(ceph.admin('image-meta', 'get', image, 'user.storagepools.libvirt', tool='rbd'))
+    info = os.stat(canary.path)
+    record['source']['path'] = canary.path
+    record['imported_from'] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
+    ceph.admin('image-meta', 'set', image, 'user.storagepools.libvirt', json.dumps(record), tool='rbd')
+    switch_nova_conf(host, adopt(host)['nova_conf_settings'])
+    result = adopt(host, finalize=True)
+    assert canary.path not in result['instances'][instance]['removed'], result
+    assert os.path.isfile(host.disk_paths(instance)['disk.local'])  # its record no longer names it: kept
+    assert not os.path.lexists(os.path.join(host.instances, instance, 'disk'))  # the untouched one went
+    canary.assert_untouched()
+
+
+def test_an_overlay_is_flattened_with_the_base_checked_never_a_path_its_header_names(conn, ceph, host, workdir):
+    """qemu-img gets the overlay and its base through our descriptors: a base swapped for a symlink to a
+    host file between the check and the import cannot bring that file into Ceph."""
+    canary = Canary(os.path.join(workdir, 'shadow'), content=os.urandom(16 * 1024 * 1024))
+    instance = host.instance(config=False)
+    before = host.checksums(instance)
+    paused = start_module('legacy_disk_adopt', dict(
+        instances_path=host.instances, disks_pool=host.rbd_pool, ceph_keyring=host.keyring,
+        state_dir=host.state_dir, nova_conf=host.nova_conf), {'STORAGEPOOLS_PAUSE_AT': 'import:1'})
+    journal = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
+    for _ in range(600):
+        if os.path.exists(journal) and '"import"' in open(journal).read():
+            break
+        time.sleep(0.02)
+    os.rename(host.base, host.base + '.aside')
+    os.symlink(canary.path, host.base)
+    out, _err = paused.communicate(timeout=300)
+    assert json.loads(out)['instances'][instance]['result'] == 'adopted', out
+    os.unlink(host.base)
+    os.rename(host.base + '.aside', host.base)
+    assert rbd_checksums(ceph, instance, ['disk'], workdir)['disk'] == before['disk']
+    canary.assert_untouched()

@@ -115,6 +115,24 @@ def _take_resting_owner(path, legacy_fd):
         os.close(fd)
 
 
+def with_legacy_disks(instances_path, instance_uuid, document, nova_conf, pool_dir, result, work):
+    """``work(files, disks)`` on the instance's directory and legacy disks, each opened once (nova_layout);
+    ``result`` as skipped where they cannot be; everything opened is closed afterwards."""
+    try:
+        files = nova_layout.InstanceFiles(instances_path, instance_uuid)
+    except nova_layout.Skip as exc:
+        return dict(result, result='skipped', reason=str(exc))
+    with files:
+        try:
+            disks = nova_layout.legacy_disks(instance_uuid, files, document, nova_conf, pool_dir)
+        except nova_layout.Skip as exc:
+            return dict(result, result='skipped', reason=str(exc))
+        try:
+            return work(files, disks)
+        finally:
+            nova_layout.close_disks(disks)
+
+
 def load_domain(conn, instance_uuid, allow_running):
     """{domain, document (its inactive XML, secure), xml, live}, or {result: skipped, reason}."""
     try:
@@ -207,20 +225,9 @@ class Adopter:
         loaded = load_domain(self.conn, instance_uuid, allow_running=self.running == 'live')
         if 'result' in loaded:
             return dict(result, **loaded)
-        try:
-            files = nova_layout.InstanceFiles(self.instances_path, instance_uuid)
-        except nova_layout.Skip as exc:
-            return dict(result, result='skipped', reason=str(exc))
-        with files:
-            try:
-                disks = nova_layout.legacy_disks(instance_uuid, files, loaded['document'], self.nova_conf,
-                                                 self.pool.target)
-            except nova_layout.Skip as exc:
-                return dict(result, result='skipped', reason=str(exc))
-            try:
-                return self._adopt(instance_uuid, files, loaded, disks, result)
-            finally:
-                nova_layout.close_disks(disks)
+        return with_legacy_disks(self.instances_path, instance_uuid, loaded['document'], self.nova_conf,
+                                 self.pool.target, result,
+                                 lambda files, disks: self._adopt(instance_uuid, files, loaded, disks, result))
 
     def _adopt(self, instance_uuid, files, loaded, disks, result):
         directory = files.path

@@ -38,7 +38,11 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils import (
     rbd_volume,
     xml_tree,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import load_domain, virtual_size
+from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import (
+    load_domain,
+    virtual_size,
+    with_legacy_disks,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
@@ -324,20 +328,8 @@ class Cutover:
         loaded = load_domain(self.conn, instance_uuid, allow_running=self.finalize)
         if 'result' in loaded:
             return dict(result, **loaded)
-        try:
-            files = nova_layout.InstanceFiles(self.instances_path, instance_uuid)
-        except nova_layout.Skip as exc:
-            return dict(result, result='skipped', reason=str(exc))
-        with files:
-            try:
-                disks = nova_layout.legacy_disks(instance_uuid, files, loaded['document'], self.nova_conf,
-                                                 pool_dir='')
-            except nova_layout.Skip as exc:
-                return dict(result, result='skipped', reason=str(exc))
-            try:
-                return self._adopt(instance_uuid, files, loaded, disks, result)
-            finally:
-                nova_layout.close_disks(disks)
+        return with_legacy_disks(self.instances_path, instance_uuid, loaded['document'], self.nova_conf, '',
+                                 result, lambda files, disks: self._adopt(instance_uuid, files, loaded, disks, result))
 
     def _adopt(self, instance_uuid, files, loaded, disks, result):
         directory = files.path

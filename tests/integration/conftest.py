@@ -354,3 +354,21 @@ def playbook(installed, tasks, *options, python=sys.executable):
 def recap(output):
     line = [line for line in output.splitlines() if line.startswith('localhost')][-1]
     return dict(field.split('=') for field in line.split(':', 1)[1].split())
+
+
+def fill(directory):
+    """Take every free block of ``directory``'s filesystem, as another writer would: the filler's path."""
+    filler = os.path.join(directory, 'filler')
+    chunk = os.urandom(1024 * 1024)
+    with open(filler, 'wb') as handle:
+        try:
+            while True:
+                handle.write(chunk)
+                handle.flush()
+        except OSError:
+            pass
+        try:
+            os.fsync(handle.fileno())
+        except OSError:
+            pass
+    return filler

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO, libvirt, run_module, start_module
+from conftest import REPO, fill, libvirt, run_module, start_module
 from nova_host import NovaHost
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
@@ -609,24 +609,6 @@ def test_a_run_onto_a_too_small_filesystem_is_refused_before_the_first_byte(conn
     for instance in instances:
         assert host.checksums(instance) == before[instance]
         assert not any(os.path.islink(path) for path in host.disk_paths(instance).values())
-
-
-def fill(directory):
-    """Take every free block of ``directory``'s filesystem, as another writer would: the filler's path."""
-    filler = os.path.join(directory, 'filler')
-    chunk = os.urandom(MiB)
-    with open(filler, 'wb') as handle:
-        try:
-            while True:
-                handle.write(chunk)
-                handle.flush()
-        except OSError:
-            pass
-        try:
-            os.fsync(handle.fileno())
-        except OSError:
-            pass
-    return filler
 
 
 def test_enospc_during_a_cross_filesystem_copy_removes_the_copy_and_keeps_the_legacy_file(conn, other_fs_host):

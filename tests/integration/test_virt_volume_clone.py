@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import run_module, start_module
+from conftest import fill, run_module, start_module
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import XATTR_NAME, read_file_metadata
@@ -440,24 +440,6 @@ def test_a_clone_that_cannot_fit_is_refused_before_anything_is_made(pools, workd
     fits = clone(pool=small, name='sparse.raw', source={'path': sparse, 'format': 'raw'})
     assert fits.get('failed') is not True, fits
     assert sha256(os.path.join(mount, 'sparse.raw')) == sha256(sparse)
-
-
-def fill(directory):
-    """Take every free block of ``directory``'s filesystem (as another writer would): the filler's path."""
-    filler = os.path.join(directory, 'filler')
-    chunk = os.urandom(MiB)
-    with open(filler, 'wb') as handle:
-        try:
-            while True:
-                handle.write(chunk)
-                handle.flush()
-        except OSError:
-            pass
-        try:
-            os.fsync(handle.fileno())
-        except OSError:
-            pass
-    return filler
 
 
 def test_enospc_mid_copy_removes_the_partial_volume(pools, workdir, loop_device):

@@ -161,7 +161,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import lvm, nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import lvm, names, nova_layout, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_text,
     libvirt,
@@ -248,6 +248,7 @@ def pool_facts(pool, want_volumes, refresh, local, instances_path, ceph_keyring)
 
 def run(module):
     params = module.params
+    names.check_options(params, {'name': names.pool_name, 'instances_path': names.path, 'ceph_keyring': names.path})
     conn = open_connection(params['uri'])
     try:
         if params['name']:

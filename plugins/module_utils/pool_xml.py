@@ -78,6 +78,11 @@ def normalize_mode(mode):
 SECRET_CEPH_OPTIONS = ('key',)
 
 
+def is_secret_ceph_option(name):
+    """Whether the Ceph option ``name`` holds a secret (any case; '-' or ' ' for '_', as Ceph spellings vary)."""
+    return re.sub('[ -]', '_', str(name).strip()).lower() in SECRET_CEPH_OPTIONS
+
+
 def _number(text, option, what):
     """An integer attribute or element of a pool document; PoolSpecError naming ``option`` otherwise."""
     if text is None or not re.match(r'^\s*-?[0-9]{1,10}\s*$', text):
@@ -323,7 +328,7 @@ class PoolDefinition:
         if self.config_opts and self.type != 'rbd':
             fail('source.config_opts', 'config_opts exist only for rbd pools')
         for key in self.config_opts:
-            if re.sub('[ -]', '_', key.strip()).lower() in SECRET_CEPH_OPTIONS:
+            if is_secret_ceph_option(key):
                 fail('source.config_opts', "'%s' would put the cephx key into the pool's XML, which any "
                      "user of the read-only libvirt socket can read; keep it in a libvirt secret "
                      "(rbd_pool_secret) named by source.auth" % key)

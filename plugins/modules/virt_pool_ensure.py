@@ -386,6 +386,9 @@ def wanted_definition(params):
 def run(module):
     params = module.params
     names.check_options(params, {'name': names.pool_name})
+    for option, value in ((params['source'] or {}).get('config_opts') or {}).items():
+        if pool_xml.is_secret_ceph_option(option):
+            module.no_log_values.add(str(value))  # refused below; never echoed back meanwhile
     state = params['state']
     wanted = None if state == 'absent' else wanted_definition(params)
     conn = open_connection(params['uri'])

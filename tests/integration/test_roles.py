@@ -242,3 +242,38 @@ def test_the_rbd_transition_never_leaks_the_key(installed, conn, pools, workdir,
         for uuid in uuids:
             ceph.remove_images(uuid)
         ceph.remove_images(os.path.basename(nova.base))
+
+
+def test_role_messages_name_the_role_variables(installed, conn, pools, workdir):
+    """The report's reasons and a failure of the adoption task name storagepools_* variables, not module options."""
+    root = os.path.join(workdir, 'onehost')
+    nova = NovaHost(conn, root, pools.new())
+    running, stopped = nova.instance(config=False), nova.instance(config=False)
+    report_dir = os.path.join(workdir, 'report')
+    inventory = os.path.join(workdir, 'one-inventory.ini')
+    with open(inventory, 'w') as handle:
+        handle.write(' '.join([
+            'onehost', 'ansible_connection=local', 'ansible_python_interpreter=%s' % sys.executable,
+            'storagepools_instances_path=%s' % nova.instances, 'storagepools_disks_path=%s/disks' % root,
+            'storagepools_cache_pool=%s' % pools.new(), 'storagepools_disks_pool=%s' % pools.new(),
+            'storagepools_nova_conf=%s' % nova.nova_conf, 'storagepools_state_dir=%s/state' % root,
+            'storagepools_report_dir=%s' % report_dir]) + '\n')
+    conn.lookupByUUIDString(running).create()
+    try:
+        code, out = run_playbook(installed, 'transition', inventory)
+        assert code == 0, out
+        with open(os.path.join(report_dir, 'transition-report.txt')) as handle:
+            text = handle.read()
+        line = [row for row in text.splitlines() if running in row][0]
+        assert line.endswith('(storagepools_running: skip)'), text
+        assert [row for row in text.splitlines() if stopped in row][0].split()[2] == 'adopted'
+
+        with open(nova.nova_conf, 'a') as handle:
+            handle.write('[libvirt]\nremote_filesystem_transport = rsync\n')
+        nova.instance(config=False)
+        code, out = run_playbook(installed, 'transition', inventory)
+        assert code != 0
+        final = out.split('Fail naming the role variable behind the module option at fault')[-1]
+        assert 'storagepools_force: ' in final, out
+    finally:
+        nova.cleanup()

@@ -495,7 +495,8 @@ def test_an_image_name_with_qemu_separators_is_refused_and_writes_nowhere(ceph, 
     subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x41 0 64k', qcow2], check=True, capture_output=True)
     victim = 'spl-victim-%s' % name
     try:
-        assert not clone(pool=name, name=victim, source={'path': raw, 'format': 'raw'}, ceph_keyring=keyring).get('failed')
+        made = clone(pool=name, name=victim, source={'path': raw, 'format': 'raw'}, ceph_keyring=keyring)
+        assert not made.get('failed'), made
         before = ceph.image_sha256(victim, workdir)
         for hostile in (victim + ':rbd_cache=false', victim + '@snap', victim + '\\x', 'a=b', 'a\x01b'):
             for check in (True, False):

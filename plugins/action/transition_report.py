@@ -30,13 +30,16 @@ def _write(path, text):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('dest', 'hosts', 'result_var'))
+    _VALID_ARGS = frozenset(('dest', 'hosts', 'result_var', 'option_variables'))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
         dest, hosts = args.get('dest'), args.get('hosts') or []
         variable = args.get('result_var', 'storagepools_adoption')
+        option_variables = args.get('option_variables') or {}
+        if not isinstance(option_variables, dict):
+            raise AnsibleActionFail('option_variables: give a dict {module option: variable name}')
         if not dest or not os.path.isabs(dest):
             raise AnsibleActionFail('dest: give an absolute directory on the controller')
         hostvars = task_vars['hostvars']
@@ -44,7 +47,7 @@ class ActionModule(ActionBase):
         for host in hosts:
             adoption = hostvars[host].get(variable)
             if isinstance(adoption, dict) and 'summary' in adoption and 'instances' in adoption:
-                reports.append(host_report(host, adoption))
+                reports.append(host_report(host, adoption, option_variables))
         try:
             os.makedirs(dest, mode=0o755, exist_ok=True)
             written = [name for name, text in

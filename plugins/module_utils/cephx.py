@@ -29,7 +29,10 @@ CRYPTO_AES = 1
 
 FINGERPRINT_SCHEME = 'pbkdf2-sha256'
 FINGERPRINT_ROUNDS = 100000
-_FINGERPRINT_RE = re.compile(r'^pbkdf2-sha256\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$')
+# What a recorded fingerprint may ask for: its rounds bound the time a comparison takes.
+FINGERPRINT_ROUND_RANGE = (FINGERPRINT_ROUNDS // 100, FINGERPRINT_ROUNDS * 10)
+FINGERPRINT_SALT_RANGE = (8, 64)
+_FINGERPRINT_RE = re.compile(r'^pbkdf2-sha256\$([0-9]{1,12})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$')
 
 
 def decode_key(key, option='key'):
@@ -89,10 +92,38 @@ def fingerprint(raw_key, salt=None, rounds=FINGERPRINT_ROUNDS):
                             base64.b64encode(digest).decode())
 
 
-def fingerprint_matches(raw_key, recorded):
-    """Whether ``recorded`` (a fingerprint string) was made from ``raw_key``."""
-    match = _FINGERPRINT_RE.match(recorded or '')
+def _malformed(what):
+    return StoragePoolsError(
+        "description: the key fingerprint recorded in the secret's description %s; only root could have "
+        "written it there. Remove that last line of the description (or the secret, state=absent) and run "
+        "again to record the key afresh" % what)
+
+
+def _parse_fingerprint(recorded):
+    """(rounds, salt) of a recorded fingerprint; StoragePoolsError saying what is wrong with it."""
+    match = _FINGERPRINT_RE.match(recorded)
     if not match:
+        raise _malformed('is not of the form %s$<rounds>$<salt>$<hash>' % FINGERPRINT_SCHEME)
+    rounds = int(match.group(1))
+    if not FINGERPRINT_ROUND_RANGE[0] <= rounds <= FINGERPRINT_ROUND_RANGE[1]:
+        raise _malformed('asks for %d PBKDF2 rounds, outside %d to %d' % ((rounds,) + FINGERPRINT_ROUND_RANGE))
+    try:
+        salt = base64.b64decode(match.group(2), validate=True)
+        digest = base64.b64decode(match.group(3), validate=True)
+    except (binascii.Error, ValueError):
+        raise _malformed('has a salt or hash that is not base64')
+    if not FINGERPRINT_SALT_RANGE[0] <= len(salt) <= FINGERPRINT_SALT_RANGE[1]:
+        raise _malformed('has a salt of %d bytes, outside %d to %d' % ((len(salt),) + FINGERPRINT_SALT_RANGE))
+    if len(digest) != hashlib.sha256().digest_size:
+        raise _malformed('has a hash of %d bytes, not a SHA-256' % len(digest))
+    return rounds, salt
+
+
+def fingerprint_matches(raw_key, recorded):
+    """Whether ``recorded`` (a fingerprint string, None when there is none) was made from ``raw_key``.
+
+    A malformed record is a StoragePoolsError, never a hang (bounded rounds) or another exception."""
+    if not recorded:
         return False
-    rounds, salt = int(match.group(1)), base64.b64decode(match.group(2))
+    rounds, salt = _parse_fingerprint(recorded)
     return hmac.compare_digest(fingerprint(raw_key, salt, rounds), recorded)

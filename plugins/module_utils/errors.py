@@ -31,3 +31,11 @@ class StoragePoolsError(Exception):
         if self.libvirt_error is not None:
             result['libvirt_error'] = self.libvirt_error
         return result
+
+
+class OptionError(StoragePoolsError):
+    """A failure caused by one option's value: ``option`` names it, first in ``msg`` too."""
+
+    def __init__(self, option, message, **details):
+        super().__init__('%s: %s' % (option, message), **details)
+        self.option = option

@@ -178,16 +178,48 @@ def read_disk_info(directory, dir_fd=None):
 class NovaConf:
     """The few nova.conf settings adoption depends on (missing file: Nova's defaults)."""
 
+    MAX_SIZE = 4 * 1024 * 1024  # a nova.conf is a few hundred KiB at most; bounds the read
+
     def __init__(self, path):
         self.path = path
         parser = configparser.RawConfigParser(strict=False, interpolation=None)
         self.found = bool(path) and os.path.exists(path)
         if self.found:
             try:
-                parser.read(path)
+                parser.read_string(self._read(path), source=path)
             except configparser.Error as exc:
                 raise StoragePoolsError('nova_conf: %s cannot be parsed: %s' % (path, exc))
         self.parser = parser
+
+    @classmethod
+    def _read(cls, path):
+        """The text of a regular file of bounded size (never blocks on a FIFO or reads a device)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError as exc:
+            raise StoragePoolsError('nova_conf: cannot open %s: %s' % (path, exc.strerror))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoragePoolsError('nova_conf: %s is not a regular file' % path)
+            data = b''
+            while len(data) <= cls.MAX_SIZE:
+                chunk = os.read(fd, cls.MAX_SIZE + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise StoragePoolsError('nova_conf: cannot read %s: %s' % (path, exc.strerror))
+        finally:
+            os.close(fd)
+        if len(data) > cls.MAX_SIZE:
+            raise StoragePoolsError('nova_conf: %s is larger than %d MiB; that is no nova.conf'
+                                    % (path, cls.MAX_SIZE >> 20))
+        try:
+            return data.decode('utf-8')
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b'\n') + 1
+            raise StoragePoolsError('nova_conf: %s is not UTF-8 text (line %d, byte %d); Nova reads it as UTF-8'
+                                    % (path, line, exc.start))
 
     def get(self, section, key, default=None):
         if self.parser.has_option(section, key):

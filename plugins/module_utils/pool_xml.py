@@ -16,8 +16,8 @@ import copy
 import posixpath
 import re
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import OptionError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.xml_tree import etree
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'rbd', 'iscsi', 'zfs', 'disk')
@@ -45,15 +45,8 @@ REQUIRED = {
 # only for these types; for the others it only creates the target directory.
 DEVICE_BUILD_TYPES = ('fs', 'logical', 'disk')
 
-_NAME_RE = re.compile(r'^[^/\s][^/]*$')
-
-
-class PoolSpecError(StoragePoolsError):
+class PoolSpecError(OptionError):
     """A pool definition that cannot be right, naming the option at fault."""
-
-    def __init__(self, option, message):
-        super().__init__('%s: %s' % (option, message))
-        self.option = option
 
 
 def normalize_path(path):
@@ -80,10 +73,21 @@ def normalize_mode(mode):
     return '%04o' % value
 
 
-def validate_pool_name(name, option='name'):
-    if not name or not _NAME_RE.match(name):
-        raise PoolSpecError(option, 'pool name %r must be non-empty, must not contain "/" '
-                                    'and must not start with whitespace' % (name,))
+# Ceph options whose value is a secret: libvirt would keep it in the pool XML, which anyone may read over
+# the read-only socket (the key belongs in a libvirt secret, source.auth).
+SECRET_CEPH_OPTIONS = ('key',)
+
+
+def is_secret_ceph_option(name):
+    """Whether the Ceph option ``name`` holds a secret (any case; '-' or ' ' for '_', as Ceph spellings vary)."""
+    return re.sub('[ -]', '_', str(name).strip()).lower() in SECRET_CEPH_OPTIONS
+
+
+def _number(text, option, what):
+    """An integer attribute or element of a pool document; PoolSpecError naming ``option`` otherwise."""
+    if text is None or not re.match(r'^\s*-?[0-9]{1,10}\s*$', text):
+        raise PoolSpecError(option, '%s %r is not a number' % (what, text))
+    return int(text)
 
 
 class PoolHost:
@@ -94,7 +98,8 @@ class PoolHost:
     @classmethod
     def parse_dom(cls, node):
         port = node.get('port')
-        return cls(node.get('name'), int(port) if port else None)
+        return cls(node.get('name'), _number(port, 'source.host', 'the port of host %s' % node.get('name'))
+                   if port else None)
 
     def format_dom(self):
         node = etree.Element('host', name=self.name)
@@ -146,8 +151,8 @@ class PoolPermissions:
     def parse_dom(cls, node):
         owner, group = xml_tree.child_text(node, 'owner'), xml_tree.child_text(node, 'group')
         return cls(xml_tree.child_text(node, 'mode'),
-                   int(owner) if owner is not None else None,
-                   int(group) if group is not None else None,
+                   _number(owner, 'permissions.owner', 'owner') if owner is not None else None,
+                   _number(group, 'permissions.group', 'group') if group is not None else None,
                    xml_tree.child_text(node, 'label'))
 
     def format_dom(self):
@@ -279,7 +284,7 @@ class PoolDefinition:
                               auth.get('secret_usage')) if auth else None))
 
     def validate(self, option_prefix=''):
-        """Raise PoolSpecError for what libvirt would reject less clearly.
+        """Raise PoolSpecError (or the name rules' OptionError) for what libvirt would reject less clearly.
 
         ``option_prefix`` is '' for structured options and 'xml: ' when the
         definition came from a whole document, so the message names it.
@@ -287,6 +292,7 @@ class PoolDefinition:
         def fail(option, message):
             raise PoolSpecError(option_prefix + option, message)
 
+        self._validate_names(option_prefix)
         if self.type not in POOL_TYPES:
             fail('type', 'unknown pool type %r; choose one of %s' % (self.type, ', '.join(POOL_TYPES)))
         present = {
@@ -321,6 +327,32 @@ class PoolDefinition:
                 fail('source.auth', 'give exactly one of secret_uuid and secret_usage')
         if self.config_opts and self.type != 'rbd':
             fail('source.config_opts', 'config_opts exist only for rbd pools')
+        for key in self.config_opts:
+            if is_secret_ceph_option(key):
+                fail('source.config_opts', "'%s' would put the cephx key into the pool's XML, which any "
+                     "user of the read-only libvirt socket can read; keep it in a libvirt secret "
+                     "(rbd_pool_secret) named by source.auth" % key)
+
+    def _validate_names(self, prefix):
+        """Every name and path of the document: no control characters (lxml's bare ValueError otherwise);
+        for rbd the Ceph pool and user, which go into qemu's rbd: filenames, without its separators."""
+        names.pool_name(self.name, prefix + 'name')
+        source, auth = self.source, self.source.auth or PoolAuth(None, None)
+        texts = [('target', [self.target_path]), ('source.device', source.devices),
+                 ('source.host', [host.name for host in source.hosts]), ('source.dir', [source.dir]),
+                 ('source.name', [source.name]), ('source.format', [source.format]),
+                 ('source.auth.username', [auth.username]), ('source.auth.secret_uuid', [auth.secret_uuid]),
+                 ('source.auth.secret_usage', [auth.secret_usage]),
+                 ('permissions.label', [self.permissions.label if self.permissions else None]),
+                 ('source.config_opts', [item for pair in self.config_opts.items() for item in pair])]
+        for option, values in texts:
+            for value in values:
+                if value is not None:
+                    names.text(value, prefix + option)
+        if self.type == 'rbd':
+            for option, value in (('source.name', source.name), ('source.auth.username', auth.username)):
+                if value is not None:
+                    names.ceph_name(value, prefix + option)
 
 
 def canonical(root):

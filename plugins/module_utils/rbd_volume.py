@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils.data_copy import CHUNK, data_extents, open_for_reading
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 
@@ -163,10 +164,9 @@ class RbdPool:
         return _ImageReader(image), image.size()
 
     def qemu_target(self, name):
-        """qemu's rbd URI for ``name`` (the key stays in the keyring file; ':' escaped as qemu wants)."""
-        mon_host = self.mon_host.replace(':', '\\:').replace(',', ';')
-        keyring = self.keyring.replace(':', '\\:')
-        return 'rbd:%s/%s:id=%s:keyring=%s:mon_host=%s' % (self.ceph_pool, name, self.user, keyring, mon_host)
+        """qemu's rbd filename for image ``name`` (the key stays in the keyring file), every part escaped."""
+        return names.rbd_filename(self.ceph_pool, name, [('id', self.user), ('keyring', self.keyring),
+                                                         ('mon_host', self.mon_host.replace(',', ';'))])
 
     def ensure_protected_snapshot(self, name):
         """Make and protect the parent snapshot clones need; True when this call made it."""

@@ -6,12 +6,27 @@
 
 from __future__ import annotations
 
+import re
+
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
 
 
-def host_report(host, adoption):
-    """One host's entry: its summary, instances and (rbd/logical) the nova.conf values to set."""
-    return {'host': host, 'summary': adoption['summary'], 'instances': adoption['instances'],
+def in_variables(text, variables):
+    """``text`` with every module option it names (``running: skip``, ``force=true``) replaced by the
+    variable ``variables`` ({option: variable}) says an operator set it with, e.g. a role variable."""
+    if not text or not variables:
+        return text
+    options = '|'.join(re.escape(option) for option in sorted(variables, key=len, reverse=True))
+    return re.sub(r'(?<![\w./-])(%s)(?=[:=])' % options, lambda match: variables[match.group(1)], text)
+
+
+def host_report(host, adoption, variables=None):
+    """One host's entry: its summary, instances and (rbd/logical) the nova.conf values to set.
+
+    ``variables`` ({module option: variable}): the reasons name those variables instead of the options."""
+    instances = {uuid: dict(outcome, reason=in_variables(outcome.get('reason'), variables))
+                 for uuid, outcome in adoption['instances'].items()}
+    return {'host': host, 'summary': adoption['summary'], 'instances': instances,
             'nova_conf_settings': adoption.get('nova_conf_settings')}
 
 

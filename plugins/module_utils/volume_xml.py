@@ -15,20 +15,12 @@ from __future__ import annotations
 import re
 import uuid as uuidlib
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.xml_tree import etree
 
 VOLUME_FORMATS = ('raw', 'qcow2')
 _DISK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]*$')
-
-
-def validate_volume_name(name, option='name'):
-    """A volume name never contains '/', never starts with '.', is not empty."""
-    if not name or '/' in name or name.startswith('.') or '\x00' in name or len(name) > 255:
-        raise StoragePoolsError("%s: volume name %r must be non-empty, must not contain '/' and must "
-                                "not start with '.'" % (option, name))
-    return name
 
 
 def instance_volume_name(instance_uuid, disk):
@@ -41,7 +33,7 @@ def instance_volume_name(instance_uuid, disk):
         raise StoragePoolsError('instance_uuid: give the uuid in its canonical form (%s)' % parsed)
     if not disk or not _DISK_NAME_RE.match(disk):
         raise StoragePoolsError("disk: %r is not a disk name such as disk, disk.local or disk.swap" % (disk,))
-    return validate_volume_name('%s_%s' % (str(parsed), disk))
+    return names.volume_name('%s_%s' % (str(parsed), disk))
 
 
 class VolumeDefinition:

@@ -208,7 +208,7 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names, nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import Adopter
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     each_item,
@@ -274,6 +274,9 @@ def adopter_for(conn, params, check_mode):
 
 def run(module):
     params = module.params
+    names.check_options(params, {'disks_pool': names.pool_name, 'cache_pool': names.pool_name,
+                                 'instances_path': names.path, 'nova_conf': names.path, 'state_dir': names.path,
+                                 'ceph_keyring': names.path})
     uuids = instance_list(params)
     if module.check_mode:
         lock = contextlib.nullcontext()

@@ -104,7 +104,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names, nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     each_item,
     open_connection,
@@ -121,6 +121,8 @@ RESULTS = ('changed', 'unchanged', 'skipped', 'failed')
 
 def run(module):
     params = module.params
+    names.check_options(params, {'cache_pool': names.pool_name, 'dest_pool': names.pool_name,
+                                 'instances_path': names.path, 'nova_conf': names.path, 'ceph_keyring': names.path})
     if not is_local_uri(params['uri']):
         raise StoragePoolsError('uri: the bases are files on the libvirt host; run the task on that host with a '
                                 'local uri (qemu:///system)')

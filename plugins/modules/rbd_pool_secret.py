@@ -140,7 +140,7 @@ import uuid as uuidlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import cephx
+from ansible_collections.storagepools.libvirt.plugins.module_utils import cephx, names
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     open_connection,
     run_module,
@@ -155,8 +155,10 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.secret_xml im
 
 def identity(params):
     """(uuid, usage) of the secret the task is about."""
+    names.check_options(params, {'user': names.ceph_name, 'usage': names.text, 'keyring': names.path,
+                                 'description': names.description})
     user = params['user']
-    if user is not None and (not user or user.startswith('client.') or '/' in user or ' ' in user):
+    if user is not None and (user.startswith('client.') or ' ' in user):
         raise StoragePoolsError("user: give the cephx id without 'client.' (nova, not client.nova)")
     usage = params['usage'] or ('client.%s secret' % user if user else None)
     uuid = params['uuid']
@@ -172,6 +174,7 @@ def task_key(params, module):
     """The raw key bytes from ``key`` or ``keyring``."""
     if params['keyring']:
         key, warnings = cephx.read_keyring(params['keyring'], params['user'])
+        module.no_log_values.add(key)  # masked wherever it would show, as the key option is
         for warning in warnings:
             module.warn(warning)
         return cephx.decode_key(key, option='keyring')

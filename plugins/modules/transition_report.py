@@ -42,6 +42,12 @@ options:
     description: The variable each host registered the result of M(storagepools.libvirt.legacy_disk_adopt) in.
     type: str
     default: storagepools_adoption
+  option_variables:
+    description:
+      - Maps options of M(storagepools.libvirt.legacy_disk_adopt) to the variables the operator set them with
+        (for example V(running) to V(storagepools_running)); the reasons in the report name those variables.
+      - Left out, the reasons name the module's options.
+    type: dict
 '''
 
 EXAMPLES = r'''

@@ -27,7 +27,10 @@ extends_documentation_fragment:
   - storagepools.libvirt.connection.actions
 options:
   name:
-    description: Name of the pool. It must not contain C(/).
+    description:
+      - Name of the pool. It must not contain C(/) or control characters.
+      - No name or path of the definition may hold a control character; for V(rbd) pools the Ceph pool
+        (O(source.name)) and user (O(source.auth.username)) must not contain a colon, C(@), C(/), a backslash or C(=).
     type: str
     required: true
   state:
@@ -108,7 +111,10 @@ options:
             description: Usage name of the libvirt secret that holds the key.
             type: str
       config_opts:
-        description: Ceph client options for V(rbd) pools (libvirt's rbd C(config_opts) namespace).
+        description:
+          - Ceph client options for V(rbd) pools (libvirt's rbd C(config_opts) namespace).
+          - C(key) is refused; libvirt keeps these options in the pool's XML, which any user of the read-only
+            socket can read. The key belongs in a libvirt secret (M(storagepools.libvirt.rbd_pool_secret)).
         type: dict
   permissions:
     description: Permissions libvirt gives the target directory when it builds the pool.
@@ -296,7 +302,7 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, rbd_pool, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names, pool_xml, rbd_pool, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     open_connection,
     run_module,
@@ -349,7 +355,6 @@ def argument_spec():
 def wanted_definition(params):
     """The wanted <pool> element from ``xml`` or the structured options."""
     name = params['name']
-    pool_xml.validate_pool_name(name)
     if params['xml'] is not None:
         try:
             root = xml_tree.parse(params['xml'], 'pool')
@@ -362,7 +367,10 @@ def wanted_definition(params):
         elif (name_node.text or '').strip() != name:
             raise StoragePoolsError('xml: the document names pool %r but name is %r; make them '
                                     'equal' % ((name_node.text or '').strip(), name))
-        definition, prefix = pool_xml.PoolDefinition.parse_dom(root), 'xml: '
+        try:
+            definition, prefix = pool_xml.PoolDefinition.parse_dom(root), 'xml: '
+        except pool_xml.PoolSpecError as exc:
+            raise StoragePoolsError('xml: %s' % exc.msg)
     else:
         definition = pool_xml.PoolDefinition.from_options(
             name, params['type'], params['target'], params['source'], params['permissions'])
@@ -377,6 +385,10 @@ def wanted_definition(params):
 
 def run(module):
     params = module.params
+    names.check_options(params, {'name': names.pool_name})
+    for option, value in ((params['source'] or {}).get('config_opts') or {}).items():
+        if pool_xml.is_secret_ceph_option(option):
+            module.no_log_values.add(str(value))  # refused below; never echoed back meanwhile
     state = params['state']
     wanted = None if state == 'absent' else wanted_definition(params)
     conn = open_connection(params['uri'])

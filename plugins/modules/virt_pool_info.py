@@ -187,7 +187,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import lvm, nova_layout, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils import lvm, names, nova_layout, xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     error_text,
     libvirt,
@@ -382,6 +382,7 @@ def pool_facts(pool, want_volumes, refresh, local, instances_path, ceph_keyring)
 
 def run(module):
     params = module.params
+    names.check_options(params, {'name': names.pool_name, 'instances_path': names.path, 'ceph_keyring': names.path})
     if params['instances_path'] and not params['name']:
         raise StoragePoolsError('instances_path: orphans are looked for only in the pool the task names; give '
                                 'name (the pool holding the instances\' disks)')

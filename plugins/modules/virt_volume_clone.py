@@ -49,7 +49,8 @@ options:
     required: true
   name:
     description:
-      - The new volume's name. It must not contain C(/) or start with C(.).
+      - The new volume's name. It must not start with C(.) and must not contain C(/), a colon, C(@), a
+        backslash, C(=) (qemu's rbd filename separators) or control characters. Source volume names likewise.
       - Either this or O(instance_uuid) with O(disk).
     type: str
   instance_uuid:
@@ -195,26 +196,27 @@ libvirt_error:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
     open_connection,
     run_module,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import cloner_for
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import (
-    instance_volume_name,
-    validate_volume_name,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import instance_volume_name
 
 
 def volume_name(params):
     if params['name'] is not None:
-        return validate_volume_name(params['name'])
+        return params['name']
     return instance_volume_name(params['instance_uuid'], params['disk'])
 
 
 def run(module):
     params = module.params
+    names.check_options(params, {'pool': names.pool_name, 'name': names.volume_name, 'source.pool': names.pool_name,
+                                 'source.volume': names.volume_name, 'source.path': names.path,
+                                 'ceph_keyring': names.path})
     name = volume_name(params)
     source = params['source']
     if bool(source.get('path')) == bool(source.get('volume')):

@@ -479,3 +479,56 @@ def test_copy_out_of_rbd_into_a_file_pool(ceph, pools, ceph_user, workdir):
     finally:
         ceph.remove_images(image)
         ceph.remove_images(hostile)
+
+
+def test_an_image_name_with_qemu_separators_is_refused_and_writes_nowhere(ceph, pools, ceph_user, workdir):
+    """'victim:opt=x' unescaped in qemu's rbd: filename is image 'victim' plus an option: refused, and the
+    filename qemu gets is escaped whatever the name."""
+    user, _key, keyring, _usage, uuid = ceph_user
+    name = pools.new()
+    assert not ensure(**rbd_pool_args(ceph, name, user, uuid)).get('failed')
+    raw, qcow2 = os.path.join(workdir, 'victim.raw'), os.path.join(workdir, 'attacker.qcow2')
+    with open(raw, 'wb') as handle:
+        handle.truncate(4 * 1024 * 1024)
+        handle.write(b'victim data')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', qcow2, '4M'], check=True)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x41 0 64k', qcow2], check=True, capture_output=True)
+    victim = 'spl-victim-%s' % name
+    try:
+        made = clone(pool=name, name=victim, source={'path': raw, 'format': 'raw'}, ceph_keyring=keyring)
+        assert not made.get('failed'), made
+        before = ceph.image_sha256(victim, workdir)
+        for hostile in (victim + ':rbd_cache=false', victim + '@snap', victim + '\\x', 'a=b', 'a\x01b'):
+            for check in (True, False):
+                refused = clone(check=check, pool=name, name=hostile, source={'path': qcow2, 'format': 'qcow2'},
+                                ceph_keyring=keyring)
+                assert refused['failed'] is True and refused['msg'].startswith('name: '), refused
+        source_refused = clone(pool=name, name='spl-copy-%s' % name, ceph_keyring=keyring,
+                               source={'pool': name, 'volume': victim + ':rbd_cache=false'})
+        assert source_refused['failed'] is True and source_refused['msg'].startswith('source.volume: ')
+        assert [image for image in ceph.rbd_ls() if name in image or image in ('a=b', 'a\x01b')] == [victim]
+        assert ceph.image_sha256(victim, workdir) == before
+
+        # Safe by construction: even an unchecked name reaches qemu as one image name.
+        from ansible_collections.storagepools.libvirt.plugins.module_utils import rbd_volume, xml_tree
+        ceph_pool = rbd_volume.RbdPool(xml_tree.parse(pools.lookup(name).XMLDesc(0), 'pool'), keyring)
+        info = subprocess.run(['qemu-img', 'info', '--output=json', '-f', 'raw', ceph_pool.qemu_target(victim)],
+                              capture_output=True, text=True, check=False)
+        assert info.returncode == 0 and json.loads(info.stdout)['virtual-size'] == 4 * 1024 * 1024, info.stderr
+        info = subprocess.run(['qemu-img', 'info', '--output=json', '-f', 'raw',
+                               ceph_pool.qemu_target(victim + ':rbd_cache=false')],
+                              capture_output=True, text=True, check=False)
+        assert info.returncode != 0 and 'No such file' in info.stderr, info.stdout + info.stderr
+    finally:
+        ceph.remove_images(victim)
+
+
+def test_a_key_read_from_a_keyring_is_masked_like_the_key_option(ceph, secrets):
+    """Whatever of the task's output would hold the key read from a keyring (here an operator's description
+    with the key pasted in) shows it masked, as Ansible masks the no_log key option."""
+    user, key, keyring = ceph.new_user()
+    usage = secrets.new_usage(user)
+    made = secret(diff=True, user=user, keyring=keyring, usage=usage, description='pasted by mistake: %s' % key)
+    assert made['changed'] is True, made
+    assert key not in json.dumps(made) + made.stderr
+    assert 'pasted by mistake' in made['diff']['after']

@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import BIN, ansible_env
+import yaml
+from conftest import BIN, ansible_env, libvirt
 from nova_host import NovaHost
 
 
@@ -194,3 +196,84 @@ def test_rbd_transition_imports_then_finalizes_after_nova_conf_is_switched(
         for uuid in uuids:
             ceph.remove_images(uuid)
         ceph.remove_images(os.path.basename(nova.base))
+
+
+def test_the_rbd_transition_never_leaks_the_key(installed, conn, pools, workdir, ceph, ceph_user):
+    """-vvvv --diff through the roles: the key is in no output, report, pool or domain XML; the specs hide it."""
+    user, key, _keyring, _usage, _uuid = ceph_user
+    root = os.path.join(workdir, 'leakhost')
+    nova = NovaHost(conn, root, pools.new())
+    nova.base = nova.make_base(root)
+    uuids = [nova.instance(config=False)]
+    cache, disks, report_dir = pools.new(), pools.new(), os.path.join(workdir, 'report')
+    variables = os.path.join(workdir, 'leak-vars.json')
+    with open(os.open(variables, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as handle:
+        json.dump({'storagepools_backend': 'rbd', 'storagepools_cache_pool': cache, 'storagepools_disks_pool': disks,
+                   'storagepools_instances_path': nova.instances, 'storagepools_nova_conf': nova.nova_conf,
+                   'storagepools_state_dir': os.path.join(root, 'state'), 'storagepools_report_dir': report_dir,
+                   'storagepools_rbd': {'pool': ceph.pool, 'mons': [ceph.mon], 'user': user, 'key': key},
+                   'ansible_python_interpreter': sys.executable}, handle)
+    inventory = os.path.join(workdir, 'leak-inventory.ini')
+    with open(inventory, 'w') as handle:
+        handle.write('leakhost ansible_connection=local\n')
+    forms = (key, base64.b64decode(key).hex(), repr(base64.b64decode(key))[2:-1])
+    try:
+        code, out = run_playbook(installed, 'transition', inventory, '-vvvv', '--diff', '-e', '@' + variables)
+        assert code == 0, out
+        seen = {'playbook output': out}
+        for name in os.listdir(report_dir):
+            with open(os.path.join(report_dir, name)) as handle:
+                seen['report ' + name] = handle.read()
+        for name in (cache, disks):
+            pool = conn.storagePoolLookupByName(name)
+            seen['pool %s' % name] = pool.XMLDesc(0) + pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)
+            with open('/etc/libvirt/storage/%s.xml' % name) as handle:
+                seen['pool file %s' % name] = handle.read()
+        for uuid in uuids:
+            seen['domain %s' % uuid] = conn.lookupByUUIDString(uuid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert [where for where, text in seen.items() if any(form in text for form in forms)] == []
+        for role in ('pools', 'image_cache', 'transition'):
+            with open(os.path.join(installed, 'ansible_collections/storagepools/libvirt/roles', role, 'meta',
+                                   'argument_specs.yml')) as handle:
+                spec = yaml.safe_load(handle)['argument_specs']['main']['options']['storagepools_rbd']
+            assert spec.get('options', {}).get('key', {}).get('no_log') is True, '%s: storagepools_rbd.key' % role
+    finally:
+        nova.cleanup()
+        for uuid in uuids:
+            ceph.remove_images(uuid)
+        ceph.remove_images(os.path.basename(nova.base))
+
+
+def test_role_messages_name_the_role_variables(installed, conn, pools, workdir):
+    """The report's reasons and a failure of the adoption task name storagepools_* variables, not module options."""
+    root = os.path.join(workdir, 'onehost')
+    nova = NovaHost(conn, root, pools.new())
+    running, stopped = nova.instance(config=False), nova.instance(config=False)
+    report_dir = os.path.join(workdir, 'report')
+    inventory = os.path.join(workdir, 'one-inventory.ini')
+    with open(inventory, 'w') as handle:
+        handle.write(' '.join([
+            'onehost', 'ansible_connection=local', 'ansible_python_interpreter=%s' % sys.executable,
+            'storagepools_instances_path=%s' % nova.instances, 'storagepools_disks_path=%s/disks' % root,
+            'storagepools_cache_pool=%s' % pools.new(), 'storagepools_disks_pool=%s' % pools.new(),
+            'storagepools_nova_conf=%s' % nova.nova_conf, 'storagepools_state_dir=%s/state' % root,
+            'storagepools_report_dir=%s' % report_dir]) + '\n')
+    conn.lookupByUUIDString(running).create()
+    try:
+        code, out = run_playbook(installed, 'transition', inventory)
+        assert code == 0, out
+        with open(os.path.join(report_dir, 'transition-report.txt')) as handle:
+            text = handle.read()
+        line = [row for row in text.splitlines() if running in row][0]
+        assert line.endswith('(storagepools_running: skip)'), text
+        assert [row for row in text.splitlines() if stopped in row][0].split()[2] == 'adopted'
+
+        with open(nova.nova_conf, 'a') as handle:
+            handle.write('[libvirt]\nremote_filesystem_transport = rsync\n')
+        nova.instance(config=False)
+        code, out = run_playbook(installed, 'transition', inventory)
+        assert code != 0
+        final = out.split('Fail naming the role variable behind the module option at fault')[-1]
+        assert 'storagepools_force: ' in final, out
+    finally:
+        nova.cleanup()

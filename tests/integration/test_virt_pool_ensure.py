@@ -367,3 +367,60 @@ def test_start_failure_rolls_back_the_definition(pools, workdir):
     result = ensure(name=name, type='dir', target=os.path.join(workdir, 'missing'), build='never')
     assert_refused(result, 'target: ', pools, name)
     assert [step['action'] for step in result['rolled_back']] == ['define']
+
+
+@pytest.mark.parametrize('state', ['active', 'absent'])
+@pytest.mark.parametrize('char', ['\x01', '\x00'])
+def test_a_pool_name_with_a_control_character_is_refused_without_a_traceback(pools, workdir, state, char):
+    name = pools.new()
+    hostile = name + char + 'x'
+    result = ensure(name=hostile, type='dir', target=os.path.join(workdir, 'p'), state=state)
+    assert result['failed'] is True and result['msg'].startswith('name: ') and 'control character' in result['msg']
+    assert pools.lookup(name) is None and not os.path.exists(os.path.join(workdir, 'p'))
+
+
+@pytest.mark.parametrize('option, source', [
+    ('target', None),
+    ('source.host', {'name': 'mon\x1b[2J', 'port': 6789}),
+    ('source.auth.secret_usage', 'usage\x07'),
+])
+def test_control_characters_anywhere_in_the_definition_are_refused_naming_the_option(pools, workdir, option,
+                                                                                     source):
+    name = pools.new()
+    args = dict(name=name, type='rbd', source={'name': 'vms', 'host': [{'name': 'mon', 'port': 6789}],
+                                               'auth': {'username': 'nova', 'secret_usage': 'u'}})
+    if option == 'target':
+        args = dict(name=name, type='dir', target=os.path.join(workdir, 'p\x01'))
+    elif option == 'source.host':
+        args['source']['host'] = [source]
+    else:
+        args['source']['auth']['secret_usage'] = source
+    assert_refused(ensure(**args), option + ': ', pools, name)
+
+
+@pytest.mark.parametrize('key', ['key', 'KEY'])
+def test_config_opts_with_the_key_are_refused(pools, key):
+    """libvirt would keep the key in the pool XML, which the read-only socket gives anyone."""
+    name = pools.new()
+    args = dict(name=name, type='rbd', source={'name': 'vms', 'host': [{'name': '192.0.2.10', 'port': 6789}],
+                                               'auth': {'username': 'nova', 'secret_usage': 'u'},
+                                               'config_opts': {key: 'AQBfakekeyfakekeyfakekeyfakekeyfakek=='}})
+    for check in (True, False):
+        result = ensure(check=check, **args)
+        assert_refused(result, 'source.config_opts: ', pools, name)
+        assert 'AQBfake' not in str(result)
+    xml = ("<pool type='rbd' xmlns:rbd='http://libvirt.org/schemas/storagepool/rbd/1.0'><name>%s</name><source>"
+           "<host name='192.0.2.10' port='6789'/><name>vms</name></source><rbd:config_opts>"
+           "<rbd:option name='key' value='AQBfakekey=='/></rbd:config_opts></pool>" % name)
+    assert_refused(ensure(name=name, xml=xml), 'xml: source.config_opts: ', pools, name)
+
+
+@pytest.mark.parametrize('fragment, option', [
+    ("<source><host name='m' port='six'/><name>vms</name></source>", 'xml: source.host: '),
+    ("<target><path>/srv/x</path><permissions><owner>nova</owner></permissions></target>", 'xml: permissions.owner: '),
+])
+def test_non_numeric_numbers_in_an_xml_document_are_refused_naming_them(pools, fragment, option):
+    name = pools.new()
+    pool_type = 'rbd' if 'host' in fragment else 'dir'
+    xml = "<pool type='%s'><name>%s</name>%s</pool>" % (pool_type, name, fragment)
+    assert_refused(ensure(name=name, xml=xml), option, pools, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import time
 
 import pytest
 
@@ -69,6 +70,28 @@ def test_fingerprints_are_salted_and_match_only_their_key():
     assert KEY not in first and base64.b64encode(raw).decode() not in first
 
 
-@pytest.mark.parametrize('recorded', [None, '', 'sha1$abc', 'pbkdf2-sha256$x$y$z'])
-def test_unreadable_fingerprints_never_match(recorded):
+@pytest.mark.parametrize('recorded', [None, ''])
+def test_no_fingerprint_never_matches(recorded):
     assert not cephx.fingerprint_matches(cephx.decode_key(KEY), recorded)
+
+
+SALT = base64.b64encode(b'0123456789abcdef').decode()
+HASH = base64.b64encode(bytes(32)).decode()
+
+
+@pytest.mark.parametrize('recorded, what', [
+    ('sha1$abc', 'is not of the form'),
+    ('pbkdf2-sha256$x$y$z', 'is not of the form'),
+    ('pbkdf2-sha256$0$%s$%s' % (SALT, HASH), 'asks for 0 PBKDF2 rounds'),
+    ('pbkdf2-sha256$999999999999$%s$%s' % (SALT, HASH), 'asks for 999999999999 PBKDF2 rounds'),
+    ('pbkdf2-sha256$9999999999999999$%s$%s' % (SALT, HASH), 'is not of the form'),
+    ('pbkdf2-sha256$100000$abc$%s' % HASH, 'not base64'),  # bad padding
+    ('pbkdf2-sha256$100000$%s$%s' % (base64.b64encode(b'ab').decode(), HASH), 'a salt of 2 bytes'),
+    ('pbkdf2-sha256$100000$%s$%s' % (SALT, base64.b64encode(b'short').decode()), 'a hash of 5 bytes'),
+])
+def test_a_malformed_fingerprint_is_a_clean_failure_in_bounded_time(recorded, what):
+    started = time.monotonic()
+    with pytest.raises(StoragePoolsError) as err:
+        cephx.fingerprint_matches(cephx.decode_key(KEY), recorded)
+    assert time.monotonic() - started < 5
+    assert err.value.msg.startswith('description: ') and what in err.value.msg

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import nova_layout
@@ -33,6 +35,32 @@ def test_nova_conf_defaults_and_values(tmp_path):
     conf.write_text('[DEFAULT]\nforce_raw_images = False\n[libvirt]\nremote_filesystem_transport = RSYNC\n')
     values = nova_layout.NovaConf(str(conf))
     assert values.force_raw_images is False and values.remote_filesystem_transport == 'rsync'
+
+
+@pytest.mark.parametrize('content, what', [
+    (b'[DEFAULT]\nforce_raw_images = True\n# caf\xe9 (latin-1)\n', 'is not UTF-8 text (line 3'),
+    (b'\xff\xfe[\x00D\x00', 'is not UTF-8 text (line 1'),
+])
+def test_a_nova_conf_that_is_not_utf8_names_the_option_and_the_line(tmp_path, content, what):
+    conf = tmp_path / 'nova.conf'
+    conf.write_bytes(content)
+    with pytest.raises(StoragePoolsError) as err:
+        nova_layout.NovaConf(str(conf))
+    assert err.value.msg.startswith('nova_conf: ') and what in err.value.msg
+
+
+def test_a_nova_conf_that_is_a_fifo_or_too_large_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / 'fifo.conf'
+    os.mkfifo(str(fifo))
+    with pytest.raises(StoragePoolsError) as err:
+        nova_layout.NovaConf(str(fifo))
+    assert err.value.msg == 'nova_conf: %s is not a regular file' % fifo
+    big = tmp_path / 'big.conf'
+    with open(str(big), 'wb') as handle:
+        handle.write(b'[DEFAULT]\n' + b'#' * nova_layout.NovaConf.MAX_SIZE)
+    with pytest.raises(StoragePoolsError) as err:
+        nova_layout.NovaConf(str(big))
+    assert err.value.msg.startswith('nova_conf: ') and 'larger than' in err.value.msg
 
 
 def test_an_unparsable_nova_conf_names_the_option(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import pool_xml, xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import OptionError
 from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_xml import (
     PoolAuth,
     PoolDefinition,
@@ -201,11 +202,73 @@ def test_validation_of_a_document_names_xml():
     assert str(err.value).startswith('xml: target: ')
 
 
-@pytest.mark.parametrize('name', ['', 'a/b', ' lead', '/x'])
+@pytest.mark.parametrize('name', ['', 'a/b', ' lead', '/x', 'nul\x00', 'bell\x07', 'line\nbreak', 'del\x7f'])
 def test_bad_pool_names_are_refused(name):
-    with pytest.raises(PoolSpecError) as err:
-        pool_xml.validate_pool_name(name)
+    with pytest.raises(OptionError) as err:
+        PoolDefinition(name, 'dir', target_path='/x').validate()
     assert err.value.option == 'name'
+
+
+@pytest.mark.parametrize('definition, option', [
+    (PoolDefinition('p', 'dir', target_path='/x\x01y'), 'target'),
+    (PoolDefinition('p', 'fs', target_path='/x', source=PoolSource(devices=['/dev/vdb\x00'])), 'source.device'),
+    (PoolDefinition('p', 'rbd', source=PoolSource(name='vms', hosts=[PoolHost('mon\x1b[2J')])), 'source.host'),
+    (PoolDefinition('p', 'rbd', source=PoolSource(name='vms\x00', hosts=[PoolHost('h')])), 'source.name'),
+    (PoolDefinition('p', 'rbd', source=PoolSource(name='vms', hosts=[PoolHost('h')],
+                                                  auth=PoolAuth('ceph', 'nova', secret_usage='u\x08'))),
+     'source.auth.secret_usage'),
+    (PoolDefinition('p', 'rbd', source=PoolSource(name='vms', hosts=[PoolHost('h')]),
+                    config_opts={'rbd_cache': 'tr\x00ue'}), 'source.config_opts'),
+    (PoolDefinition('p', 'dir', target_path='/x', permissions=PoolPermissions(label='s0\x01')), 'permissions.label'),
+])
+def test_control_characters_are_refused_before_lxml_sees_them(definition, option):
+    with pytest.raises(OptionError) as err:
+        definition.validate(option_prefix='xml: ')
+    assert err.value.option == 'xml: ' + option
+    assert 'control character' in err.value.msg
+
+
+@pytest.mark.parametrize('ceph_name', ['vms:conf=/tmp/x', 'vms/other', 'vms@snap', 'v\\ms', 'a=b', ' vms'])
+@pytest.mark.parametrize('where', ['source.name', 'source.auth.username'])
+def test_rbd_names_with_qemu_separators_are_refused(ceph_name, where):
+    source = PoolSource(name=ceph_name if where == 'source.name' else 'vms', hosts=[PoolHost('h')],
+                        auth=PoolAuth('ceph', ceph_name if where != 'source.name' else 'nova', secret_usage='u'))
+    with pytest.raises(OptionError) as err:
+        PoolDefinition('p', 'rbd', source=source).validate()
+    assert err.value.option == where
+
+
+@pytest.mark.parametrize('key', ['key', ' Key ', 'KEY'])
+def test_config_opts_refuse_the_key(key):
+    definition = PoolDefinition('p', 'rbd', source=PoolSource(name='vms', hosts=[PoolHost('h')]),
+                                config_opts={'rbd_cache': 'true', key: 'AQBsecret=='})
+    with pytest.raises(PoolSpecError) as err:
+        definition.validate()
+    assert err.value.option == 'source.config_opts' and 'read-only' in err.value.msg
+    assert 'AQBsecret' not in err.value.msg
+
+
+@pytest.mark.parametrize('document, option, what', [
+    ("<pool type='rbd'><name>p</name><source><host name='m' port='67x9'/><name>vms</name></source></pool>",
+     'source.host', "the port of host m '67x9' is not a number"),
+    ("<pool type='rbd'><name>p</name><source><host name='m' port='%s'/><name>vms</name></source></pool>"
+     % ('9' * 5000), 'source.host', 'is not a number'),
+    ("<pool type='dir'><name>p</name><target><path>/x</path><permissions><owner>root</owner>"
+     "</permissions></target></pool>", 'permissions.owner', "owner 'root' is not a number"),
+    ("<pool type='dir'><name>p</name><target><path>/x</path><permissions><group>1.5</group>"
+     "</permissions></target></pool>", 'permissions.group', "group '1.5' is not a number"),
+])
+def test_non_numeric_ports_and_owners_in_a_document_name_what_is_wrong(document, option, what):
+    with pytest.raises(PoolSpecError) as err:
+        PoolDefinition.from_xml(document)
+    assert err.value.option == option and what in err.value.msg
+
+
+def test_numbers_libvirt_writes_still_parse():
+    definition = PoolDefinition.from_xml(
+        "<pool type='dir'><name>p</name><target><path>/x</path><permissions><owner>-1</owner><group> 107 </group>"
+        "</permissions></target></pool>")
+    assert (definition.permissions.owner, definition.permissions.group) == (-1, 107)
 
 
 @pytest.mark.parametrize('mode, expected', [('755', '0755'), ('0700', '0700'), (0o750, '0750'), ('2775', '2775')])

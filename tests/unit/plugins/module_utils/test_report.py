@@ -41,3 +41,24 @@ def test_totals_rows_sorted_and_the_nova_conf_values_last():
 def test_an_empty_play_is_a_report_too():
     assert render_text([]).splitlines()[:2] == ['storagepools.libvirt transition report: 0 host(s)',
                                                 'totals: adopted 0, already_adopted 0, skipped 0, failed 0']
+
+
+ROLE_VARIABLES = {'running': 'storagepools_running', 'disks_pool': 'storagepools_disks_pool',
+                  'force': 'storagepools_force'}
+
+
+def test_reasons_name_the_role_variables_a_role_passes():
+    instances = {UUID_A: {'result': 'skipped', 'reason': 'the domain is running (running: skip)'},
+                 UUID_B: {'result': 'failed', 'reason': "disks_pool: pool 'p' is full; force=true would not help"}}
+    report = host_report('compute1', adoption(instances), ROLE_VARIABLES)
+    assert report['instances'][UUID_A]['reason'] == 'the domain is running (storagepools_running: skip)'
+    assert report['instances'][UUID_B]['reason'] == ("storagepools_disks_pool: pool 'p' is full; "
+                                                     "storagepools_force=true would not help")
+    assert instances[UUID_A]['reason'] == 'the domain is running (running: skip)'  # the module's result stays
+    assert host_report('compute1', adoption(instances))['instances'] == instances
+
+
+def test_only_whole_option_names_are_replaced():
+    text = '/srv/running: a path, pre_running: x, my.force: y, running_total: z'
+    assert host_report('h', adoption({UUID_A: {'result': 'failed', 'reason': text}}),
+                       ROLE_VARIABLES)['instances'][UUID_A]['reason'] == text

@@ -12,7 +12,6 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import
 from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import (
     VolumeDefinition,
     instance_volume_name,
-    validate_volume_name,
 )
 
 
@@ -43,8 +42,3 @@ def test_bad_instance_names_name_the_option(instance_uuid, disk, option):
         instance_volume_name(instance_uuid, disk)
     assert err.value.msg.startswith(option + ': ')
 
-
-@pytest.mark.parametrize('name', ['', 'a/b', '.hidden', '..', 'x' * 256])
-def test_bad_volume_names(name):
-    with pytest.raises(StoragePoolsError):
-        validate_volume_name(name)

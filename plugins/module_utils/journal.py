@@ -40,9 +40,9 @@ def _refuse_unless_private(info, path, what):
     if info.st_uid != os.geteuid():
         problems.append('owned by uid %d, not by uid %d (root)' % (info.st_uid, os.geteuid()))
     if info.st_mode & 0o022:
-        problems.append('writable by %s (mode %04o)' % ('group and others' if info.st_mode & 0o022 == 0o022 else
-                                                         'its group' if info.st_mode & 0o020 else 'others',
-                                                         stat.S_IMODE(info.st_mode)))
+        writers = 'group and others' if info.st_mode & 0o022 == 0o022 else \
+            'its group' if info.st_mode & 0o020 else 'others'
+        problems.append('writable by %s (mode %04o)' % (writers, stat.S_IMODE(info.st_mode)))
     if problems:
         raise StoragePoolsError('state_dir: the %s %s is %s; only root may write there. Fix it (chown root:root '
                                 '%s; chmod go-w %s) or choose another state_dir'

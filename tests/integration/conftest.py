@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -372,3 +373,19 @@ def fill(directory):
         except OSError:
             pass
     return filler
+
+
+def wait_for_step(host, instance, step, timeout=30):
+    """Block until the module's journal (in ``host.state_dir``) says ``step`` is under way for ``instance``
+    (STORAGEPOOLS_PAUSE_AT holds it there)."""
+    path = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as handle:
+                if (json.load(handle).get('current') or {}).get('step') == step:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError('the module never reached %s' % step)

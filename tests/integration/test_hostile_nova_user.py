@@ -13,30 +13,14 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 
 import pytest
 from canary import Canary
-from conftest import run_module, start_module
+from conftest import run_module, start_module, wait_for_step
 from nova_host import guest_view_sha256
-from test_legacy_disk_adopt import XML_FLAGS, adopt, host  # noqa: F401 (host: the fake Nova host fixture)
+from test_legacy_disk_adopt import XML_FLAGS, adopt, host  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import XATTR_NAME, read_file_metadata
-
-
-def wait_for_step(host, instance, step, timeout=30):
-    """Block until the module's journal says ``step`` is under way for ``instance`` (it pauses there)."""
-    path = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as handle:
-                if (json.load(handle).get('current') or {}).get('step') == step:
-                    return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.02)
-    raise AssertionError('the module never reached %s' % step)
 
 
 def swap_for_symlink(path, target):
@@ -178,4 +162,3 @@ def test_an_instance_directory_that_is_a_symlink_is_refused(conn, host, workdir)
     assert outcome['result'] == 'skipped' and 'symlink' in outcome['reason'], outcome
     assert os.listdir(host.disks_dir) == []
     assert not os.path.islink(os.path.join(elsewhere, 'disk'))
-

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 from canary import Canary
-from conftest import libvirt, run_module, start_module
+from conftest import libvirt, run_module, start_module, wait_for_step
 from nova_host import NovaHost
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
@@ -308,11 +307,7 @@ def test_an_overlay_is_flattened_with_the_base_checked_never_a_path_its_header_n
     paused = start_module('legacy_disk_adopt', dict(
         instances_path=host.instances, disks_pool=host.rbd_pool, ceph_keyring=host.keyring,
         state_dir=host.state_dir, nova_conf=host.nova_conf), {'STORAGEPOOLS_PAUSE_AT': 'import:1'})
-    journal = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
-    for _ in range(600):
-        if os.path.exists(journal) and '"import"' in open(journal).read():
-            break
-        time.sleep(0.02)
+    wait_for_step(host, instance, 'import')
     os.rename(host.base, host.base + '.aside')
     os.symlink(canary.path, host.base)
     out, _err = paused.communicate(timeout=300)

@@ -50,7 +50,7 @@ def seeds(qemu_image):
         ('vmdk-stream', 'vmdk', qemu_image('vmdk', 1 << 20, '-o', 'subformat=streamOptimized')),
         ('vmdk-stream-data', 'vmdk', stream),
         ('vmdk-stream-footer', 'vmdk', stream_with_footer),
-        ('raw-random', 'raw', bytes(rng.getrandbits(8) for _ in range(8192))),
+        ('raw-random', 'raw', bytes(rng.getrandbits(8) for _count in range(8192))),
         ('raw-zeros', 'raw', b'\x00' * 4096),
         ('raw-text-descriptor', 'raw', b'# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n'
                                        b'RW 2048 FLAT "/etc/hostname" 0\n'),
@@ -62,10 +62,10 @@ def mutate(rng, name, data):
     splices, truncation, a tail of garbage."""
     out = bytearray(data)
     fields = QCOW2_FIELDS if name.startswith('qcow2') else VMDK_FIELDS
-    for _ in range(rng.randint(1, 4)):
+    for _count in range(rng.randint(1, 4)):
         kind = rng.randrange(6)
         if kind == 0 and out:  # flip bytes, mostly in the header and the descriptor
-            for _ in range(rng.randint(1, 8)):
+            for _count in range(rng.randint(1, 8)):
                 out[rng.randrange(min(len(out), rng.choice((128, 1536, 65536))))] = rng.getrandbits(8)
         elif kind == 1:  # a boundary value in a header field
             fmt, offset = rng.choice(fields)
@@ -78,7 +78,7 @@ def mutate(rng, name, data):
         elif kind == 3:  # truncate
             del out[rng.choice((rng.randrange(len(out) + 1), rng.randrange(min(len(out), 1200) + 1))):]
         elif kind == 4:  # garbage at the end (footers live there)
-            out += bytes(rng.getrandbits(8) for _ in range(rng.choice((16, 512, 1536))))
+            out += bytes(rng.getrandbits(8) for _count in range(rng.choice((16, 512, 1536))))
         elif kind == 5 and len(out) > 64:  # move a header field into another's place
             at = rng.randrange(len(out) - 16)
             out[at:at + 8] = out[rng.randrange(64):][:8].ljust(8, b'\x00')

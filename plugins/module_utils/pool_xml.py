@@ -45,6 +45,7 @@ REQUIRED = {
 # only for these types; for the others it only creates the target directory.
 DEVICE_BUILD_TYPES = ('fs', 'logical', 'disk')
 
+
 class PoolSpecError(OptionError):
     """A pool definition that cannot be right, naming the option at fault."""
 

@@ -121,5 +121,5 @@ def test_an_rbd_filename_of_plain_names_is_what_qemu_documents():
 def test_unescaped_the_same_name_would_have_written_elsewhere():
     """What the escaping prevents: qemu reads an unescaped name as another image plus options."""
     hostile = 'rbd:vms/%s:id=nova' % 'victim_disk@snap:conf=/tmp/evil.conf'
-    assert qemu_rbd_tokens(hostile) == ('vms', '', 'victim_disk', 'snap', [('conf', '/tmp/evil.conf'),
-                                                                             ('id', 'nova')])
+    expected = ('vms', '', 'victim_disk', 'snap', [('conf', '/tmp/evil.conf'), ('id', 'nova')])
+    assert qemu_rbd_tokens(hostile) == expected

@@ -41,4 +41,3 @@ def test_bad_instance_names_name_the_option(instance_uuid, disk, option):
     with pytest.raises(StoragePoolsError) as err:
         instance_volume_name(instance_uuid, disk)
     assert err.value.msg.startswith(option + ': ')
-

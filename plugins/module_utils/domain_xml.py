@@ -86,7 +86,7 @@ class DomainDisk:
         source.set('file', path)
 
     def point_at_volume(self, pool, volume):
-        """``<disk type='volume'><source pool= volume=/>`` (seed 000's end state)."""
+        """``<disk type='volume'><source pool= volume=/>`` (a volume disk of a libvirt pool)."""
         if self.source_volume == (pool, volume):
             return
         source = self._source()

@@ -8,7 +8,7 @@
 #
 # Everything lives in DIR (conf, keyrings, data, sockets, pids, logs) and the
 # mon listens on free ports, so a cluster someone else runs on this machine is
-# left alone. Recipe verified in ../shared/ENVIRONMENT.md (Ceph 16, Debian 12).
+# left alone. Verified with Ceph 16 on Debian 12.
 set -euo pipefail
 
 cmd=${1:?usage: cluster.sh start|stop DIR}

@@ -2,7 +2,7 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A fake legacy Nova compute host on the real libvirtd, as NOVA.md describes one.
+"""A fake legacy Nova compute host on the real libvirtd, laid out as Nova lays one out.
 
 ``<root>/instances/_base/<sha1>`` raw bases, ``<root>/instances/<uuid>/``
 with a qcow2 ``disk`` overlay (guest data written into it), a raw

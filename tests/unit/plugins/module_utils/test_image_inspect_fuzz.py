@@ -14,6 +14,7 @@ import random
 import struct
 
 import pytest
+from qemu_images import qemu_image  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils import image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils.image_inspect import ImageRefused

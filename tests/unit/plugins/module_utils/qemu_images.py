@@ -2,7 +2,10 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Real image headers, made by qemu-img, for the header checks (image_inspect) to be tried on."""
+"""Real image headers, made by qemu-img, for the header checks (image_inspect) to be tried on.
+
+A module the tests import the fixture from, not a conftest.py: the integration tests import their own
+``conftest`` by name, and two conftest modules in one pytest run would shadow each other."""
 
 from __future__ import annotations
 

@@ -76,7 +76,9 @@ def strip_backing_format(path):
 
 
 class NovaHost:
-    def __init__(self, conn, root, name_prefix):
+    def __init__(self, conn, root, name_prefix, base_image_id='image-1'):
+        """``base_image_id``: the image whose base every instance backs onto; a test importing bases into
+        the session's shared Ceph pool gives one of its own, so base names never collide there."""
         self.conn = conn
         self.root = root
         self.instances = os.path.join(root, 'instances')
@@ -89,7 +91,7 @@ class NovaHost:
         self.nova_conf = os.path.join(root, 'nova.conf')
         with open(self.nova_conf, 'w') as handle:
             handle.write('[DEFAULT]\ninstances_path = %s\n[libvirt]\nimages_type = qcow2\n' % self.instances)
-        self.base = self.make_base('image-1')
+        self.base = self.make_base(base_image_id)
 
     def make_base(self, image_id, size=16 * MiB):
         path = os.path.join(self.base_dir, hashlib.sha1(image_id.encode()).hexdigest())

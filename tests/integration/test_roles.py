@@ -141,8 +141,7 @@ def test_rbd_transition_imports_then_finalizes_after_nova_conf_is_switched(
     """The rbd backend end to end: secret, pool, image cache import, cutover, report; then finalize."""
     user, key, _keyring, _usage, _uuid = ceph_user
     root = os.path.join(workdir, 'rbdhost')
-    nova = NovaHost(conn, root, pools.new())
-    nova.base = nova.make_base(root)  # a base name of this test's own in the shared Ceph pool
+    nova = NovaHost(conn, root, pools.new(), base_image_id=root)  # a base name of its own in the shared Ceph pool
     uuids = [nova.instance(config=False) for _instance in range(2)]
     before = {uuid: nova.checksums(uuid) for uuid in uuids}
     cache, disks, state = pools.new(), pools.new(), os.path.join(root, 'state')
@@ -202,8 +201,7 @@ def test_the_rbd_transition_never_leaks_the_key(installed, conn, pools, workdir,
     """-vvvv --diff through the roles: the key is in no output, report, pool or domain XML; the specs hide it."""
     user, key, _keyring, _usage, _uuid = ceph_user
     root = os.path.join(workdir, 'leakhost')
-    nova = NovaHost(conn, root, pools.new())
-    nova.base = nova.make_base(root)
+    nova = NovaHost(conn, root, pools.new(), base_image_id=root)  # a base name of its own in the shared Ceph pool
     uuids = [nova.instance(config=False)]
     cache, disks, report_dir = pools.new(), pools.new(), os.path.join(workdir, 'report')
     variables = os.path.join(workdir, 'leak-vars.json')

@@ -155,16 +155,16 @@ class ImageCache:
                                               method='in-place')
                 metadata.write_file_metadata(fd, record)
         if self.dest_pool is not None:
-            volume, imported = self._import(name, path, disk_format)
+            volume, imported = self._import(name, path, fd, disk_format)
             result['volume'] = volume
             changed = changed or imported
         return dict(result, result='changed' if changed else 'unchanged')
 
-    def _import(self, name, path, disk_format):
+    def _import(self, name, path, fd, disk_format):
         """The base as a volume of the destination pool (rbd: with its protected snapshot)."""
         cloner = cloner_for(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, rbd_pool=self._rbd())
         try:
-            plan = cloner.plan_clone({'path': path, 'format': disk_format}, 'copy', None, None,
+            plan = cloner.plan_clone({'path': path, 'format': disk_format, 'opened': fd}, 'copy', None, None,
                                      {'nova_base': name}, verify=True)
             if cloner.rbd is not None and (plan or not cloner.rbd.snapshot_protected(name)):
                 plan.add('snapshot', "protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, name),

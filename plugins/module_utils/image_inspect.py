@@ -357,21 +357,29 @@ class OpenedImage:
     redirects nothing.
     """
 
-    def __init__(self, path):
-        try:  # O_NONBLOCK: a FIFO planted there cannot hang the open; it is refused below
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise ImageRefused('source.path: %s is a symbolic link; refused (give the file itself)' % path)
-            if exc.errno == errno.ENOENT:
-                raise ImageRefused('source.path: %s is not an existing file' % path)
-            raise ImageRefused('source.path: cannot open %s: %s' % (path, exc.strerror))
+    def __init__(self, path, fd=None):
+        """``fd``: the file already opened by the caller the same way (it is duplicated, not taken over)."""
+        if fd is not None:
+            fd = os.dup(fd)
+        else:
+            fd = self._open(path)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise ImageRefused('source.path: %s is not a regular file' % path)
         self.handle = os.fdopen(fd, 'rb')
         self.path = path
         self.info = None
+
+    @staticmethod
+    def _open(path):
+        try:  # O_NONBLOCK: a FIFO planted there cannot hang the open; it is refused by the caller
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ImageRefused('source.path: %s is a symbolic link; refused (give the file itself)' % path)
+            if exc.errno == errno.ENOENT:
+                raise ImageRefused('source.path: %s is not an existing file' % path)
+            raise ImageRefused('source.path: cannot open %s: %s' % (path, exc.strerror))
 
     def inspect(self, declared, max_virtual_size=None):
         """inspect() of the open file: its ImageInfo (also kept as ``info``)."""

@@ -194,7 +194,8 @@ class VolumeCloner:
             if not os.path.isabs(self.source_path):
                 raise StoragePoolsError('source.path: %r must be an absolute path' % self.source_path)
             identity = {'path': self.source_path}
-            self.source_file = image_inspect.OpenedImage(self.source_path)
+            # ``opened``: a descriptor of that file a bulk caller already holds (nova_image_cache's base)
+            self.source_file = image_inspect.OpenedImage(self.source_path, fd=source.get('opened'))
         else:
             origin = Endpoint(self.conn, source['pool'], 'source.pool')
             volume = origin.volume(source['volume'])

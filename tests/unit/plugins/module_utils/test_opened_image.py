@@ -64,3 +64,22 @@ def test_the_bytes_are_inspected_as_declared(tmp_path):
     with pytest.raises(ImageRefused, match='^source.format: '):
         opened.inspect('vdi')
     opened.close()
+
+
+def test_a_descriptor_the_caller_holds_is_used_not_the_path(tmp_path):
+    """nova_image_cache hands over the base it opened and recorded: the clone reads that file, even when the
+    name was swapped for a symlink since."""
+    image = tmp_path / 'base'
+    image.write_bytes(b'the base we recorded')
+    fd = os.open(str(image), os.O_RDONLY | os.O_NOFOLLOW)
+    secret = tmp_path / 'secret'
+    secret.write_bytes(b'host secret')
+    image.unlink()
+    image.symlink_to(secret)
+    opened = OpenedImage(str(image), fd=fd)
+    assert opened.inspect('raw').file_size == len(b'the base we recorded')
+    child = subprocess.run(['cat', opened.fd_path], pass_fds=opened.fds, capture_output=True, check=True)
+    assert child.stdout == b'the base we recorded'
+    opened.close()
+    os.fstat(fd)  # the caller's own descriptor is still open: it was duplicated, not taken over
+    os.close(fd)

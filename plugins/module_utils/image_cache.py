@@ -21,7 +21,6 @@ carries a qcow2 header.
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import stat
@@ -85,15 +84,10 @@ class ImageCache:
         """``_base``, opened once without following a symlink (the nova user owns it)."""
         if self._base is None:
             try:
-                top = os.open(self.instances_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    self._base = os.open(nova_layout.BASE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW |
-                                         os.O_CLOEXEC, dir_fd=top)
-                finally:
-                    os.close(top)
+                self._base = nova_layout.open_directory(self.instances_path, nova_layout.BASE_DIR)
             except OSError as exc:
-                raise StoragePoolsError('instances_path: cannot open %s: %s' % (
-                    self.base_dir, 'it is a symlink' if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror))
+                raise StoragePoolsError('instances_path: %s %s' % (self.base_dir,
+                                                                     nova_layout.why_directory_not_opened(exc)))
         return self._base
 
     def bases(self):

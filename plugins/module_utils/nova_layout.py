@@ -82,6 +82,23 @@ def why_not_opened(exc):
     return 'cannot be opened: %s' % exc.strerror
 
 
+def open_directory(instances_path, name):
+    """The directory ``name`` (an instance's, or ``_base``) of ``instances_path``, opened without following a
+    symlink there (the nova user owns both); raises OSError (see why_directory_not_opened)."""
+    top = os.open(instances_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the operator's own path
+    try:
+        return os.open(name, _DIRECTORY_FLAGS, dir_fd=top)
+    finally:
+        os.close(top)
+
+
+def why_directory_not_opened(exc):
+    """An operator's words for open_directory's OSError."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return 'is a symlink'
+    return 'cannot be opened: %s' % exc.strerror
+
+
 class InstanceFiles:
     """An instance directory and ``_base``, each opened once without following a symlink."""
 
@@ -89,22 +106,16 @@ class InstanceFiles:
         self.path = os.path.join(instances_path, instance_uuid)
         self.base_path = os.path.join(instances_path, BASE_DIR)
         self.fd = self.base_fd = None
-        top = os.open(instances_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the operator's own path
         try:
-            try:
-                self.fd = os.open(instance_uuid, _DIRECTORY_FLAGS, dir_fd=top)
-            except OSError as exc:
-                raise Skip('%s %s' % (self.path, 'is a symlink, not an instance directory' if exc.errno in
-                                      (errno.ELOOP, errno.ENOTDIR) else 'cannot be opened: %s' % exc.strerror))
-            try:
-                self.base_fd = os.open(BASE_DIR, _DIRECTORY_FLAGS, dir_fd=top)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    self.close()
-                    raise Skip('%s %s' % (self.base_path, 'is a symlink' if exc.errno in (errno.ELOOP, errno.ENOTDIR)
-                                          else 'cannot be opened: %s' % exc.strerror))
-        finally:
-            os.close(top)
+            self.fd = open_directory(instances_path, instance_uuid)
+        except OSError as exc:
+            raise Skip('%s %s, not an instance directory' % (self.path, why_directory_not_opened(exc)))
+        try:
+            self.base_fd = open_directory(instances_path, BASE_DIR)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.close()
+                raise Skip('%s %s' % (self.base_path, why_directory_not_opened(exc)))
 
     def lstat(self, name):
         try:

@@ -86,8 +86,8 @@ class ImageCache:
             try:
                 self._base = nova_layout.open_directory(self.instances_path, nova_layout.BASE_DIR)
             except OSError as exc:
-                raise StoragePoolsError('instances_path: %s %s' % (self.base_dir,
-                                                                     nova_layout.why_directory_not_opened(exc)))
+                why = nova_layout.why_directory_not_opened(exc)
+                raise StoragePoolsError('instances_path: %s %s' % (self.base_dir, why))
         return self._base
 
     def bases(self):

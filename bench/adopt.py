@@ -11,7 +11,7 @@
 3. 200 shut-off instances in one module call, then the idempotent rerun.
 
 The fake Nova host is the test suite's (tests/integration/nova_host.py).
-Usage: adopt.py [INSTANCES]
+Usage: _converge/adopt.py [INSTANCES]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
 sys.path[:0] = [COLLECTIONS, os.path.join(REPO, 'tests', 'integration')]
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import open_connection  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    open_connection  # noqa: E402,
+)
 from nova_host import MiB, NovaHost  # noqa: E402
 
 GiB = 1024 * MiB

@@ -35,8 +35,10 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.build', 'collections'))
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import open_connection  # noqa: E402
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import cloner_for  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    open_connection  # noqa: E402,
+)
 
 GiB = 1024 ** 3
 URI = 'qemu:///system'

@@ -29,7 +29,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
 sys.path[:0] = [COLLECTIONS, os.path.join(REPO, 'tests', 'integration')]
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import open_connection  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    open_connection  # noqa: E402,
+)
 from nova_host import MiB, NovaHost  # noqa: E402
 
 LOOP_PLAY = """- name: The same steps, one legacy_disk_adopt task per instance

@@ -20,7 +20,9 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, '.build', 'collections'), os.path.join(REPO, 'tests', 'integration')]
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import open_connection  # noqa: E402
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    open_connection  # noqa: E402,
+)
 from nova_host import NovaHost  # noqa: E402
 
 PREFIX = 'demo-instance'

@@ -12,8 +12,8 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.atomic_file import write_atomically
-from ansible_collections.storagepools.libvirt.plugins.module_utils.report import host_report, render_text
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.report import host_report, render_text
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 
 
 def _write(path, text):

@@ -208,20 +208,24 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import names, nova_layout
-from ansible_collections.storagepools.libvirt.plugins.module_utils.adopt import Adopter
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    each_item,
-    open_connection,
-    run_module,
-    summarise,
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import FILE_POOL_TYPES
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import Adopter
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import (
+    Cutover,
+    LogicalTarget,
+    RbdTarget,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.cutover import Cutover, LogicalTarget, RbdTarget
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.journal import HostLock
-from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import FILE_POOL_TYPES
-from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import each_item, run_module, summarise
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    is_local_uri,
+    missing_libraries,
+    open_connection,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
 
@@ -322,7 +326,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    run_module(module, run)
+    run_module(module, run, missing_libraries=missing_libraries)
 
 
 if __name__ == '__main__':

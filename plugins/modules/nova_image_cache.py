@@ -104,17 +104,17 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import names, nova_layout
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    each_item,
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache import ImageCache
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import each_item, run_module, summarise
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    is_local_uri,
+    missing_libraries,
     open_connection,
-    run_module,
-    summarise,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.image_cache import ImageCache
-from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
 RESULTS = ('changed', 'unchanged', 'skipped', 'failed')
 
@@ -165,7 +165,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    run_module(module, run)
+    run_module(module, run, missing_libraries=missing_libraries)
 
 
 if __name__ == '__main__':

@@ -140,17 +140,16 @@ import uuid as uuidlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import cephx, names
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import cephx
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.secret import SecretConverger
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    missing_libraries,
     open_connection,
-    run_module,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.secret_plan import SecretConverger
-from ansible_collections.storagepools.libvirt.plugins.module_utils.secret_xml import (
-    SecretDefinition,
-    default_uuid,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.secret import SecretDefinition, default_uuid
 
 
 def identity(params):
@@ -221,7 +220,7 @@ def main():
         required_if=[('state', 'present', ('user',)), ('state', 'present', ('key', 'keyring'), True)],
         required_one_of=[('user', 'usage', 'uuid')],
     )
-    run_module(module, run, actions=[])
+    run_module(module, run, missing_libraries=missing_libraries, actions=[])
 
 
 if __name__ == '__main__':

@@ -302,13 +302,16 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import names, pool_xml, rbd_pool, xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import rbd_pool
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.pool import PoolConverger
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    missing_libraries,
     open_connection,
-    run_module,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import PoolConverger
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml, tree as xml_tree
 
 
 def argument_spec():
@@ -432,7 +435,7 @@ def main():
             ('state', 'present', ('xml', 'type'), True),
         ],
     )
-    run_module(module, run, actions=[])
+    run_module(module, run, missing_libraries=missing_libraries, actions=[])
 
 
 if __name__ == '__main__':

@@ -187,23 +187,27 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import lvm, names, nova_layout, xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
-    error_text,
-    libvirt,
-    lookup_pool,
-    open_connection,
-    run_module,
-)
-from ansible_collections.storagepools.libvirt.plugins.module_utils.domain_xml import DomainDocument
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import logical as lvm
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import RbdPool
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import (
     FILE_POOL_TYPES,
     MetadataError,
     read_file_metadata,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.pool_plan import is_local_uri
-from ansible_collections.storagepools.libvirt.plugins.module_utils.rbd_volume import RbdPool
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    error_text,
+    is_local_uri,
+    libvirt,
+    lookup_pool,
+    missing_libraries,
+    open_connection,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
 
 # libvirt's volume.info() re-reads the volume first: on a file pool it probes the file and opens the backing
 # file a qcow2 header names. For these pool types it reads the lvs listing or librbd, never a volume's bytes.
@@ -428,7 +432,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    run_module(module, run)
+    run_module(module, run, missing_libraries=missing_libraries)
 
 
 if __name__ == '__main__':

@@ -196,14 +196,15 @@ libvirt_error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import names
-from ansible_collections.storagepools.libvirt.plugins.module_utils.connection import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.naming import instance_volume_name
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    missing_libraries,
     open_connection,
-    run_module,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan import cloner_for
-from ansible_collections.storagepools.libvirt.plugins.module_utils.volume_xml import instance_volume_name
 
 
 def volume_name(params):
@@ -266,7 +267,7 @@ def main():
         required_one_of=[('name', 'instance_uuid')],
         required_together=[('instance_uuid', 'disk')],
     )
-    run_module(module, run, actions=[])
+    run_module(module, run, missing_libraries=missing_libraries, actions=[])
 
 
 if __name__ == '__main__':

@@ -20,8 +20,8 @@ import pytest
 from conftest import REPO, fill, libvirt, run_module, start_module
 from nova_host import NovaHost
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import read_file_metadata
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 XML_FLAGS = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 

@@ -18,7 +18,7 @@ import time
 import pytest
 from conftest import libvirt, playbook, recap, run_module
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils.secret_xml import default_uuid
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.secret import default_uuid
 
 CONNECT_TIMEOUT = 3  # seconds: bounds every failure test below
 
@@ -510,7 +510,8 @@ def test_an_image_name_with_qemu_separators_is_refused_and_writes_nowhere(ceph, 
         assert ceph.image_sha256(victim, workdir) == before
 
         # Safe by construction: even an unchecked name reaches qemu as one image name.
-        from ansible_collections.storagepools.libvirt.plugins.module_utils import rbd_volume, xml_tree
+        from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import rbd as rbd_volume
+        from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
         ceph_pool = rbd_volume.RbdPool(xml_tree.parse(pools.lookup(name).XMLDesc(0), 'pool'), keyring)
         info = subprocess.run(['qemu-img', 'info', '--output=json', '-f', 'raw', ceph_pool.qemu_target(victim)],
                               capture_output=True, text=True, check=False)

@@ -14,7 +14,7 @@ from canary import Canary
 from conftest import libvirt, run_module, start_module, wait_for_step
 from nova_host import NovaHost
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 XML_FLAGS = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 IMPORT_STEPS = ['import', 'verify', 'record', 'domain']

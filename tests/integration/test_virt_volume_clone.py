@@ -17,8 +17,11 @@ import time
 import pytest
 from conftest import fill, run_module, start_module
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils import xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils.metadata import XATTR_NAME, read_file_metadata
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import (
+    XATTR_NAME,
+    read_file_metadata,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 MiB = 1024 * 1024
 

@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Volume names: ``{instance_uuid}_{disk}``."""
+
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+
+_DISK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]*$')
+
+
+def instance_volume_name(instance_uuid, disk):
+    """``{instance_uuid}_{disk}`` with both parts checked (disk: disk, disk.local, disk.swap, ...)."""
+    try:
+        parsed = uuidlib.UUID(instance_uuid)
+    except (ValueError, AttributeError, TypeError):
+        raise StoragePoolsError('instance_uuid: %r is not a uuid' % (instance_uuid,))
+    if str(parsed) != instance_uuid.lower():
+        raise StoragePoolsError('instance_uuid: give the uuid in its canonical form (%s)' % parsed)
+    if not disk or not _DISK_NAME_RE.match(disk):
+        raise StoragePoolsError("disk: %r is not a disk name such as disk, disk.local or disk.swap" % (disk,))
+    return names.volume_name('%s_%s' % (str(parsed), disk))

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What is particular to rbd (Ceph) pools: a bounded connect, the secret they
+name, and telling apart why libvirt could not reach the cluster.
+
+libvirt reports an unreachable monitor and a refused cephx key with the same
+words ("failed to connect to the RADOS monitor"), after waiting
+``client_mount_timeout`` either way. The module bounds that wait in the
+pool's own Ceph options, and after a failure probes the monitors' TCP ports
+to say which of the two it was.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import lookup_secret
+
+MOUNT_TIMEOUT_OPTION = 'client_mount_timeout'
+DEFAULT_MON_PORT = 6789
+
+
+def with_connect_timeout(definition, seconds):
+    """Give an rbd PoolDefinition a bounded connect unless its config_opts set one."""
+    if definition.type == 'rbd' and seconds and MOUNT_TIMEOUT_OPTION not in definition.config_opts:
+        definition.config_opts[MOUNT_TIMEOUT_OPTION] = str(seconds)
+    return definition
+
+
+def check_secret(conn, wanted):
+    """Refuse, already in check mode, an <auth> naming a secret libvirt does not have."""
+    auth = wanted.find('source/auth/secret')
+    if wanted.get('type') != 'rbd' or auth is None:
+        return
+    uuid, usage = auth.get('uuid'), auth.get('usage')
+    if lookup_secret(conn, uuid=uuid, usage=None if uuid else usage) is None:
+        option = 'source.auth.secret_uuid' if uuid else 'source.auth.secret_usage'
+        raise StoragePoolsError(
+            "%s: libvirt has no ceph secret %s; create it first (storagepools.libvirt.rbd_pool_secret)"
+            % (option, uuid or usage))
+
+
+def reachable_mons(wanted, timeout=2.0):
+    """The (host, port) of the pool's monitors that accept a TCP connection."""
+    reachable = []
+    for host in wanted.findall('source/host'):
+        address = (host.get('name'), int(host.get('port') or DEFAULT_MON_PORT))
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+        except OSError:
+            continue
+        reachable.append(address)
+    return reachable
+
+
+def explain_start_failure(text, wanted):
+    """(option, hint) for libvirt's message ``text`` when an rbd pool did not start."""
+    ceph_pool = wanted.findtext('source/name')
+    if 'Does the pool' in text or 'create the RBD IoCTX' in text:
+        return ('source.name', "Ceph has no pool '%s' (or the user may not use it)" % ceph_pool)
+    if 'Secret not found' in text:
+        return ('source.auth', 'libvirt has no secret with that uuid/usage')
+    if 'RADOS monitor' in text:
+        if not reachable_mons(wanted):
+            return ('source.host', 'No monitor of %s answers on its TCP port; check the addresses and ports'
+                    % ', '.join('%s:%s' % (host.get('name'), host.get('port') or DEFAULT_MON_PORT)
+                                for host in wanted.findall('source/host')))
+        auth = wanted.find('source/auth')
+        if auth is None:
+            return ('source.auth', 'The monitors answer but refused the connection: the pool has no source.auth')
+        return ('source.auth', "The monitors answer but refused the cephx user '%s' or its key: check "
+                "source.auth.username and the key in the secret (rbd_pool_secret)" % auth.get('username'))
+    return None

@@ -1,0 +1,559 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The two-phase cutover of a host's file-disk instances to an rbd or logical pool (docs/adoption.md).
+
+Nova's ``images_type`` is host-wide: once it says rbd (or lvm), every
+domain Nova regenerates points at ``<pool>/<uuid>_<name>`` (or
+``/dev/<vg>/<uuid>_<name>``), and before that, at the legacy files. So a
+host moves in two runs:
+
+1. import (``finalize: false``), per shut-off instance and disk: a raw rbd
+   image or thick LV holding the guest's view (an overlay flattened with
+   its ``_base`` file, formats explicit), compared with its source, then
+   recorded (image-meta / LV tags, including the legacy file's size and
+   mtime); then the domain's own XML gets network disks with Ceph auth (or
+   block disks), nothing else changes. The legacy files stay, untouched, so
+   a host whose nova.conf still says qcow2 keeps working on them. With lvm
+   the config drive stays a file, as Nova keeps it.
+2. finalize (``finalize: true``), after nova.conf is switched: the legacy
+   files are removed, but only those whose size and mtime still match
+   what was imported (else the instance is reported and nothing goes).
+
+Every step is journalled; a killed import is recognised (its record says
+``adopting``, or the journal shows the image was being made) and redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import (
+    logical as lvm,
+    rbd as rbd_volume,
+    records as metadata,
+    space as limits,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.logical import convert_into_lv
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import convert_into_rbd
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import (
+    load_domain,
+    with_legacy_disks,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image, virtual_size
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import error_text, libvirt
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
+
+
+def _file_identity(fd):
+    """What an import recorded of its legacy file (opened by legacy_disks; never followed through a name)."""
+    info = os.fstat(fd)
+    return {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
+
+
+def _legacy_source(legacy):
+    """(qemu filename, descriptors) of a legacy disk as the guest sees it: an overlay with its base."""
+    backing = (legacy.backing_fd, legacy.backing_format) if legacy.backing else None
+    return pinned_image(legacy.fd, legacy.format, backing)
+
+
+class RbdTarget:
+    """Raw images in the Ceph pool behind a libvirt rbd pool, written with librbd / qemu's rbd driver."""
+
+    kind = 'rbd image'
+    method = 'rbd-import'
+
+    def __init__(self, conn, pool, ceph_keyring):
+        self.rbd = rbd_volume.RbdPool(pool.definition, ceph_keyring)
+        self.hosts = [(host.get('name'), host.get('port')) for host in pool.definition.findall('source/host')]
+        self.user, self.secret_uuid = self._auth(conn, pool)
+        self._names = None
+
+    @staticmethod
+    def _auth(conn, pool):
+        auth = pool.definition.find('source/auth')
+        secret = auth.find('secret') if auth is not None else None
+        if secret is None:
+            raise StoragePoolsError("disks_pool: rbd pool '%s' has no <auth>; Nova's rbd disks need a cephx user "
+                                    "and a libvirt secret (rbd_pool_secret, virt_pool_ensure source.auth)" % pool.name)
+        if secret.get('uuid'):
+            return auth.get('username'), secret.get('uuid')
+        try:
+            found = conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, secret.get('usage'))
+        except libvirt.libvirtError as exc:
+            raise StoragePoolsError("disks_pool: the secret of rbd pool '%s' (usage %s) cannot be found"
+                                    % (pool.name, secret.get('usage')), libvirt_error=error_text(exc))
+        return auth.get('username'), found.UUIDString()
+
+    def nova_settings(self):
+        return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.rbd.ceph_pool,
+                            'rbd_user': self.user, 'rbd_secret_uuid': self.secret_uuid},
+                'DEFAULT': {'force_raw_images': 'True'}}
+
+    @staticmethod
+    def volume_name(instance_uuid, disk_name):
+        return '%s_%s' % (instance_uuid, disk_name)
+
+    @staticmethod
+    def disk_name(suffix):
+        """The disk name in a volume name after ``<uuid>_`` (volume_name's inverse)."""
+        return suffix
+
+    @staticmethod
+    def moves(_legacy):
+        return True  # Nova's rbd backend imports even the config drive
+
+    def location(self, name):
+        return '%s/%s' % (self.rbd.ceph_pool, name)
+
+    def names(self):
+        if self._names is None:
+            self._names = set(self.rbd.list())
+        return self._names
+
+    def read_record(self, name):
+        return self.rbd.read_metadata(name)
+
+    def write_record(self, name, record):
+        self.rbd.write_metadata(name, record)
+
+    def size(self, name):
+        return self.rbd.size(name)
+
+    def untouched(self, name, size):
+        """Whether image ``name`` is still as ``create(name, size)`` made it: that size, no data written."""
+        return self.rbd.size(name) == size and not self.rbd.has_data(name)
+
+    def create(self, name, size):
+        """Make the volume; its size (what a guest sees)."""
+        self.rbd.create(name, size)
+        self.names().add(name)
+        return size
+
+    def remove(self, name):
+        self.rbd.remove(name)
+        self.names().discard(name)
+
+    def write(self, name, legacy):
+        if legacy.format == 'raw':
+            self.rbd.write_raw_file(name, legacy.fd)
+            return
+        source, fds = _legacy_source(legacy)  # an overlay is flattened with its base
+        convert_into_rbd(self.rbd, name, source, legacy.format, option='disks_pool', local_file=False,
+                         pass_fds=fds, size=virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
+
+    @staticmethod
+    def space_needed(legacy):
+        return limits.rbd_need(virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
+
+    def space_available(self):
+        return self.rbd.max_avail(option='disks_pool')
+
+    @staticmethod
+    def space_freed(_name):
+        return 0  # what a killed import's image holds is unknown (thin): count nothing
+
+    def where(self):
+        return "Ceph pool '%s'" % self.rbd.ceph_pool
+
+    def qemu_target(self, name):
+        return self.rbd.qemu_target(name)
+
+    def point(self, disk, name):
+        disk.point_at_rbd(self.location(name), self.hosts, self.user, self.secret_uuid)
+
+    def domain_volume(self, disk, instance_uuid):
+        prefix = '%s/%s_' % (self.rbd.ceph_pool, instance_uuid)
+        image = disk.rbd_image or ''
+        return image.split('/', 1)[1] if image.startswith(prefix) else None
+
+    def close(self):
+        self.rbd.close()
+
+
+class LogicalTarget:
+    """Thick raw LVs of the volume group behind a libvirt logical pool; records in LV tags (_backends/logical.py)."""
+
+    kind = 'logical volume'
+    method = 'lvm-import'
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.vg = xml_tree.child_text(pool.definition, 'source/name')
+        self.dev_dir = pool.target or '/dev/%s' % self.vg
+        self._records = None
+
+    def nova_settings(self):
+        return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
+
+    @staticmethod
+    def volume_name(instance_uuid, disk_name):
+        return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
+
+    @staticmethod
+    def disk_name(suffix):
+        return suffix.replace('__', '_')
+
+    @staticmethod
+    def moves(legacy):
+        return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
+
+    def location(self, name):
+        return os.path.join(self.dev_dir, name)
+
+    def _all(self):
+        if self._records is None:  # every LV and its tags in one lvs call
+            self._records = lvm.read_records(self.vg)
+        return self._records
+
+    def names(self):
+        return set(self._all())
+
+    def read_record(self, name):
+        return self._all().get(name)
+
+    def write_record(self, name, record):
+        lvm.write_record(self.vg, name, record)
+
+    def size(self, name):
+        return lvm.device_size(self.location(name))
+
+    @staticmethod
+    def untouched(_name, _size):
+        """Never provable: a new thick LV holds whatever the volume group had there, so an LV without a record
+        is not taken for a killed import's (the operator removes it)."""
+        return False
+
+    def create(self, name, size):
+        size = lvm.whole_extents(self.vg, size)
+        self.pool.pool.createXML(VolumeDefinition(name, size, 'raw', allocation=size).to_xml(), 0)
+        self._all()[name] = None
+        return size
+
+    def remove(self, name):
+        self.pool.pool.storageVolLookupByName(name).delete(0)
+        self._all().pop(name, None)
+
+    def write(self, name, legacy):
+        source, fds = _legacy_source(legacy)
+        convert_into_lv(source, legacy.format, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd),
+                        self.location(name), option='disks_pool', pass_fds=fds)
+
+    def space_needed(self, legacy):
+        return lvm.whole_extents(self.vg, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))  # thick
+
+    def space_available(self):
+        return lvm.vg_free(self.vg)
+
+    def space_freed(self, name):
+        return self.size(name)  # a killed import's LV, removed before the import is redone
+
+    def where(self):
+        return "volume group '%s'" % self.vg
+
+    def qemu_target(self, name):
+        return self.location(name)
+
+    def point(self, disk, name):
+        disk.point_at_block(self.location(name))
+
+    def domain_volume(self, disk, instance_uuid):
+        path = disk.source_block or ''
+        prefix = os.path.join(self.dev_dir, instance_uuid + '_')
+        return os.path.basename(path) if path.startswith(prefix) else None
+
+    def close(self):
+        pass
+
+
+class Cutover:
+    """Import and finalize for one host, onto ``target`` (RbdTarget or LogicalTarget) of pool ``pool``."""
+
+    def __init__(self, conn, instances_path, pool, target, state_dir, nova_conf, check_mode, finalize):
+        self.conn = conn
+        self.instances_path = os.path.normpath(instances_path)
+        self.pool = pool
+        self.target = target
+        self.nova_conf = nova_conf
+        self.check_mode = check_mode
+        self.finalize = finalize
+        self.journal = Journal(state_dir, readonly=check_mode)
+        self._records = {}
+
+    def close(self):
+        self.target.close()
+
+    # -- nova.conf ----------------------------------------------------------
+
+    def nova_settings(self):
+        """The nova.conf values under which Nova regenerates exactly the disks this cutover writes."""
+        return self.target.nova_settings()
+
+    def check_nova_conf(self):
+        """finalize only after nova.conf is switched: else a hard reboot would want the removed files."""
+        if not self.nova_conf.found:
+            raise StoragePoolsError('finalize: %s does not exist, so nothing shows that Nova uses the pool yet; '
+                                    'the legacy files stay' % self.nova_conf.path)
+        wrong = []
+        for section, values in self.nova_settings().items():
+            for key, value in values.items():
+                current = self.nova_conf.get(section, key)
+                if key == 'force_raw_images':
+                    ok = self.nova_conf.force_raw_images
+                else:
+                    ok = current == value
+                if not ok:
+                    wrong.append('[%s] %s = %s (it says %s)' % (section, key, value, current))
+        if wrong:
+            raise StoragePoolsError("finalize: %s is not switched to pool '%s' yet; set %s and restart "
+                                    'nova-compute, then finalize. The legacy files stay until then'
+                                    % (self.nova_conf.path, self.pool.name, '; '.join(wrong)))
+
+    # -- one instance -------------------------------------------------------
+
+    def adopt(self, instance_uuid):
+        result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None, 'removed': []}
+        loaded = load_domain(self.conn, instance_uuid, allow_running=self.finalize)
+        if 'result' in loaded:
+            return dict(result, **loaded)
+        return with_legacy_disks(self.instances_path, instance_uuid, loaded['document'], self.nova_conf, '',
+                                 result, lambda files, disks: self._adopt(instance_uuid, files, loaded, disks, result))
+
+    def _adopt(self, instance_uuid, files, loaded, disks, result):
+        directory = files.path
+        document, before_xml = loaded['document'], loaded['xml']
+        disks = [legacy for legacy in disks if self.target.moves(legacy)]
+        if loaded['live'] and disks:
+            reason = 'the domain is running on its legacy files; shut it off, import, then finalize'
+            return dict(result, result='skipped', reason=reason)
+        imports = []
+        for legacy in disks:
+            image = self.target.volume_name(instance_uuid, legacy.name)
+            state, record = self._image_state(instance_uuid, image, legacy)
+            if state == 'foreign':
+                return dict(result, result='skipped', reason="the disks pool already has a volume '%s' with other "
+                                                             "data" % image)
+            if state == 'changed':
+                return dict(result, result='skipped', reason=(
+                    "%s changed after its import into %s '%s' (was the instance started on its legacy "
+                    "files?); nothing was done. Remove that volume to import the disk again"
+                    % (legacy.legacy_path, self.target.kind, image)))
+            imports.append((legacy, image, state))
+        after = document.copy()
+        for legacy, image, _state in imports:
+            self.target.point(after.disk(legacy.target), image)
+        after_xml = after.to_xml()
+        domain_changes = after_xml != document.to_xml()
+        removals = self._removals(instance_uuid, files, after) if self.finalize else []
+        if isinstance(removals, dict):
+            return dict(result, **removals)
+        stale_info = self._stale_disk_info(files, instance_uuid, after, removals) if self.finalize else {}
+        if loaded['live'] and removals:
+            in_use = set(disk.source_file for disk in DomainDocument(loaded['domain'].XMLDesc(0)).disks())
+            if in_use.intersection(path for path, _image in removals):
+                return dict(result, result='skipped', reason='the running domain still uses its legacy files; '
+                                                             'finalize leaves them')
+        unrecorded = self._unrecorded(instance_uuid, after)
+        result['disks'] = [{'name': legacy.name, 'from': legacy.legacy_path,
+                            'to': self.target.location(image), 'method': self.target.method,
+                            'format': legacy.format} for legacy, image, state in imports if state != 'done']
+        result['removed'] = [path for path, _name in removals]
+        result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
+        if not (result['disks'] or domain_changes or removals or unrecorded or stale_info):
+            return dict(result, result='already_adopted', domain_diff=None)
+        self._require_space(instance_uuid, [(legacy, image, state) for legacy, image, state in imports
+                                            if state != 'done'])
+        if self.check_mode:
+            return dict(result, result='adopted')
+        made = []
+        try:
+            for legacy, image, state in imports:
+                if state != 'done':
+                    made.append(image)
+                    self._import(instance_uuid, legacy, image, state)
+        except Exception:
+            self._unmake(made)  # nothing half-imported stays behind; the legacy files were never touched
+            raise
+        for image, record in unrecorded:
+            self.journal.step(instance_uuid, 'record', disk=image)
+            self._write_record(image, record)
+        if domain_changes:
+            self.journal.step(instance_uuid, 'domain')
+            self.conn.defineXML(after_xml)
+        for path, image in removals:
+            self.journal.step(instance_uuid, 'remove', disk=image)
+            os.unlink(os.path.basename(path), dir_fd=files.fd)  # a name in the instance directory, nowhere else
+        if stale_info:
+            self.journal.step(instance_uuid, 'disk_info')
+            disk_info = os.path.join(directory, nova_layout.DISK_INFO)
+            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644,
+                             owner_like=disk_info, dir_fd=files.fd)
+        self.journal.finish(instance_uuid, 'adopted')
+        return dict(result, result='adopted')
+
+    def _exists(self, image):
+        return image in self.target.names()  # one listing per run: a rerun over a whole host stays fast
+
+    def _recorded(self, image):
+        """An image's record, read once per run (writes go through _write_record)."""
+        if image not in self._records:
+            self._records[image] = self.target.read_record(image)
+        return self._records[image]
+
+    def _write_record(self, image, record):
+        self.target.write_record(image, record)
+        self._records[image] = record
+
+    def _image_state(self, instance_uuid, image, legacy):
+        """absent | redo (a killed import) | done | changed (legacy differs since) | foreign; and the record."""
+        if not self._exists(image):
+            return 'absent', None
+        record = self._recorded(image)
+        if record is None or record.get('source', {}).get('path') != legacy.legacy_path:
+            if record is None and self._killed_import(instance_uuid, image, legacy):
+                return 'redo', record
+            return 'foreign', record
+        if record.get('adopting'):
+            return 'redo', record
+        if record.get('imported_from') != _file_identity(legacy.fd):
+            return 'changed', record
+        return 'done', record
+
+    def _killed_import(self, instance_uuid, image, legacy):
+        """An image without a record is ours only when the run under way journalled its import (a finished
+        run's never counts: it may have been rolled back and the name reused) and it is still exactly the
+        empty image that import created (killed between creating and recording it)."""
+        if self.journal.under_way(instance_uuid, 'import', disk=legacy.name) is None:
+            return False
+        return self.target.untouched(image, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
+
+    def _require_space(self, instance_uuid, pending):
+        """Refuse the instance before its first image is made when all its imports do not fit."""
+        if not pending:
+            return
+        needed = sum(self.target.space_needed(legacy) for legacy, _image, _state in pending)
+        freed = sum(self.target.space_freed(image) for _legacy, image, state in pending if state == 'redo')
+        limits.require_space(needed, self.target.space_available() + freed, self.target.where(), 'disks_pool',
+                             'importing instance %s (%d disks)' % (instance_uuid, len(pending)))
+
+    def _import(self, instance_uuid, legacy, image, state):
+        key = instance_uuid
+        if state == 'redo':
+            self.journal.step(key, 'discard', disk=legacy.name)
+            self.target.remove(image)
+            self._records.pop(image, None)
+        # qemu reads the overlay and its base through our descriptors, formats explicit (_legacy_source): no
+        # probe, and nothing is written into the nova user's files
+        identity = _file_identity(legacy.fd)
+        size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
+        self.journal.step(key, 'import', disk=legacy.name)
+        size = self.target.create(image, size)  # LVM rounds up to whole extents
+        self._records.pop(image, None)
+        record = self._record(legacy, size)
+        self._write_record(image, dict(record, adopting=identity))
+        self.target.write(image, legacy)
+        self.journal.step(key, 'verify', disk=legacy.name)
+        source, fds = _legacy_source(legacy)
+        qemu_img.run(qemu_img.compare_argv(source, legacy.format, self.target.qemu_target(image), 'raw'),
+                     option='verify', pass_fds=fds, size=size)
+        self.journal.step(key, 'record', disk=legacy.name)
+        self._write_record(image, dict(record, imported_from=identity))
+
+    def _unmake(self, images):
+        for image in images:
+            if self._exists(image):
+                try:
+                    self.target.remove(image)
+                except Exception:  # best effort: the next run discards what its record calls unfinished
+                    continue
+                self._records.pop(image, None)
+
+    def _record(self, legacy, size):
+        source = {'path': legacy.legacy_path, 'instance_uuid': os.path.basename(os.path.dirname(legacy.legacy_path)),
+                  'format': legacy.format}
+        if legacy.backing:
+            source['flattened_from'] = {'path': legacy.backing, 'format': legacy.backing_format}
+        return metadata.make_record('raw', size, source, method=self.target.method)
+
+    def _pool_disks(self, instance_uuid, document):
+        """(disk, volume name) of the domain's disks on the target's ``<uuid>_*`` volumes."""
+        found = [(disk, self.target.domain_volume(disk, instance_uuid)) for disk in document.disks()]
+        return [(disk, name) for disk, name in found if name]
+
+    def _unrecorded(self, instance_uuid, document):
+        """Volumes of an instance already on the backend (Nova's images_type=rbd or lvm) that have no record
+        yet: only the record is written; the domain already points at them."""
+        missing = []
+        for _disk, image in self._pool_disks(instance_uuid, document):
+            if not self._exists(image):
+                continue  # this run imports it (or the domain names an image that is gone: not ours to fix)
+            if self._recorded(image) is None:
+                source = {'instance_uuid': instance_uuid, 'volume': self.target.location(image)}
+                missing.append((image, metadata.make_record('raw', self.target.size(image), source,
+                                                            method='in-place')))
+        return missing
+
+    def _legacy_name(self, instance_uuid, image):
+        """The Nova disk name whose volume is ``image`` (names of the instance directory are never taken from a
+        record: image-meta is writable by any holder of the pool's cephx key), or None."""
+        prefix = instance_uuid + '_'
+        if not image.startswith(prefix):
+            return None
+        name = self.target.disk_name(image[len(prefix):])
+        if not nova_layout.DISK_NAME_RE.match(name) or self.target.volume_name(instance_uuid, name) != image:
+            return None
+        return name
+
+    def _removals(self, instance_uuid, files, document):
+        """Legacy files finalize may remove: [(path, disk name)], or a skip result when one changed since.
+
+        Each path is ``<instances_path>/<uuid>/<disk name>`` derived from the volume's name; a record naming
+        any other path removes nothing."""
+        removals = []
+        for _disk, image in self._pool_disks(instance_uuid, document):
+            if not self._exists(image):
+                continue
+            record = self._recorded(image) or {}
+            name = self._legacy_name(instance_uuid, image)
+            if name is None or record.get('adopting'):
+                continue
+            path = os.path.join(files.path, name)
+            if (record.get('source') or {}).get('path') != path:
+                continue  # not imported from this instance's legacy file: not ours to remove
+            found = files.lstat(name)
+            if found is None:
+                continue
+            try:
+                fd, _info = nova_layout.open_regular_file(name, files.fd)
+            except OSError:
+                return {'result': 'skipped', 'reason': '%s is no longer the imported file; finalize leaves it' % path}
+            try:
+                identity = _file_identity(fd)
+            finally:
+                os.close(fd)
+            if record.get('imported_from') != identity:
+                return {'result': 'skipped', 'reason': (
+                    "%s changed after its import into %s '%s'; finalize removes nothing of this instance. "
+                    "Check which holds the guest's data" % (path, self.target.kind, image))}
+            removals.append((path, image))
+        return removals
+
+    def _stale_disk_info(self, files, instance_uuid, document, removals):
+        """{kept: disk.info without the imported legacy paths that are (or are about to be) gone}, or {}."""
+        info = nova_layout.read_disk_info(files.path, files.fd)
+        going = set(path for path, _image in removals)
+        for _disk, image in self._pool_disks(instance_uuid, document):
+            name = self._legacy_name(instance_uuid, image) if self._exists(image) else None
+            if name is not None and files.lstat(name) is None:
+                going.add(os.path.join(files.path, name))
+        kept = dict((path, fmt) for path, fmt in info.items() if path not in going)
+        return {'kept': kept} if kept != info else {}

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one place this collection runs an external command: bounded by a timeout, never a shell."""
+
+from __future__ import annotations
+
+import subprocess
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+
+MiB = 1024 * 1024
+TIMEOUT_FLOOR = 60  # seconds any command may take, however little it moves
+SLOWEST_RATE = 20 * MiB  # bytes per second even a busy healthy storage sustains
+
+
+def run(argv, option, size=0, timeout=None, pass_fds=()):
+    """Run ``argv`` (text output captured) for at most ``timeout`` seconds (default: scaled to ``size``, the
+    bytes it moves); the CompletedProcess, or a StoragePoolsError naming ``option`` and the command when it
+    did not finish (it is killed: the caller's cleanup then removes what it half wrote)."""
+    timeout = timeout_for(size) if timeout is None else timeout
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout,
+                              pass_fds=pass_fds)
+    except subprocess.TimeoutExpired as exc:
+        raise StoragePoolsError('%s: %s did not finish within %s s and was stopped (a hung NFS mount or an '
+                                'unreachable Ceph cluster?)' % (option, ' '.join(argv[:2]), timeout)) from exc
+
+
+def timeout_for(size):
+    """Seconds a command moving ``size`` bytes may take."""
+    return TIMEOUT_FLOOR + int(size or 0) // SLOWEST_RATE

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one builder and runner of qemu-img command lines.
+
+Every format is passed explicitly (``-f``, ``-O``, ``-F``): qemu-img never
+probes what a guest or an image wrote. Files this process opened itself are
+named ``/proc/self/fd/N`` (or a ``json:`` filename of such descriptors,
+``pinned_image``), so qemu opens no path a header names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import flush
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import read_qcow2_overlay
+
+
+def run(argv, option, size=0, pass_fds=()):
+    """Run qemu-img (never with a secret in ``argv``) with a timeout scaled to ``size``, the bytes it moves;
+    its stdout, or StoragePoolsError naming ``option`` with qemu-img's own words (stderr, else stdout).
+
+    ``pass_fds``: descriptors the tool inherits, for the ``/proc/self/fd/N`` paths in ``argv``."""
+    proc = command.run(argv, option, size=size, pass_fds=pass_fds)
+    if proc.returncode != 0:
+        raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
+                                libvirt_error=(proc.stderr or proc.stdout).strip())
+    return proc.stdout
+
+
+def pinned_image(fd, image_format, backing=None):
+    """(qemu filename, descriptors to pass) for an image this process opened itself: qemu reaches the file,
+    and an overlay's base (``backing``: (descriptor, format)), through our descriptors with both formats
+    explicit, so it opens no path that a header names or that someone swapped since we opened it."""
+    spec = {'driver': image_format, 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % fd}}
+    fds = [fd]
+    if backing is not None:
+        spec['backing'] = {'driver': backing[1], 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % backing[0]}}
+        fds.append(backing[0])
+    return 'json:' + json.dumps(spec, sort_keys=True), tuple(fds)
+
+
+def convert_argv(source, source_format, target, target_format, target_is_zero=False):
+    """``qemu-img convert`` into an existing ``target`` (``-n``: the volume its backend made), both formats
+    explicit. ``target_is_zero``: the target is known to read as zeroes, so holes stay unallocated."""
+    argv = ['qemu-img', 'convert', '-n']
+    if target_is_zero:
+        argv.append('--target-is-zero')
+    return argv + ['-f', source_format, '-O', target_format, source, target]
+
+
+def convert(source, source_format, target, target_format, option, size=0, pass_fds=(), target_is_zero=False):
+    """Write ``source`` into the existing ``target`` (convert_argv); ``size``: the bytes it moves."""
+    run(convert_argv(source, source_format, target, target_format, target_is_zero), option, size=size,
+        pass_fds=pass_fds)
+
+
+def compare_argv(first, first_format, second, second_format):
+    return ['qemu-img', 'compare', '-q', '-f', first_format, '-F', second_format, first, second]
+
+
+def same_content(first, first_format, second, second_format, option, size=0, pass_fds=()):
+    """Whether two images read the same (``qemu-img compare``, formats explicit): True or False, or
+    StoragePoolsError naming ``option`` when qemu-img could not compare them at all."""
+    argv = compare_argv(first, first_format, second, second_format)
+    proc = command.run(argv, option, size=size, pass_fds=pass_fds)
+    if proc.returncode in (0, 1):
+        return proc.returncode == 0
+    raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
+                            libvirt_error=(proc.stderr or proc.stdout).strip())
+
+
+def set_backing_format(path, backing, backing_format, option):
+    """Write the backing format into a qcow2 overlay's header (``qemu-img rebase -u``: the header only,
+    the base stays where it is), so nothing ever probes the base."""
+    run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', backing, '-F', backing_format, path], option=option)
+    flush(path)
+
+
+def virtual_size(path, disk_format, fd=None):
+    """A disk's virtual size: a qcow2 container's header says it, a raw file is its size (never probed).
+
+    ``fd``: the file already open (``path`` then only names it)."""
+    if disk_format == 'qcow2':
+        return read_qcow2_overlay(path, fd=fd)[0]
+    return os.fstat(fd).st_size if fd is not None else os.stat(path).st_size

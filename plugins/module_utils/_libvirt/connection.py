@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Opening a libvirt connection and turning libvirt errors into operator messages.
+
+libvirt's errors become ``StoragePoolsError`` (_core/errors.py) whose message
+names the option at fault; libvirt's own words travel in ``libvirt_error``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+try:
+    import libvirt
+    HAS_LIBVIRT = True
+except ImportError:  # reported by the modules through missing_libraries()
+    libvirt = None
+    HAS_LIBVIRT = False
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError, error_text
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import HAS_LXML
+
+
+def missing_libraries():
+    """A message naming the Python bindings this interpreter lacks, or None."""
+    missing = []
+    if not HAS_LIBVIRT:
+        missing.append('the libvirt bindings (Debian/Ubuntu: python3-libvirt; '
+                       'RHEL: python3-libvirt; pip: libvirt-python)')
+    if not HAS_LXML:
+        missing.append('lxml (Debian/Ubuntu: python3-lxml; pip: lxml)')
+    if not missing:
+        return None
+    return ('ansible_python_interpreter: %s on the managed host lacks %s. Install them on '
+            'the managed host, or set ansible_python_interpreter to a Python that has them.'
+            % (sys.executable, ' and '.join(missing)))
+
+
+def error_code(exc):
+    if libvirt is not None and isinstance(exc, libvirt.libvirtError):
+        return exc.get_error_code()
+    return None
+
+
+def is_no_pool_error(exc):
+    return error_code(exc) == libvirt.VIR_ERR_NO_STORAGE_POOL
+
+
+def _ignore_libvirt_error(_context, _error):
+    """libvirt prints every error to stderr by default; we report them ourselves."""
+
+
+def open_connection(uri):
+    """A read-write connection to ``uri``, or StoragePoolsError naming ``uri``."""
+    libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise StoragePoolsError(
+            'uri: cannot connect to libvirt at %r. Check that libvirtd (or virtqemud and '
+            'virtstoraged) runs there, that the URI is right and that this user may '
+            'use it.' % uri, libvirt_error=error_text(exc))
+    if conn is None:  # old bindings returned None instead of raising
+        raise StoragePoolsError('uri: cannot connect to libvirt at %r.' % uri)
+    return conn
+
+
+def lookup_pool(conn, name):
+    """The pool named ``name``, or None when there is none."""
+    try:
+        return conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_no_pool_error(exc):
+            return None
+        raise StoragePoolsError('name: looking up pool %r failed.' % name,
+                                libvirt_error=error_text(exc))
+
+
+def lookup_secret(conn, uuid=None, usage=None):
+    """The ceph secret with ``uuid`` (or, without one, ``usage``), or None."""
+    try:
+        if uuid:
+            return conn.secretLookupByUUIDString(uuid)
+        return conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage)
+    except libvirt.libvirtError as exc:
+        if error_code(exc) == libvirt.VIR_ERR_NO_SECRET:
+            return None
+        raise StoragePoolsError('uuid: looking up secret %s failed.' % (uuid or usage),
+                                libvirt_error=error_text(exc))
+
+
+def is_local_uri(uri):
+    """True when ``uri`` reaches the libvirtd of this very host."""
+    rest = uri.split('://', 1)[1] if '://' in uri else ''
+    return rest.startswith('/') or rest == ''

@@ -1,0 +1,198 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A domain's own XML, edited in place: only a disk's type, source and backingStore change.
+
+The document is the domain's inactive XML as libvirt wrote it, taken with
+VIR_DOMAIN_XML_SECURE so that a redefinition loses nothing (graphics
+passwords and the like). It is parsed keeping every text node, and only the
+elements of the disks being adopted are touched; PCI addresses, device
+order, machine type, CPU model and everything else stay as they were. A
+domain is never regenerated.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import etree
+
+
+class DomainDisk:
+    """One <disk> element of a domain document (a view: changes go into the document)."""
+
+    def __init__(self, element):
+        self.element = element
+
+    @property
+    def target(self):
+        node = self.element.find('target')
+        return node.get('dev') if node is not None else None
+
+    @property
+    def device(self):
+        return self.element.get('device', 'disk')
+
+    @property
+    def type(self):
+        return self.element.get('type')
+
+    @property
+    def driver_format(self):
+        node = self.element.find('driver')
+        return node.get('type') if node is not None else None
+
+    @property
+    def source_file(self):
+        node = self.element.find('source')
+        return node.get('file') if node is not None and self.type == 'file' else None
+
+    @property
+    def source_volume(self):
+        node = self.element.find('source')
+        if node is None or self.type != 'volume':
+            return None
+        return node.get('pool'), node.get('volume')
+
+    @property
+    def source_block(self):
+        node = self.element.find('source')
+        return node.get('dev') if node is not None and self.type == 'block' else None
+
+    @property
+    def rbd_image(self):
+        """``<ceph pool>/<image>`` of an rbd network disk, else None."""
+        node = self.element.find('source')
+        if node is None or self.type != 'network' or node.get('protocol') != 'rbd':
+            return None
+        return node.get('name')
+
+    def _source(self):
+        node = self.element.find('source')
+        if node is None:
+            node = etree.SubElement(self.element, 'source')
+        return node
+
+    def point_at_file(self, path):
+        """``<disk type='file'><source file=path/>``: only the type and the source's file change."""
+        if self.type == 'file' and self.source_file == path:
+            return
+        source = self._source()
+        for attribute in ('pool', 'volume', 'mode', 'dev', 'protocol', 'name'):
+            source.attrib.pop(attribute, None)
+        self.element.set('type', 'file')
+        source.set('file', path)
+
+    def point_at_volume(self, pool, volume):
+        """``<disk type='volume'><source pool= volume=/>`` (a volume disk of a libvirt pool)."""
+        if self.source_volume == (pool, volume):
+            return
+        source = self._source()
+        for attribute in ('file', 'dev'):
+            source.attrib.pop(attribute, None)
+        self.element.set('type', 'volume')
+        source.set('pool', pool)
+        source.set('volume', volume)
+
+    def point_at_block(self, dev):
+        """``<disk type='block'><source dev=/>``, raw, no backing chain: what Nova writes for images_type=lvm."""
+        if self.source_block == dev and self.driver_format == 'raw' and self.element.find('backingStore') is None:
+            return
+        source = self._source()
+        for attribute in list(source.attrib):
+            source.attrib.pop(attribute)
+        source.set('dev', dev)
+        for node in self.element.findall('backingStore'):
+            self.element.remove(node)
+        self.element.set('type', 'block')
+        self.element.find('driver').set('type', 'raw')
+
+    def point_at_rbd(self, name, hosts, username, secret_uuid):
+        """``<disk type='network'>`` on rbd image ``name`` (``pool/image``), raw, with Ceph auth.
+
+        What Nova writes for images_type=rbd: the monitors as <host> and the
+        auth with the secret by uuid. A flattened import has no backing chain.
+        """
+        if self.rbd_image == name and self.driver_format == 'raw' and self.element.find('backingStore') is None:
+            return
+        old = self.element.find('source')
+        source = etree.Element('source', protocol='rbd', name=name)
+        for host, port in hosts:
+            etree.SubElement(source, 'host', name=host, **({'port': str(port)} if port else {}))
+        if old is not None:
+            source.tail = old.tail
+            old.addprevious(source)
+            self.element.remove(old)
+        else:
+            self.element.append(source)
+        for node in self.element.findall('backingStore') + self.element.findall('auth'):
+            self.element.remove(node)
+        auth = etree.Element('auth', username=username)
+        etree.SubElement(auth, 'secret', type='ceph', uuid=secret_uuid)
+        auth.tail = source.tail
+        source.addnext(auth)
+        self.element.set('type', 'network')
+        self.element.find('driver').set('type', 'raw')
+
+    def set_backing_store(self, path, backing_format):
+        """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.
+
+        An existing chain naming the same file and format is left exactly as it is.
+        """
+        current = self.element.find('backingStore')
+        if (current is not None and current.find('source') is not None
+                and current.find('source').get('file') == path and current.find('format') is not None
+                and current.find('format').get('type') == backing_format
+                and current.find('backingStore') is not None and len(current.find('backingStore')) == 0):
+            return
+        for node in self.element.findall('backingStore'):
+            self.element.remove(node)
+        backing = etree.Element('backingStore', type='file')
+        etree.SubElement(backing, 'format', type=backing_format)
+        etree.SubElement(backing, 'source', file=path)
+        etree.SubElement(backing, 'backingStore')
+        source = self.element.find('source')
+        source.addnext(backing)
+        backing.tail = source.tail
+
+
+class DomainDocument:
+    """The parsed document, its disks, and the serialisation to define."""
+
+    def __init__(self, text):
+        self.root = xml_tree.parse(text, 'domain')  # keeps whitespace: byte-near to what libvirt wrote
+
+    @property
+    def uuid(self):
+        return xml_tree.child_text(self.root, 'uuid')
+
+    @property
+    def name(self):
+        return xml_tree.child_text(self.root, 'name')
+
+    def disks(self):
+        return [DomainDisk(node) for node in self.root.findall('devices/disk')]
+
+    def disk(self, target):
+        for disk in self.disks():
+            if disk.target == target:
+                return disk
+        return None
+
+    def to_xml(self):
+        return etree.tostring(self.root, encoding='unicode')
+
+    @staticmethod
+    def disk_source_xml(path, disk_format):
+        """The destination of a block copy: ``<disk type='file'>`` with its format explicit."""
+        disk = etree.Element('disk', type='file')
+        etree.SubElement(disk, 'driver', type=disk_format)
+        etree.SubElement(disk, 'source', file=path)
+        return etree.tostring(disk, encoding='unicode')
+
+    def copy(self):
+        clone = DomainDocument.__new__(DomainDocument)
+        clone.root = copy.deepcopy(self.root)
+        return clone

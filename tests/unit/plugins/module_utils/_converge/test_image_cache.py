@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Which files of _base are Nova's bases, and where a base's format comes from (never a probe)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache import (
+    BASE_NAME_RE,
+    ImageCache,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova.layout import NovaConf
+
+SHA1 = hashlib.sha1(b'image').hexdigest()
+
+
+def test_nova_base_names():
+    for name in (SHA1, SHA1 + '_20', 'swap_512', 'ephemeral_10_40d1321'):
+        assert BASE_NAME_RE.match(name), name
+    for name in (SHA1 + '.part', SHA1 + '.converted', 'swap_', 'ephemeral_10', '.hidden', 'notes.txt', SHA1[:-1]):
+        assert not BASE_NAME_RE.match(name), name
+
+
+def cache_with(tmp_path, conf_text, named):
+    conf = tmp_path / 'nova.conf'
+    conf.write_text(conf_text)
+    cache = ImageCache(None, 'qemu:///system', str(tmp_path), NovaConf(str(conf)), check_mode=True)
+    cache._named = named  # what the overlays' headers name, as overlay_backing_formats() reads it
+    return cache
+
+
+def base_file(tmp_path):
+    """A real base file in _base (no record yet) and a descriptor of it."""
+    (tmp_path / '_base').mkdir()
+    base = tmp_path / '_base' / SHA1
+    base.write_bytes(b'\0' * 4096)
+    return str(base), os.open(str(base), os.O_RDONLY)
+
+
+def test_the_format_comes_from_the_overlays_then_force_raw_images(tmp_path):
+    base, fd = base_file(tmp_path)
+    named = cache_with(tmp_path, '', {base: {'qcow2'}})
+    assert named.declared_format(base, fd) == ('qcow2', 'overlay headers')
+    assert named.declared_format(base, fd) == ('qcow2', 'overlay headers')  # asking twice reads the same
+    assert cache_with(tmp_path, '', {}).declared_format(base, fd) == ('raw', 'force_raw_images')
+    unknown = cache_with(tmp_path, '[DEFAULT]\nforce_raw_images = False\n', {}).declared_format(base, fd)
+    assert unknown[0] is None and 'force_raw_images=False' in unknown[1]
+    disagree = cache_with(tmp_path, '', {base: {'raw', 'qcow2'}}).declared_format(base, fd)
+    assert disagree[0] is None and 'disagree' in disagree[1]
+    os.close(fd)
+
+
+def test_a_record_wins_over_everything(tmp_path):
+    base, fd = base_file(tmp_path)
+    metadata.write_file_metadata(fd, metadata.make_record('qcow2', 4096, {'path': base}))
+    assert cache_with(tmp_path, '', {base: {'raw'}}).declared_format(base, fd) == ('qcow2', 'record')
+    os.close(fd)
+
+
+def test_a_record_its_owner_can_write_counts_for_nothing(tmp_path):
+    """The owner of a base (nova) can set user.* attributes, never trusted.* ones: only those are records."""
+    base, fd = base_file(tmp_path)
+    os.setxattr(fd, 'user.storagepools.libvirt', json.dumps({'format': 'qcow2'}).encode())
+    assert cache_with(tmp_path, '', {}).declared_format(base, fd) == ('raw', 'force_raw_images')
+    os.close(fd)

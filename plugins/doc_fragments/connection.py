@@ -25,14 +25,44 @@ notes:
     is returned separately as C(libvirt_error).
 '''
 
-    # Shared by the modules that write: check mode and diff support.
-    ACTIONS = r'''
+    # Check mode of the modules that compute a plan of actions and then apply it (RV(actions)).
+    _PLANNED_CHECK_MODE = r'''
 attributes:
   check_mode:
-    description: Computes the same plan as a real run, returns it, and applies nothing.
+    description: Computes the same plan as a real run, returns it in RV(actions), and applies nothing.
+    support: full
+'''
+
+    # Each writing module's diff says what its --diff shows, and only that.
+    POOL_ACTIONS = _PLANNED_CHECK_MODE + r'''
+  diff_mode:
+    description: Shows the pool's canonical definition before and after, with state and autostart.
+    support: full
+'''
+
+    SECRET_ACTIONS = _PLANNED_CHECK_MODE + r'''
+  diff_mode:
+    description:
+      - Shows the secret's definition before and after, with the key fingerprint in its description masked.
+      - The key itself is never shown; a line says whether the secret gets a key, another key or the same key.
+    support: full
+'''
+
+    VOLUME_ACTIONS = _PLANNED_CHECK_MODE + r'''
+  diff_mode:
+    description: Shows the volume's canonical XML and its recorded metadata before and after.
+    support: full
+'''
+
+    ADOPT_ACTIONS = r'''
+attributes:
+  check_mode:
+    description:
+      - Computes the same per-instance results as a real run (which disks move, how, and the domain's diff)
+        and changes nothing; the host lock is not taken.
     support: full
   diff_mode:
-    description: Shows the canonical definition before and after, with state and autostart.
+    description: Shows, per instance, the domain's inactive XML before and after, in canonical form.
     support: full
 '''
 

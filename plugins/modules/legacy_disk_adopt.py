@@ -42,7 +42,7 @@ author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
-  - storagepools.libvirt.connection.actions
+  - storagepools.libvirt.connection.adopt_actions
 options:
   instances:
     description: Instance uuids to adopt, or the single string V(all) for every instance directory found.

@@ -23,7 +23,7 @@ author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
-  - storagepools.libvirt.connection.actions
+  - storagepools.libvirt.connection.secret_actions
 options:
   user:
     description:

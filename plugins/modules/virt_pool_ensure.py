@@ -24,7 +24,7 @@ author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
-  - storagepools.libvirt.connection.actions
+  - storagepools.libvirt.connection.pool_actions
 options:
   name:
     description:

@@ -41,7 +41,7 @@ author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
-  - storagepools.libvirt.connection.actions
+  - storagepools.libvirt.connection.volume_actions
 options:
   pool:
     description: The destination pool (active).

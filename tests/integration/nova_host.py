@@ -78,7 +78,7 @@ def strip_backing_format(path):
 class NovaHost:
     def __init__(self, conn, root, name_prefix, base_image_id='image-1'):
         """``base_image_id``: the image whose base every instance backs onto; a test importing bases into
-        the session's shared Ceph pool gives one of its own, so base names never collide there."""
+        the test run's shared Ceph pool gives one of its own, so base names never collide there."""
         self.conn = conn
         self.root = root
         self.instances = os.path.join(root, 'instances')

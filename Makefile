@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+comma := ,
 COLLECTIONS := $(CURDIR)/.build/collections
 SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/storagepools/libvirt
 export PYTHONPATH := $(COLLECTIONS)
@@ -16,8 +17,14 @@ setup:
 libvirtd: setup
 	scripts/start-libvirtd.sh
 
+# Unit tests under coverage, then line coverage by unit tests alone of the layers that need no daemon
+# or disk: the planners (_core, _converge), the XML models, the Nova layout rules, image inspection
+# and the qemu-img argv builders.
+UNIT_COVERAGE := $(addprefix plugins/module_utils/,_core/* _xml/* _nova/* _images/inspect.py _images/qemu_img.py _converge/*)
+units: export COVERAGE_FILE := $(CURDIR)/.build/unit-coverage
 units: setup
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m coverage run --source=plugins/module_utils -m pytest -q tests/unit
+	$(PY) -m coverage report --skip-empty --include='$(subst $() ,$(comma),$(UNIT_COVERAGE))'
 
 integration: libvirtd
 	$(PY) -m pytest -q tests/integration

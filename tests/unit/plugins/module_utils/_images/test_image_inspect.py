@@ -307,3 +307,16 @@ def test_vmdk_beyond_any_destination_is_refused(tmp_path, qemu_image):
         image_inspect.inspect(str(path), 'vmdk')
     assert err.value.msg == ('source.path: %s declares a virtual size of %d bytes, more than any destination '
                              'holds (%d bytes)' % (path, 2 ** 69, 2 ** 63 - 1))
+
+
+@pytest.mark.parametrize('footer, found', [(b'koly', 'dmg'), (b'conectix', 'vpc')])
+def test_a_raw_image_carrying_a_dmg_or_vpc_footer_is_refused(tmp_path, footer, found):
+    path = tmp_path / 'image'
+    path.write_bytes(b'\x00' * ((1 << 16) - 512) + footer.ljust(512, b'\x00'))
+    with pytest.raises(ImageRefused, match='^source.format: .* declared raw but its bytes are a %s image' % found):
+        image_inspect.inspect(str(path), 'raw')
+
+
+def test_a_source_that_cannot_be_opened_is_refused_naming_the_option(tmp_path):
+    with pytest.raises(ImageRefused, match='^source.path: cannot open '):
+        image_inspect.inspect(str(tmp_path), 'raw')

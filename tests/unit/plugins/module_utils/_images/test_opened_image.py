@@ -44,13 +44,16 @@ def test_a_symlink_is_refused_not_followed(tmp_path):
         OpenedImage(str(link))
 
 
-@pytest.mark.parametrize('kind', ['fifo', 'directory', 'missing'])
+@pytest.mark.parametrize('kind', ['fifo', 'directory', 'missing', 'under-a-file'])
 def test_anything_but_a_regular_file_is_refused_without_hanging(tmp_path, kind):
     path = tmp_path / kind
     if kind == 'fifo':
         os.mkfifo(path)  # opening it for reading would block without O_NONBLOCK
     elif kind == 'directory':
         path.mkdir()
+    elif kind == 'under-a-file':  # a path through a regular file: ENOTDIR, neither a link nor missing
+        path.write_bytes(b'')
+        path = path / 'image'
     with pytest.raises(ImageRefused, match='^source.path: '):
         OpenedImage(str(path))
 

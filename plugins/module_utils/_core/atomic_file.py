@@ -89,7 +89,8 @@ def _owner_of(path, dir_fd=None):
     return info.st_uid, info.st_gid
 
 
-def write_atomically(path, data, mode=0o644, owner_like=None, dir_fd=None):
+def write_atomically(path: str, data: bytes, mode: int = 0o644, owner_like: str | None = None,
+                     dir_fd: int | None = None) -> None:
     """Replace ``path`` with a new file holding ``data`` (bytes), mode ``mode``, fsync'ed.
 
     ``owner_like``: a path whose owner and group the new file takes (read with lstat, so a symlink planted
@@ -120,12 +121,12 @@ def write_atomically(path, data, mode=0o644, owner_like=None, dir_fd=None):
     _replace(path, make, dir_fd)
 
 
-def symlink_atomically(target, path, dir_fd=None):
+def symlink_atomically(target: str, path: str, dir_fd: int | None = None) -> None:
     """Replace ``path`` with a symlink to ``target``."""
     _replace(path, lambda dir_fd, temporary: os.symlink(target, temporary, dir_fd=dir_fd), dir_fd)
 
 
-def link_atomically(source, path):
+def link_atomically(source: int | str, path: str) -> None:
     """Replace ``path`` with a hard link to ``source``: an open descriptor (linked through /proc/self/fd, so
     the file checked is the file linked), or a path whose own name is linked (a symlink there is not
     followed)."""
@@ -137,7 +138,7 @@ def link_atomically(source, path):
                                                          follow_symlinks=False))
 
 
-def flush(path):
+def flush(path: str) -> None:
     """fsync a file, block device or directory (the names made in it).
 
     Needed after another process wrote: qemu-img (convert, rebase; ours or libvirt's) writes with cache

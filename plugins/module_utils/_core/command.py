@@ -7,15 +7,20 @@
 from __future__ import annotations
 
 import subprocess
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Sequence
 
 MiB = 1024 * 1024
 TIMEOUT_FLOOR = 60  # seconds any command may take, however little it moves
 SLOWEST_RATE = 20 * MiB  # bytes per second even a busy healthy storage sustains
 
 
-def run(argv, option, size=0, timeout=None, pass_fds=()):
+def run(argv: Sequence[str], option: str, size: int = 0, timeout: float | None = None,
+        pass_fds: Sequence[int] = ()) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (text output captured) for at most ``timeout`` seconds (default: scaled to ``size``, the
     bytes it moves); the CompletedProcess, or a StoragePoolsError naming ``option`` and the command when it
     did not finish (it is killed: the caller's cleanup then removes what it half wrote)."""
@@ -28,6 +33,6 @@ def run(argv, option, size=0, timeout=None, pass_fds=()):
                                 'unreachable Ceph cluster?)' % (option, ' '.join(argv[:2]), timeout)) from exc
 
 
-def timeout_for(size):
+def timeout_for(size: int | None) -> int:
     """Seconds a command moving ``size`` bytes may take."""
     return TIMEOUT_FLOOR + int(size or 0) // SLOWEST_RATE

@@ -11,6 +11,11 @@ words for whoever needs them. Modules turn it into ``fail_json``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
+
 
 class StoragePoolsError(Exception):
     """A failure explained for the operator.
@@ -19,13 +24,13 @@ class StoragePoolsError(Exception):
     dict merged into the failure result (e.g. the plan carried out so far).
     """
 
-    def __init__(self, msg, libvirt_error=None, **details):
+    def __init__(self, msg: str, libvirt_error: str | None = None, **details: Any) -> None:
         super().__init__(msg)
         self.msg = msg
         self.libvirt_error = libvirt_error
         self.details = details
 
-    def result(self):
+    def result(self) -> dict[str, Any]:
         result = dict(self.details)
         result['msg'] = self.msg
         if self.libvirt_error is not None:
@@ -33,7 +38,7 @@ class StoragePoolsError(Exception):
         return result
 
 
-def error_text(exc):
+def error_text(exc: BaseException) -> str:
     """The message of any exception: libvirt's own words for a libvirtError (duck-typed, so this layer
     imports no binding), ``str(exc)`` otherwise."""
     get_message = getattr(exc, 'get_error_message', None)
@@ -43,6 +48,6 @@ def error_text(exc):
 class OptionError(StoragePoolsError):
     """A failure caused by one option's value: ``option`` names it, first in ``msg`` too."""
 
-    def __init__(self, option, message, **details):
+    def __init__(self, option: str, message: str, **details: Any) -> None:
         super().__init__('%s: %s' % (option, message), **details)
         self.option = option

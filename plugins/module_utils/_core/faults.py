@@ -19,7 +19,7 @@ class InjectedFault(Exception):
     """Raised in place of a step named by STORAGEPOOLS_FAIL_AT."""
 
 
-def fault_point(step, counts):
+def fault_point(step: str, counts: dict[str, int]) -> None:
     """Fail or die here when the test switches name ``step`` (or ``step:<n>``)."""
     counts[step] = counts.get(step, 0) + 1
     names = (step, '%s:%d' % (step, counts[step]))

@@ -25,10 +25,14 @@ import json
 import os
 import stat
 import time
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.faults import fault_point
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
 
 
 def _refuse_unless_private(info, path, what):
@@ -46,7 +50,7 @@ def _refuse_unless_private(info, path, what):
                                 % (what, path, ' and '.join(problems), path, path))
 
 
-def private_directory(path, create):
+def private_directory(path: str, create: bool) -> bool:
     """Check ``path`` is a real directory only root writes, making it (0700, parents as needed) when missing
     and ``create``. False when it is missing and not made."""
     try:
@@ -95,13 +99,13 @@ def _open_private_file(path, flags, what):
 class HostLock:
     """One run per host at a time: an fcntl lock on ``<state_dir>/lock`` (released on exit or kill)."""
 
-    def __init__(self, state_dir, timeout):
+    def __init__(self, state_dir: str, timeout: float) -> None:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, 'lock')
         self.timeout = timeout
         self.fd = None
 
-    def __enter__(self):
+    def __enter__(self) -> HostLock:
         private_directory(self.state_dir, create=True)
         self.fd = _open_private_file(self.path, os.O_RDWR | os.O_CREAT, 'lock file')
         deadline = time.monotonic() + self.timeout
@@ -118,7 +122,7 @@ class HostLock:
                                         'or raise lock_timeout' % (self.path, self.timeout))
             time.sleep(0.1)
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         fcntl.lockf(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 
@@ -127,13 +131,13 @@ class Journal:
     """``<state_dir>/journal/<key>.json``: for one instance, the run under way (steps done, the step under
     way) and the finished runs (history, kept for the operator; it never vouches for anything)."""
 
-    def __init__(self, state_dir, readonly=False):
+    def __init__(self, state_dir: str, readonly: bool = False) -> None:
         self.directory = os.path.join(state_dir, 'journal')
         if private_directory(state_dir, create=not readonly):
             private_directory(self.directory, create=not readonly)
         self.counts = {}
 
-    def path(self, key):
+    def path(self, key: str) -> str:
         return os.path.join(self.directory, '%s.json' % key)
 
     def _corrupt(self, key, why):
@@ -143,7 +147,7 @@ class Journal:
                                  'then move it aside (mv %s %s.bad); the next run starts a new journal for it'
                                  % (path, why, key, path, path))
 
-    def read(self, key):
+    def read(self, key: str) -> dict[str, Any] | None:
         """The journal entry of ``key``, or None when there is none; a corrupt one is an error."""
         try:
             fd = _open_private_file(self.path(key), os.O_RDONLY, 'journal')
@@ -169,7 +173,7 @@ class Journal:
     def _new(self, key):
         return {'key': key, 'done': [], 'current': None, 'history': []}
 
-    def under_way(self, key, step, **detail):
+    def under_way(self, key: str, step: str, **detail: Any) -> dict[str, Any] | None:
         """The journalled ``step`` (with ``detail``) of the run under way for ``key`` (the steps since its last
         finish), or None. Only such a step may vouch for a half-made destination; a finished run's never does
         (the operator may have rolled it back by hand and reused the names since)."""
@@ -179,7 +183,7 @@ class Journal:
                 return item
         return None
 
-    def step(self, key, step, **detail):
+    def step(self, key: str, step: str, **detail: Any) -> None:
         """Record that ``step`` is about to run for ``key``; then honour the fault switches."""
         entry = self.read(key) or self._new(key)
         if entry.get('current'):
@@ -188,7 +192,7 @@ class Journal:
         write_atomically(self.path(key), json.dumps(entry).encode('utf-8'), mode=0o600)
         fault_point(step, self.counts)
 
-    def finish(self, key, result):
+    def finish(self, key: str, result: str) -> None:
         """Close the run under way: its steps become history."""
         entry = self.read(key) or self._new(key)
         steps = entry['done'] + ([entry['current']] if entry.get('current') else [])

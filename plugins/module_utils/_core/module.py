@@ -6,10 +6,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError, error_text
 
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
-def each_item(items, handle, failed):
+    from ansible.module_utils.basic import AnsibleModule
+
+
+def each_item(items: Iterable[str], handle: Callable[[str], dict[str, Any]],
+              failed: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{item: handle(item)} for a bulk module: one item's failure becomes ``failed`` plus its reason, and the
     others go on."""
     results = {}
@@ -27,12 +36,13 @@ def each_item(items, handle, failed):
     return results
 
 
-def summarise(results, names):
+def summarise(results: dict[str, dict[str, Any]], names: Iterable[str]) -> dict[str, int]:
     """How many items ended in each result of ``names``."""
     return dict((name, sum(1 for result in results.values() if result['result'] == name)) for name in names)
 
 
-def run_module(module, run, missing_libraries=None, **failure_defaults):
+def run_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict[str, Any]],
+               missing_libraries: Callable[[], str | None] | None = None, **failure_defaults: Any) -> None:
     """The common end of every module of this collection.
 
     Fails cleanly when the bindings are missing (``missing_libraries()``: a

@@ -17,8 +17,13 @@ filename is still built with ``rbd_filename`` (escaped), whatever the name.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import OptionError
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 # C0 controls (NUL included), DEL, C1 controls, and what XML 1.0 cannot carry at all.
 _CONTROL_RE = re.compile('[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]')
@@ -28,7 +33,7 @@ _RBD_SPECIAL_RE = re.compile('[%s]' % re.escape(RBD_SPECIAL))
 MAX_NAME = 255
 
 
-def text(value, option, what='value', allow=''):
+def text(value: object, option: str, what: str = 'value', allow: str = '') -> str:
     """``value`` (a str) without control characters (``allow``: those it may hold, e.g. newlines)."""
     if not isinstance(value, str):
         value = str(value)
@@ -39,17 +44,17 @@ def text(value, option, what='value', allow=''):
     return value
 
 
-def description(value, option):
+def description(value: str, option: str) -> str:
     """Free text (a secret's description): lines and tabs, no other control characters."""
     return text(value, option, 'description', allow='\n\t')
 
 
-def path(value, option):
+def path(value: str, option: str) -> str:
     """A path given to the module: no control characters, no NUL."""
     return text(value, option, 'path')
 
 
-def pool_name(value, option='name'):
+def pool_name(value: str, option: str = 'name') -> str:
     """A libvirt pool name: non-empty, no '/', not starting with whitespace, no control characters."""
     if not value or '/' in value or value[0].isspace():
         raise OptionError(option, 'pool name %r must be non-empty, must not contain "/" and must not start with '
@@ -57,7 +62,7 @@ def pool_name(value, option='name'):
     return text(value, option, 'pool name')
 
 
-def volume_name(value, option='name'):
+def volume_name(value: str, option: str = 'name') -> str:
     """A volume name (a file, an LV or an rbd image): non-empty, at most 255 characters, not starting
     with '.', none of / : @ \\ = (qemu's rbd: separators), no control characters."""
     if not value or value.startswith('.') or len(value) > MAX_NAME or _RBD_SPECIAL_RE.search(value):
@@ -66,7 +71,7 @@ def volume_name(value, option='name'):
     return text(value, option, 'volume name')
 
 
-def ceph_name(value, option):
+def ceph_name(value: str, option: str) -> str:
     """A Ceph pool or cephx user name that goes into an rbd: filename: none of / : @ \\ =."""
     if not value or _RBD_SPECIAL_RE.search(value) or value != value.strip():
         raise OptionError(option, '%r must be non-empty, without surrounding blanks and without any of %s'
@@ -74,7 +79,7 @@ def ceph_name(value, option):
     return text(value, option, 'name')
 
 
-def check_options(params, rules):
+def check_options(params: dict[str, Any], rules: dict[str, Callable[[Any, str], object]]) -> None:
     """Apply ``rules`` ({option: check}) to a module's params; an option may be dotted (``source.volume``),
     a list option has each element checked; an unset option is left alone."""
     for option, check in rules.items():
@@ -86,12 +91,12 @@ def check_options(params, rules):
                 check(item, option)
 
 
-def rbd_escape(value):
+def rbd_escape(value: str) -> str:
     """``value`` with every character qemu's rbd: parser treats specially escaped by a backslash."""
     return _RBD_SPECIAL_RE.sub(lambda match: '\\' + match.group(0), value)
 
 
-def rbd_filename(ceph_pool, image, options):
+def rbd_filename(ceph_pool: str, image: str, options: Iterable[tuple[str, str]]) -> str:
     """qemu's ``rbd:`` filename of ``ceph_pool``/``image`` with ``options`` [(key, value)], every part
     escaped, so no part can name another image or add an option."""
     parts = ['rbd:%s/%s' % (rbd_escape(ceph_pool), rbd_escape(image))]

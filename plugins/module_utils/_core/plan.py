@@ -17,8 +17,14 @@ a test can change the world under a run, e.g. fill the destination).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError, error_text
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.faults import InjectedFault, fault_point
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable
+    from typing import Any
 
 
 class Step:
@@ -32,8 +38,10 @@ class Step:
     failed step too; such an undo must be harmless when nothing was done.
     """
 
-    def __init__(self, action, detail, do, undo=None, option=None, hint=None, explain=None,
-                 cleanup_on_failure=False):
+    def __init__(self, action: str, detail: str, do: Callable[[], object], undo: Callable[[], object] | None = None,
+                 option: str | None = None, hint: str | None = None,
+                 explain: Callable[[Exception], tuple[str | None, str | None] | None] | None = None,
+                 cleanup_on_failure: bool = False) -> None:
         self.action = action
         self.detail = detail
         self.do = do
@@ -43,10 +51,10 @@ class Step:
         self.explain = explain
         self.cleanup_on_failure = cleanup_on_failure
 
-    def describe(self):
+    def describe(self) -> dict[str, str]:
         return {'action': self.action, 'detail': self.detail}
 
-    def failure(self, exc):
+    def failure(self, exc: Exception) -> StoragePoolsError:
         option, hint = self.option, self.hint
         if self.explain is not None:
             option, hint = self.explain(exc) or (option, hint)
@@ -60,21 +68,21 @@ class Step:
 
 
 class Plan:
-    def __init__(self):
-        self.steps = []
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
 
-    def add(self, *args, **kwargs):
+    def add(self, *args: Any, **kwargs: Any) -> Step:
         step = Step(*args, **kwargs)
         self.steps.append(step)
         return step
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.steps)
 
-    def describe(self):
+    def describe(self) -> list[dict[str, str]]:
         return [step.describe() for step in self.steps]
 
-    def apply(self, check_mode=False):
+    def apply(self, check_mode: bool = False) -> None:
         """Carry the plan out (nothing in check mode); roll back on failure.
 
         Raises StoragePoolsError whose details hold ``actions`` (the steps

@@ -17,12 +17,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Iterator
+    from typing import BinaryIO
 
 FICLONE = 0x40049409
 CHUNK = 8 * 1024 * 1024
 
 
-def reflink(src_fd, dst_fd):
+def reflink(src_fd: int, dst_fd: int) -> bool:
     """Share ``src_fd``'s extents into ``dst_fd``; False where the filesystem cannot."""
     try:
         fcntl.ioctl(dst_fd, FICLONE, src_fd)
@@ -33,7 +38,7 @@ def reflink(src_fd, dst_fd):
     return True
 
 
-def data_extents(fd, size):
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
     """(start, end) of every data extent of ``fd``; the rest are holes."""
     offset = 0
     while offset < size:
@@ -63,14 +68,14 @@ def _copy_range(src_fd, dst_fd, start, end):
         offset += copied
 
 
-def open_for_reading(src):
+def open_for_reading(src: int | str) -> BinaryIO:
     """A binary reader of ``src``: a path, or a descriptor the caller opened (and keeps)."""
     if isinstance(src, int):
         return os.fdopen(src, 'rb', closefd=False)
     return open(src, 'rb')
 
 
-def copy_file(src, dst, allow_reflink=True):
+def copy_file(src: int | str, dst: str, allow_reflink: bool = True) -> str:
     """Copy the bytes of ``src`` (a path or an open descriptor) into the existing file ``dst``; returns the
     method used.
 
@@ -90,7 +95,7 @@ def copy_file(src, dst, allow_reflink=True):
     return method
 
 
-def same_bytes(first, second):
+def same_bytes(first: int | str, second: int | str) -> bool:
     """Compare two raw files (paths or open descriptors) byte for byte, reading only where either has data."""
     with open_for_reading(first) as one, open_for_reading(second) as other:
         size = os.fstat(one.fileno()).st_size

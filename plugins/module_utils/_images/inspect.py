@@ -30,8 +30,12 @@ import os
 import re
 import stat
 import struct
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any, BinaryIO
 
 SUPPORTED_FORMATS = ('raw', 'qcow2', 'vmdk')
 VMDK_ALLOWED_CREATE_TYPES = ('monolithicSparse', 'streamOptimized')
@@ -67,12 +71,12 @@ class ImageRefused(StoragePoolsError):
 
 
 class ImageInfo:
-    def __init__(self, image_format, virtual_size, file_size):
+    def __init__(self, image_format: str, virtual_size: int, file_size: int) -> None:
         self.format = image_format
         self.virtual_size = virtual_size
         self.file_size = file_size
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {'format': self.format, 'virtual_size': self.virtual_size, 'file_size': self.file_size}
 
 
@@ -184,7 +188,7 @@ def _qcow2(header, path):
     return size
 
 
-def read_qcow2_overlay(path, fd=None):
+def read_qcow2_overlay(path: str, fd: int | None = None) -> tuple[int, str | None, str | None]:
     """(virtual size, backing path or None, backing format or None) of a qcow2 container.
 
     For an instance's own qcow2 disk (whose container qemu wrote): a backing
@@ -293,7 +297,7 @@ def _vmdk(header, handle, file_size, path):
     return effective['capacity'] * SECTOR
 
 
-def inspect(path, declared, max_virtual_size=None):
+def inspect(path: str, declared: str, max_virtual_size: int | None = None) -> ImageInfo:
     """Check that the file at ``path`` is a safe image of format ``declared``.
 
     ``max_virtual_size``: the most the destination can hold, in bytes (None: only MAX_VIRTUAL_SIZE).
@@ -311,7 +315,8 @@ def inspect(path, declared, max_virtual_size=None):
         return inspect_handle(handle, file_size, path, declared, max_virtual_size)
 
 
-def inspect_handle(handle, file_size, path, declared, max_virtual_size=None):
+def inspect_handle(handle: BinaryIO, file_size: int, path: str, declared: str,
+                   max_virtual_size: int | None = None) -> ImageInfo:
     """inspect() on an open ``handle`` (seek/read) of ``file_size`` bytes, named ``path`` in messages."""
     _check_declared(declared)
     handle.seek(0)
@@ -357,7 +362,7 @@ class OpenedImage:
     redirects nothing.
     """
 
-    def __init__(self, path, fd=None):
+    def __init__(self, path: str, fd: int | None = None) -> None:
         """``fd``: the file already opened by the caller the same way (it is duplicated, not taken over)."""
         if fd is not None:
             fd = os.dup(fd)
@@ -381,7 +386,7 @@ class OpenedImage:
                 raise ImageRefused('source.path: %s is not an existing file' % path)
             raise ImageRefused('source.path: cannot open %s: %s' % (path, exc.strerror))
 
-    def inspect(self, declared, max_virtual_size=None):
+    def inspect(self, declared: str, max_virtual_size: int | None = None) -> ImageInfo:
         """inspect() of the open file: its ImageInfo (also kept as ``info``)."""
         _check_declared(declared)
         self.info = inspect_handle(self.handle, os.fstat(self.handle.fileno()).st_size, self.path, declared,
@@ -389,12 +394,12 @@ class OpenedImage:
         return self.info
 
     @property
-    def fds(self):
+    def fds(self) -> tuple[int]:
         return (self.handle.fileno(),)
 
     @property
-    def fd_path(self):
+    def fd_path(self) -> str:
         return '/proc/self/fd/%d' % self.handle.fileno()
 
-    def close(self):
+    def close(self) -> None:
         self.handle.close()

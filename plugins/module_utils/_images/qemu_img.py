@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import flush
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import read_qcow2_overlay
 
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Sequence
 
-def run(argv, option, size=0, pass_fds=()):
+
+def run(argv: Sequence[str], option: str, size: int = 0, pass_fds: Sequence[int] = ()) -> str:
     """Run qemu-img (never with a secret in ``argv``) with a timeout scaled to ``size``, the bytes it moves;
     its stdout, or StoragePoolsError naming ``option`` with qemu-img's own words (stderr, else stdout).
 
@@ -33,19 +37,21 @@ def run(argv, option, size=0, pass_fds=()):
     return proc.stdout
 
 
-def pinned_image(fd, image_format, backing=None):
+def pinned_image(fd: int, image_format: str, backing: tuple[int, str] | None = None) -> tuple[str, tuple[int, ...]]:
     """(qemu filename, descriptors to pass) for an image this process opened itself: qemu reaches the file,
     and an overlay's base (``backing``: (descriptor, format)), through our descriptors with both formats
     explicit, so it opens no path that a header names or that someone swapped since we opened it."""
     spec = {'driver': image_format, 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % fd}}
     fds = [fd]
     if backing is not None:
-        spec['backing'] = {'driver': backing[1], 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % backing[0]}}
+        spec['backing'] = {'driver': backing[1],
+                           'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % backing[0]}}
         fds.append(backing[0])
     return 'json:' + json.dumps(spec, sort_keys=True), tuple(fds)
 
 
-def convert_argv(source, source_format, target, target_format, target_is_zero=False):
+def convert_argv(source: str, source_format: str, target: str, target_format: str,
+                 target_is_zero: bool = False) -> list[str]:
     """``qemu-img convert`` into an existing ``target`` (``-n``: the volume its backend made), both formats
     explicit. ``target_is_zero``: the target is known to read as zeroes, so holes stay unallocated."""
     argv = ['qemu-img', 'convert', '-n']
@@ -54,17 +60,19 @@ def convert_argv(source, source_format, target, target_format, target_is_zero=Fa
     return argv + ['-f', source_format, '-O', target_format, source, target]
 
 
-def convert(source, source_format, target, target_format, option, size=0, pass_fds=(), target_is_zero=False):
+def convert(source: str, source_format: str, target: str, target_format: str, option: str, size: int = 0,
+            pass_fds: Sequence[int] = (), target_is_zero: bool = False) -> None:
     """Write ``source`` into the existing ``target`` (convert_argv); ``size``: the bytes it moves."""
     run(convert_argv(source, source_format, target, target_format, target_is_zero), option, size=size,
         pass_fds=pass_fds)
 
 
-def compare_argv(first, first_format, second, second_format):
+def compare_argv(first: str, first_format: str, second: str, second_format: str) -> list[str]:
     return ['qemu-img', 'compare', '-q', '-f', first_format, '-F', second_format, first, second]
 
 
-def same_content(first, first_format, second, second_format, option, size=0, pass_fds=()):
+def same_content(first: str, first_format: str, second: str, second_format: str, option: str, size: int = 0,
+                 pass_fds: Sequence[int] = ()) -> bool:
     """Whether two images read the same (``qemu-img compare``, formats explicit): True or False, or
     StoragePoolsError naming ``option`` when qemu-img could not compare them at all."""
     argv = compare_argv(first, first_format, second, second_format)
@@ -75,14 +83,14 @@ def same_content(first, first_format, second, second_format, option, size=0, pas
                             libvirt_error=(proc.stderr or proc.stdout).strip())
 
 
-def set_backing_format(path, backing, backing_format, option):
+def set_backing_format(path: str, backing: str, backing_format: str, option: str) -> None:
     """Write the backing format into a qcow2 overlay's header (``qemu-img rebase -u``: the header only,
     the base stays where it is), so nothing ever probes the base."""
     run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', backing, '-F', backing_format, path], option=option)
     flush(path)
 
 
-def virtual_size(path, disk_format, fd=None):
+def virtual_size(path: str, disk_format: str, fd: int | None = None) -> int:
     """A disk's virtual size: a qcow2 container's header says it, a raw file is its size (never probed).
 
     ``fd``: the file already open (``path`` then only names it)."""

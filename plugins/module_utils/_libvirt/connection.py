@@ -23,7 +23,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import HAS_LXML
 
 
-def missing_libraries():
+def missing_libraries() -> str | None:
     """A message naming the Python bindings this interpreter lacks, or None."""
     missing = []
     if not HAS_LIBVIRT:
@@ -38,13 +38,13 @@ def missing_libraries():
             % (sys.executable, ' and '.join(missing)))
 
 
-def error_code(exc):
+def error_code(exc: BaseException) -> int | None:
     if libvirt is not None and isinstance(exc, libvirt.libvirtError):
         return exc.get_error_code()
     return None
 
 
-def is_no_pool_error(exc):
+def is_no_pool_error(exc: BaseException) -> bool:
     return error_code(exc) == libvirt.VIR_ERR_NO_STORAGE_POOL
 
 
@@ -52,7 +52,7 @@ def _ignore_libvirt_error(_context, _error):
     """libvirt prints every error to stderr by default; we report them ourselves."""
 
 
-def open_connection(uri):
+def open_connection(uri: str) -> libvirt.virConnect:
     """A read-write connection to ``uri``, or StoragePoolsError naming ``uri``."""
     libvirt.registerErrorHandler(_ignore_libvirt_error, None)
     try:
@@ -67,7 +67,7 @@ def open_connection(uri):
     return conn
 
 
-def lookup_pool(conn, name):
+def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | None:
     """The pool named ``name``, or None when there is none."""
     try:
         return conn.storagePoolLookupByName(name)
@@ -78,7 +78,8 @@ def lookup_pool(conn, name):
                                 libvirt_error=error_text(exc))
 
 
-def lookup_secret(conn, uuid=None, usage=None):
+def lookup_secret(conn: libvirt.virConnect, uuid: str | None = None,
+                  usage: str | None = None) -> libvirt.virSecret | None:
     """The ceph secret with ``uuid`` (or, without one, ``usage``), or None."""
     try:
         if uuid:
@@ -91,7 +92,7 @@ def lookup_secret(conn, uuid=None, usage=None):
                                 libvirt_error=error_text(exc))
 
 
-def is_local_uri(uri):
+def is_local_uri(uri: str) -> bool:
     """True when ``uri`` reaches the libvirtd of this very host."""
     rest = uri.split('://', 1)[1] if '://' in uri else ''
     return rest.startswith('/') or rest == ''

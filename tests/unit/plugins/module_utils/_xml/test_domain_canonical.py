@@ -44,8 +44,8 @@ def test_the_diff_of_one_changed_disk_is_its_source_line():
     after.disk('vdb').point_at_file('/var/lib/nova/disks/u_disk.local')
     diff = before.diff(after)
     changed = [line for line in diff.splitlines() if line[:1] in '+-' and not line.startswith(('+++', '---'))]
-    assert changed == ['-      <source file="/var/lib/nova/instances/6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b/disk.local"/>',
-                       '+      <source file="/var/lib/nova/disks/u_disk.local"/>']
+    legacy = '/var/lib/nova/instances/6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b/disk.local'
+    assert changed == ['-      <source file="%s"/>' % legacy, '+      <source file="/var/lib/nova/disks/u_disk.local"/>']
     assert diff.startswith('--- domain instance-0000002a (before)\n+++ domain instance-0000002a (after)\n')
     assert not before.same_as(after)
 

@@ -58,11 +58,13 @@ attributes:
 attributes:
   check_mode:
     description:
-      - Computes the same per-instance results as a real run (which disks move, how, and the domain's diff)
-        and changes nothing; the host lock is not taken.
+      - Computes the same per-instance plan as a real run (its steps in C(actions): which disks move and
+        how) and the domain's diff, and changes nothing; the host lock is not taken.
     support: full
   diff_mode:
-    description: Shows, per instance, the domain's inactive XML before and after, in canonical form.
+    description: Shows, per instance whose domain changes, its inactive XML before and after in a canonical form,
+      so only the adopted disks' type, source, backing store (and for rbd and logical pools auth and driver type)
+      show as changes.
     support: full
 '''
 

@@ -15,8 +15,9 @@ description:
     disks pool as volumes C({uuid}_{name}) and edits the domain's own inactive XML in place: only those
     disks' type, source and backingStore change; addresses, device order, machine type and everything
     else stay as libvirt wrote them."
-  - On the same filesystem nothing is copied (the file gets its pool name by a hard link, then the legacy path becomes a
-    symlink to it); another filesystem is a sparse copy, fsync and byte compare before the legacy file goes.
+  - On the same filesystem nothing is copied (method V(link) - the file gets its pool name by a hard link, then the
+    legacy path becomes a symlink to it); another filesystem is a sparse copy, fsync and byte compare before the
+    legacy file goes (method V(copy)).
   - Formats come from Nova's C(disk.info) and the domain's C(<driver type>), which must agree; nothing is
     probed. A raw disk's content is the guest's and is never read. A qcow2 overlay keeps its base in
     C(_base) (the cache pool), with the backing format written into its header when missing and an explicit
@@ -38,6 +39,10 @@ description:
     the config drive stays a file, as Nova's lvm backend keeps it."
   - Instances already on the pool (a host that ran with C(images_type=rbd) or C(lvm)) need no move; their
     volumes only gain a record.
+  - Each instance's run is planned first from what is observed (the domain's XML, the files, the records, the
+    journal), as the list of journalled steps returned in RV(instances.actions); check mode returns that plan and
+    writes nothing. With C(--diff), the changes to each domain's XML are shown, compared in a canonical form
+    (indentation, quote style and attribute order are not changes).
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -173,15 +178,32 @@ instances:
           description: The volume's path in the disks pool (C(<ceph pool>/<image>) on rbd).
           type: str
         method:
-          description: V(rename) (same filesystem, nothing copied), V(copy) (copied, verified, then the source
-            removed), V(live-copy) (block copy of a running guest, then pivot), V(rbd-import) or V(lvm-import) (a
-            raw rbd image or LV of the guest's view, compared with its source).
+          description: V(link) (same filesystem, a hard link, nothing copied), V(copy) (copied, verified, then the
+            source removed), V(live-copy) (block copy of a running guest, then pivot), V(rbd-import) or V(lvm-import)
+            (a raw rbd image or LV of the guest's view, compared with its source).
           type: str
         format:
           description: The legacy disk's format, from disk.info and the domain (rbd images and LVs are raw).
           type: str
+    actions:
+      description:
+        - The journalled steps of the instance's run, in order (in check mode, the steps a real run would take).
+        - Each is one of V(register), V(link), V(copy), V(verify), V(blockcopy), V(record), V(rebase), V(swap)
+          (file pools), V(discard), V(import), V(verify), V(record), V(remove) (rbd and logical pools), then
+          V(disk_info) and V(domain); these are also the names in the journal under O(state_dir).
+      type: list
+      elements: dict
+      contains:
+        action:
+          description: The step.
+          type: str
+        disk:
+          description: The legacy disk (or, for a record or remove of the cutover, the volume) it is for; absent
+            for the per-instance steps.
+          type: str
     domain_diff:
-      description: Unified diff of the domain's inactive XML before and after.
+      description: Unified diff of the domain's inactive XML before and after, both in a canonical form (indented
+        two spaces, attributes sorted), so it holds only the changed disks' lines. Null when the domain stays.
       type: str
     removed:
       description: rbd and logical disks pools with O(finalize=true) only. The legacy files removed.
@@ -197,6 +219,11 @@ nova_conf_settings:
   sample:
     libvirt: {images_type: rbd, images_rbd_pool: vms, rbd_user: nova, rbd_secret_uuid: 4a5e...}
     DEFAULT: {force_raw_images: 'True'}
+diff:
+  description: With C(--diff), per instance whose domain changes, its canonical inactive XML before and after.
+  returned: changed and diff mode
+  type: list
+  elements: dict
 summary:
   description: How many instances ended in each result.
   returned: success
@@ -292,7 +319,7 @@ def run(module):
         settings = adopter.nova_settings()
         try:
             with lock:
-                results = each_item(uuids, adopter.adopt, {'disks': [], 'domain_diff': None})
+                results = each_item(uuids, adopter.adopt, {'disks': [], 'actions': [], 'domain_diff': None})
         finally:
             adopter.close()
     finally:
@@ -301,6 +328,8 @@ def run(module):
     outcome = dict(changed=summary['adopted'] > 0, instances=results, summary=summary)
     if settings is not None:
         outcome['nova_conf_settings'] = settings
+    if module._diff and adopter.diffs:
+        outcome['diff'] = adopter.diffs
     if summary['failed']:
         raise StoragePoolsError('%(failed)d instance(s) failed; see instances' % summary, **outcome)
     return outcome

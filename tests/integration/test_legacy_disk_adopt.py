@@ -40,11 +40,11 @@ def host(conn, pools, workdir):
     nova.cleanup()
 
 
-def adopt(host, check=False, env=None, **args):
+def adopt(host, check=False, diff=False, env=None, **args):
     params = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
                   state_dir=host.state_dir, nova_conf=host.nova_conf)
     params.update(args)
-    return run_module('legacy_disk_adopt', params, check=check, env=env)
+    return run_module('legacy_disk_adopt', params, check=check, diff=diff, env=env)
 
 
 def without_adopted_disk_sources(xml):
@@ -65,17 +65,30 @@ def test_adopt_a_shut_off_instance_end_to_end(conn, host):
     before = host.checksums(instance)
     legacy = host.disk_paths(instance)
 
-    check = adopt(host, check=True)
+    check = adopt(host, check=True, diff=True)
     assert check['changed'] is True and check['instances'][instance]['result'] == 'adopted'
     assert domain.XMLDesc(XML_FLAGS) == before_xml and not os.path.islink(legacy['disk'])
     assert os.listdir(host.disks_dir) == []
+    # the diff holds only the real changes: per disk its source, and the overlay's backingStore (5 lines)
+    planned = check['instances'][instance]
+    changed = [line for line in planned['domain_diff'].splitlines()
+               if line[:1] in '+-' and not line.startswith(('+++', '---'))]
+    assert len(changed) == 2 * 3 + 5, planned['domain_diff']
+    assert [entry['before_header'] for entry in check['diff']] == ['domain %s (before)' % instance]
+    assert "'" not in check['diff'][0]['before']  # canonical: one quote style, attributes sorted
 
-    result = adopt(host)
+    result = adopt(host, diff=True)
     assert result['changed'] is True, result
     outcome = result['instances'][instance]
     assert outcome['result'] == 'adopted' and result['summary']['adopted'] == 1
     assert {disk['name']: disk['method'] for disk in outcome['disks']} == {
-        'disk': 'rename', 'disk.local': 'rename', 'disk.config': 'rename'}
+        'disk': 'link', 'disk.local': 'link', 'disk.config': 'link'}
+    # check mode planned exactly what the real run did
+    assert outcome['actions'] == planned['actions'] and outcome['domain_diff'] == planned['domain_diff']
+    assert [step['action'] for step in outcome['actions'] if step.get('disk') == 'disk'] == [
+        'register', 'link', 'record', 'swap']
+    assert outcome['actions'][-2:] == [{'action': 'disk_info'}, {'action': 'domain'}]
+    assert result['diff'] == check['diff']
 
     after_xml = domain.XMLDesc(XML_FLAGS)
     assert without_adopted_disk_sources(after_xml) == without_adopted_disk_sources(before_xml)
@@ -115,7 +128,7 @@ def test_adopt_a_shut_off_instance_end_to_end(conn, host):
     assert pools_volume.path() == os.path.join(host.disks_dir, '%s_disk' % instance)
 
     rerun = adopt(host)
-    assert rerun['changed'] is False and rerun['instances'][instance]['result'] == 'already_adopted'
+    assert rerun['changed'] is False and rerun['instances'][instance]['result'] == 'already_adopted', rerun
     assert adopt(host, check=True)['changed'] is False
 
     # The adopted domain starts, and so does one defined the way Nova's hard reboot would (legacy paths).

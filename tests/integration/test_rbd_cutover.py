@@ -88,6 +88,9 @@ def test_rbd_cutover_imports_then_finalize_removes_the_legacy_files(conn, ceph, 
         'DEFAULT': {'force_raw_images': 'True'}}
     for instance in instances:
         outcome = result['instances'][instance]
+        assert outcome['actions'] == check['instances'][instance]['actions']  # check mode planned the same
+        assert [step['action'] for step in outcome['actions'] if step.get('disk') == 'disk'] == [
+            'import', 'verify', 'record']
         assert {disk['name']: (disk['method'], disk['to']) for disk in outcome['disks']} == {
             name: ('rbd-import', '%s/%s_%s' % (ceph.pool, instance, name)) for name in legacy[instance]}
         # the images hold the guest's view: the overlay flattened with its base
@@ -136,6 +139,8 @@ def test_rbd_cutover_imports_then_finalize_removes_the_legacy_files(conn, ceph, 
 
     final = adopt(host, finalize=True)
     assert final['changed'] is True and final['summary']['adopted'] == 2, final
+    assert final['instances'][instances[0]]['actions'] == check['instances'][instances[0]]['actions']
+    assert final['instances'][instances[0]]['actions'][-1] == {'action': 'disk_info'}
     for instance in instances:
         directory = os.path.join(host.instances, instance)
         assert not any(os.path.lexists(path) for path in legacy[instance].values())

@@ -4,17 +4,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Adopting a shut-off Nova instance's legacy disks into a file pool (docs/adoption.md).
 
-Per disk, in this order, each step journalled first and each resumable from
-what the filesystem shows, so at no moment is the data without a name at
-its legacy path:
+Observed first (Adopter.observe), then planned by a pure function
+(plan_adoption), then applied (_converge/instance.py). Per disk, in this
+order, each step journalled first and each resumable from what the
+filesystem shows, so at no moment is the data without a name at its legacy
+path:
 
 - register: libvirt creates an empty placeholder volume ``{uuid}_{name}`` in
   the disks pool, so the pool lists the volume without a refresh (libvirt's
   refresh probes files and would follow a guest-written qcow2 header);
-- same filesystem: ``link`` the legacy file to a temporary name in the pool
-  and rename it over the placeholder (O(1), the data now has both names);
-  other filesystem: ``copy`` the data extents into the placeholder, fsync,
-  ``verify`` by byte compare;
+- same filesystem, method ``link``: the legacy file is hard-linked to a
+  temporary name in the pool, renamed over the placeholder (O(1), the data
+  now has both names); other filesystem, method ``copy``: ``copy`` the data
+  extents into the placeholder, fsync, ``verify`` by byte compare;
 - record: the metadata xattr (format, size, source, backing);
 - rebase: a qcow2 overlay whose header lacks the backing format gets it
   (``qemu-img rebase -u``: header only, the base stays where it is);
@@ -38,11 +40,16 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import (
     records as metadata,
     space as limits,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import (
+    InstancePlan,
+    InstanceWorkflow,
+    deferred,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import (
     flush,
@@ -51,25 +58,22 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_
     write_atomically,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import copy as data_copy
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import read_qcow2_overlay
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import (
     set_backing_format,
     virtual_size,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
-    error_code,
-    error_text,
-    libvirt,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
+# result ``method`` of a disk, also in its record
+LINK, COPY, LIVE_COPY = 'link', 'copy', 'live-copy'
 
-def empty_placeholder(path, size):
+
+def empty_placeholder(path: str, size: int) -> bool:
     """Whether ``path`` is still the placeholder registered for a disk of ``size`` bytes: a regular file
     (never followed) of that size or empty, without a single data extent and without a record of ours."""
     try:
@@ -90,7 +94,7 @@ def empty_placeholder(path, size):
 LIBVIRT_REMEMBERED_OWNER = 'trusted.libvirt.security.dac'  # libvirt's remember_owner: "+uid:+gid"
 
 
-def resting_owner(fd):
+def resting_owner(fd: int) -> Tuple[int, int]:
     """(uid, gid) a disk has while its guest is shut off: while it runs, libvirt's DAC driver has chowned it
     to the qemu user and remembers the owner it restores afterwards (remember_owner); else its own."""
     info = os.fstat(fd)
@@ -114,39 +118,6 @@ def _take_resting_owner(path, legacy_fd):
         os.close(fd)
 
 
-def with_legacy_disks(instances_path, instance_uuid, document, nova_conf, pool_dir, result, work):
-    """``work(files, disks)`` on the instance's directory and legacy disks, each opened once (nova_layout);
-    ``result`` as skipped where they cannot be; everything opened is closed afterwards."""
-    try:
-        files = nova_layout.InstanceFiles(instances_path, instance_uuid)
-    except nova_layout.Skip as exc:
-        return dict(result, result='skipped', reason=str(exc))
-    with files:
-        try:
-            disks = nova_layout.legacy_disks(instance_uuid, files, document, nova_conf, pool_dir)
-        except nova_layout.Skip as exc:
-            return dict(result, result='skipped', reason=str(exc))
-        try:
-            return work(files, disks)
-        finally:
-            nova_layout.close_disks(disks)
-
-
-def load_domain(conn, instance_uuid, allow_running):
-    """{domain, document (its inactive XML, secure), xml, live}, or {result: skipped, reason}."""
-    try:
-        domain = conn.lookupByUUIDString(instance_uuid)
-    except libvirt.libvirtError as exc:
-        if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
-            raise StoragePoolsError('uri: looking up domain %s failed' % instance_uuid, libvirt_error=error_text(exc))
-        return {'result': 'skipped', 'reason': 'libvirt has no domain with this uuid'}
-    live = bool(domain.isActive())
-    if live and not allow_running:
-        return {'result': 'skipped', 'reason': 'the domain is running (running: skip)'}
-    xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-    return {'domain': domain, 'document': DomainDocument(xml), 'xml': xml, 'live': live}
-
-
 def _same_inode(path, info):
     """Whether the name ``path`` (not followed) is the file ``info`` describes."""
     try:
@@ -156,18 +127,34 @@ def _same_inode(path, info):
     return (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino)
 
 
-class DiskMove:
-    """One legacy disk and where it goes."""
+def _identity(info):
+    return {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
 
-    def __init__(self, instance_uuid, legacy, pool_dir, cache_pool):
+
+class DiskMove:
+    """One legacy disk, where it goes, and what was observed of both (the planner reads only these)."""
+
+    def __init__(self, instance_uuid: str, legacy: nova_layout.LegacyDisk, pool_dir: str, cache_pool: str,
+                 in_pool: bool = False) -> None:
         self.legacy = legacy
         self.volume = '%s_%s' % (instance_uuid, legacy.name)
         self.dest = os.path.join(pool_dir, self.volume)
         self.instance_uuid = instance_uuid
         self.cache_pool = cache_pool
-        self.method = None
+        self.in_pool = in_pool  # the domain already uses the volume (a pivoted live copy), only finished here
+        self.method: Optional[str] = None
+        # observed (Adopter.observe_disk)
+        self.dest_exists = False
+        self.same_inode = False  # the destination is the legacy file's inode (a hard link)
+        self.record: Optional[Dict[str, Any]] = None  # ours on the destination, once it is the data's
+        self.linked = False  # the legacy name is our symlink to the destination
+        self.fresh_copy = False  # a verified copy of the legacy file as it is now
+        # carried between the steps of a run
+        self.copied_stat: Optional[os.stat_result] = None
+        self.live_size: Optional[int] = None
 
-    def record(self, size, adopting=False, source_stat=None):
+    def make_record(self, size: int, adopting: bool = False, source_stat: Optional[os.stat_result] = None
+                    ) -> Dict[str, Any]:
         backing = None
         if self.legacy.backing:
             backing = {'pool': self.cache_pool, 'volume': os.path.basename(self.legacy.backing),
@@ -176,75 +163,140 @@ class DiskMove:
         record = metadata.make_record(self.legacy.format, size, source, backing=backing,
                                       method=self.method)
         if adopting:
-            record['adopting'] = {'size': source_stat.st_size, 'mtime_ns': source_stat.st_mtime_ns}
+            record['adopting'] = _identity(source_stat)
         return record
 
-    def ours(self):
-        """The record on ``dest`` when this adoption made it (else None)."""
+    def ours(self, path: Any = None) -> Optional[Dict[str, Any]]:
+        """The record on ``dest`` (or ``path``, a name or descriptor) when this adoption made it (else None)."""
         try:
-            record = metadata.read_file_metadata(self.dest)
+            record = metadata.read_file_metadata(self.dest if path is None else path, self.dest)
         except (OSError, metadata.MetadataError):
             return None
         if record and record.get('source', {}).get('path') == self.legacy.legacy_path:
             return record
         return None
 
-    def describe(self):
+    def describe(self) -> Dict[str, Any]:
         return {'name': self.legacy.name, 'from': self.legacy.legacy_path, 'to': self.dest,
                 'method': self.method, 'format': self.legacy.format}
 
 
-class Adopter:
-    def __init__(self, conn, instances_path, disks_pool, cache_pool, disk_type, state_dir, nova_conf,
-                 check_mode, running='skip', live_timeout=3600):
-        self.conn = conn
-        self.instances_path = os.path.normpath(instances_path)
+class AdoptionObservation:
+    """What Adopter.observe saw of one instance."""
+
+    def __init__(self, instance_uuid: str, document: DomainDocument, live: bool, moves: List[DiskMove],
+                 disk_info: Dict[str, str], domain: Any = None, files: Optional[nova_layout.InstanceFiles] = None
+                 ) -> None:
+        self.instance_uuid = instance_uuid
+        self.document = document
+        self.live = live
+        self.moves = moves  # the legacy disks, then those already in the pool
+        self.disk_info = disk_info
+        self.domain = domain
+        self.files = files
+
+
+def _finish_steps(plan: InstancePlan, move: DiskMove, observed: AdoptionObservation, operations: Any,
+                  record: bool) -> None:
+    """What every disk ends with: its record, the backing format in its header, the legacy name's symlink."""
+    name = move.legacy.name
+    if record:
+        plan.add('record', deferred(operations, 'record', move), disk=name)
+    if move.legacy.needs_backing_format:
+        plan.add('rebase', deferred(operations, 'rebase', move), disk=name)
+    if not move.linked:
+        plan.add('swap', deferred(operations, 'swap', move, observed.domain, observed.files), disk=name)
+
+
+def _needs_record(move: DiskMove) -> bool:
+    return move.record is None or bool(move.record.get('adopting'))
+
+
+def plan_adoption(observed: AdoptionObservation, pool_name: str, disk_type: str, operations: Any = None
+                  ) -> InstancePlan:
+    """The journalled steps that adopt one instance into a file pool, from what was observed (pure).
+
+    ``operations`` (an Adopter) does the steps when the plan is applied."""
+    after = observed.document.copy()
+    plan = InstancePlan(observed.instance_uuid, observed.document, after)
+    for move in observed.moves:
+        name, legacy = move.legacy.name, move.legacy
+        if move.in_pool or legacy.moved:
+            _finish_steps(plan, move, observed, operations, _needs_record(move))
+        elif move.method == LIVE_COPY:
+            plan.add('register', deferred(operations, 'register_live', move, observed.domain), disk=name)
+            plan.add('blockcopy', deferred(operations, 'block_copy', move, observed.domain), disk=name)
+            _finish_steps(plan, move, observed, operations, record=False)  # the block copy records it
+        else:
+            if not move.dest_exists:
+                plan.add('register', deferred(operations, 'register', move), disk=name)
+            if move.method == LINK:
+                if not move.same_inode:
+                    plan.add('link', deferred(operations, 'link', move), disk=name)
+                _finish_steps(plan, move, observed, operations, _needs_record(move))
+            else:
+                if not move.fresh_copy:
+                    plan.add('copy', deferred(operations, 'copy', move), disk=name,
+                             undo=deferred(operations, 'discard_copy', move))
+                    plan.add('verify', deferred(operations, 'verify', move), disk=name)
+                    plan.keep()
+                _finish_steps(plan, move, observed, operations, record=False)  # the copy records it
+        disk = after.disk(legacy.target)
+        if disk_type == 'volume':
+            disk.point_at_volume(pool_name, move.volume)
+        else:
+            disk.point_at_file(move.dest)
+        if legacy.backing:
+            disk.set_backing_store(legacy.backing, legacy.backing_format)
+        if not move.in_pool or any(step.disk == name for step in plan.steps) or move.dest not in observed.disk_info:
+            plan.disks.append(move.describe())
+    wanted = dict(observed.disk_info)
+    for move in observed.moves:
+        wanted.setdefault(move.legacy.legacy_path, move.legacy.format)
+        wanted[move.dest] = move.legacy.format
+    if wanted != observed.disk_info:
+        plan.add('disk_info', deferred(operations, 'write_disk_info', observed.files, wanted))
+    if plan.domain_changes:
+        plan.add('domain', deferred(operations, 'define', after))
+    return plan
+
+
+class Adopter(InstanceWorkflow):
+    """Adoption into a file pool (dir, fs, netfs), complete in one run."""
+
+    def __init__(self, conn: Any, instances_path: str, disks_pool: Any, cache_pool: str, disk_type: str,
+                 state_dir: str, nova_conf: nova_layout.NovaConf, check_mode: bool, running: str = 'skip',
+                 live_timeout: int = 3600) -> None:
+        super().__init__(conn, instances_path, state_dir, nova_conf, check_mode)
         self.pool = disks_pool  # an Endpoint of a file pool
+        self.pool_dir = disks_pool.target
         self.cache_pool = cache_pool
         self.disk_type = disk_type
-        self.nova_conf = nova_conf
-        self.check_mode = check_mode
         self.running = running
         self.live_timeout = live_timeout
-        self.journal = Journal(state_dir, readonly=check_mode)
 
     @staticmethod
-    def nova_settings():
+    def nova_settings() -> None:
         """None: into a file pool Nova's configuration stays as it is (its paths work through the links)."""
         return None
 
-    def close(self):
-        pass
+    def allow_running(self) -> bool:
+        return self.running == 'live'
 
-    # -- one instance -------------------------------------------------------
+    # -- observe, plan ------------------------------------------------------
 
-    def adopt(self, instance_uuid):
-        """The result dict for one instance; never raises for the instance's own problems."""
-        result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None}
-        loaded = load_domain(self.conn, instance_uuid, allow_running=self.running == 'live')
-        if 'result' in loaded:
-            return dict(result, **loaded)
-        return with_legacy_disks(self.instances_path, instance_uuid, loaded['document'], self.nova_conf,
-                                 self.pool.target, result,
-                                 lambda files, disks: self._adopt(instance_uuid, files, loaded, disks, result))
-
-    def _adopt(self, instance_uuid, files, loaded, disks, result):
-        directory = files.path
-        domain, document, before_xml, live = loaded['domain'], loaded['document'], loaded['xml'], loaded['live']
-        try:
-            in_pool = self._pool_moves(instance_uuid, files, document)
-        except nova_layout.Skip as exc:
-            return dict(result, result='skipped', reason=str(exc))
+    def observe(self, instance_uuid: str, files: nova_layout.InstanceFiles, loaded: Dict[str, Any],
+                disks: List[nova_layout.LegacyDisk]) -> Any:
+        document, live = loaded['document'], loaded['live']
+        in_pool = self._pool_moves(instance_uuid, files, document)
         if not disks and not in_pool:
             if any(self._in_pool(disk) for disk in document.disks()):
-                return dict(result, result='already_adopted')
+                return {'result': 'already_adopted'}
             elsewhere = self._adopted_elsewhere(instance_uuid, document)
             if elsewhere:
-                return dict(result, result='skipped', reason="its disks are already pool volumes elsewhere (%s), not "
-                                                             "in the disks pool '%s'" % (', '.join(elsewhere),
-                                                                                         self.pool.name))
-            return dict(result, result='skipped', reason='no legacy disk in %s' % directory)
-
+                return {'result': 'skipped', 'reason': "its disks are already pool volumes elsewhere (%s), not in "
+                                                       "the disks pool '%s'" % (', '.join(elsewhere), self.pool.name)}
+            return {'result': 'skipped', 'reason': 'no legacy disk in %s' % files.path}
         moves = [DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool) for legacy in disks]
         same_fs = os.fstat(files.fd).st_dev == os.stat(self.pool.target).st_dev
         for move in moves:
@@ -252,42 +304,44 @@ class Adopter:
                 move.method = (move.ours() or {}).get('method')
                 continue
             if os.path.lexists(move.dest) and not self._resumable(move):
-                reason = "the disks pool already has a volume '%s' with other data" % move.volume
-                return dict(result, result='skipped', reason=reason)
-            move.method = 'live-copy' if live else 'rename' if same_fs else 'copy'
-        every = moves + in_pool
-        after = document.copy()
-        for move in every:
-            disk = after.disk(move.legacy.target)
-            if self.disk_type == 'volume':
-                disk.point_at_volume(self.pool.name, move.volume)
-            else:
-                disk.point_at_file(move.dest)
-            if move.legacy.backing:
-                disk.set_backing_store(move.legacy.backing, move.legacy.backing_format)
-        after_xml = after.to_xml()
-        domain_changes = after_xml != document.to_xml()
-        unfinished = [move for move in in_pool if self._unfinished(move, files)]
-        if not moves and not unfinished and not domain_changes:
-            return dict(result, result='already_adopted')
-        result['disks'] = [move.describe() for move in moves + unfinished]
-        result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
-        self._require_space(instance_uuid, moves)
-        if self.check_mode:
-            return dict(result, result='adopted')
+                return {'result': 'skipped', 'reason': "the disks pool already has a volume '%s' with other data"
+                                                       % move.volume}
+            move.method = LIVE_COPY if live else LINK if same_fs else COPY
+        for move in moves + in_pool:
+            self._observe_disk(move, files)
+        return AdoptionObservation(instance_uuid, document, live, moves + in_pool,
+                                   nova_layout.read_disk_info(files.path, files.fd), loaded['domain'], files)
+
+    def _observe_disk(self, move, files):
+        legacy = move.legacy
+        move.dest_exists = os.path.lexists(move.dest)
+        move.record = move.ours()
+        move.linked = self._linked(move, files)
+        if move.in_pool or legacy.moved:
+            return  # the data is in the pool; what is left is what finishes it
+        move.same_inode = _same_inode(move.dest, legacy.stat)
+        if move.method == LINK and not move.same_inode:
+            move.record = move.ours(legacy.fd)  # what the link brings along
+        if move.method == COPY and move.record and not move.record.get('adopting'):
+            move.fresh_copy = move.record.get('copied_from') == _identity(os.fstat(legacy.fd))
+
+    def plan(self, observed: AdoptionObservation) -> InstancePlan:
+        return plan_adoption(observed, self.pool.name, self.disk_type, self)
+
+    def require_space(self, observed: AdoptionObservation, plan: InstancePlan) -> None:
+        """Refuse the whole instance, before anything is registered, when its copies do not fit."""
+        moves = [move for move in observed.moves if not move.in_pool]
+        needed = 0
         for move in moves:
-            if live:
-                self._move_disk_live(move, domain, files)
-            else:
-                self._move_disk(move, same_fs, files, domain)
-        for move in in_pool:  # a live copy pivoted (the domain uses the pool), then a run stopped
-            self._finish_disk(move, files)
-        self._update_disk_info(files, every)
-        if domain_changes:
-            self.journal.step(instance_uuid, 'domain')
-            self.conn.defineXML(after_xml)
-        self.journal.finish(instance_uuid, 'adopted')
-        return dict(result, result='adopted')
+            if move.legacy.moved or move.method == LINK:
+                continue  # a hard link: no data moves
+            need = limits.thin_file_need(move.legacy.fd, move.legacy.stat.st_size)  # a copy of the data extents
+            if move.dest_exists:  # a killed run's copy, rewritten in place
+                need -= limits.allocated_bytes(move.dest) or 0
+            needed += max(need, 0)
+        limits.require_space(needed, limits.free_in_directory(self.pool.target),
+                             "pool '%s' (%s)" % (self.pool.name, self.pool.target), 'disks_pool',
+                             'copying instance %s (%d disks)' % (observed.instance_uuid, len(moves)))
 
     @staticmethod
     def _linked(move, files):
@@ -295,27 +349,20 @@ class Adopter:
         found = files.lstat(move.legacy.name)
         return found is not None and stat.S_ISLNK(found.st_mode) and files.readlink(move.legacy.name) == move.dest
 
-    def _unfinished(self, move, files):
-        """A disk already in the pool whose legacy link or disk.info entry is still missing."""
-        if not self._linked(move, files):
-            return True
-        return move.dest not in nova_layout.read_disk_info(files.path, files.fd)
-
     def _pool_moves(self, instance_uuid, files, document):
         """Disks the domain already uses from the pool as ``{uuid}_{name}`` volumes this collection made.
 
         A recorded backing goes back into the domain only as what the volume's own header and ``_base`` show:
         the record is root's, but a base is re-checked where it is used (raises Skip)."""
-        directory = files.path
         moves = []
         for disk in document.disks():
             volume = os.path.basename(disk.source_file or '') or (disk.source_volume or (None, ''))[1]
             if not (self._in_pool(disk) and volume.startswith(instance_uuid + '_')):
                 continue
             name = volume[len(instance_uuid) + 1:]
-            legacy = nova_layout.LegacyDisk(name, disk.target, os.path.join(directory, name), disk.driver_format,
+            legacy = nova_layout.LegacyDisk(name, disk.target, os.path.join(files.path, name), disk.driver_format,
                                             moved=True)
-            move = DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool)
+            move = DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool, in_pool=True)
             record = move.ours()
             if record is None:
                 continue
@@ -359,20 +406,6 @@ class Adopter:
                 found.append(os.path.dirname(disk.source_file))
         return sorted(set(found))
 
-    def _require_space(self, instance_uuid, moves):
-        """Refuse the whole instance, before anything is registered, when its copies do not fit."""
-        needed = 0
-        for move in moves:
-            if move.legacy.moved or move.method == 'rename':
-                continue  # a hard link: no data moves
-            need = limits.thin_file_need(move.legacy.fd, move.legacy.stat.st_size)  # a copy of the data extents
-            if os.path.lexists(move.dest):  # a killed run's copy, rewritten in place
-                need -= limits.allocated_bytes(move.dest) or 0
-            needed += max(need, 0)
-        limits.require_space(needed, limits.free_in_directory(self.pool.target),
-                             "pool '%s' (%s)" % (self.pool.name, self.pool.target), 'disks_pool',
-                             'copying instance %s (%d disks)' % (instance_uuid, len(moves)))
-
     def _in_pool(self, disk):
         if disk.source_volume:
             return disk.source_volume[0] == self.pool.name
@@ -388,155 +421,119 @@ class Adopter:
             return False
         return empty_placeholder(move.dest, max(move.legacy.stat.st_size, 1))
 
-    # -- one disk -----------------------------------------------------------
+    # -- the steps (only through the descriptors legacy_disks opened: a name the nova user swaps meanwhile is
+    # never used) ------------------------------------------------------------
 
-    def _move_disk(self, move, same_fs, files, domain):
-        """Only through the descriptor legacy_disks opened: a name the nova user swaps meanwhile is never used."""
-        key, legacy = move.instance_uuid, move.legacy
-        if legacy.moved:
-            self._finish_disk(move, files, domain)
-            return
-        if not os.path.lexists(move.dest):
-            self.journal.step(key, 'register', disk=legacy.name)
-            size = legacy.stat.st_size
-            self.pool.pool.createXML(VolumeDefinition(move.volume, max(size, 1), 'raw').to_xml(), 0)
-        if same_fs:
-            if not _same_inode(move.dest, legacy.stat):
-                self.journal.step(key, 'link', disk=legacy.name)
-                try:
-                    link_atomically(legacy.fd, move.dest)  # the inode checked, whatever its name points at now
-                except FileNotFoundError:  # its last name is gone (linkat cannot revive an unlinked inode)
-                    self._gone(move)
-        else:
-            info = os.fstat(legacy.fd)
-            record = move.ours()
-            done = (record and not record.get('adopting'))
-            fresh = done and record.get('copied_from') == {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
-            if not fresh:
-                self.journal.step(key, 'copy', disk=legacy.name)
-                try:
-                    metadata.write_file_metadata(move.dest, move.record(info.st_size, adopting=True,
-                                                                        source_stat=info))
-                    data_copy.copy_file(legacy.fd, move.dest, allow_reflink=False)
-                    os.chown(move.dest, info.st_uid, info.st_gid)
-                    os.chmod(move.dest, info.st_mode & 0o7777)
-                    self.journal.step(key, 'verify', disk=legacy.name)
-                    if not data_copy.same_bytes(legacy.fd, move.dest):
-                        raise StoragePoolsError('verify: the copy of %s differs from its source; the source is '
-                                                'kept' % legacy.legacy_path)
-                except OSError as exc:
-                    self._discard_copy(move)
-                    raise StoragePoolsError('disks_pool: copying %s into %s failed: %s; the partial copy was '
-                                            'removed, %s is as it was' % (legacy.legacy_path, move.dest,
-                                                                          exc.strerror, legacy.legacy_path)
-                                            ) from exc
-                except Exception:
-                    self._discard_copy(move)
-                    raise
-                record = move.record(info.st_size)
-                record['copied_from'] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
-                metadata.write_file_metadata(move.dest, record)
+    def register(self, move: DiskMove) -> None:
+        """An empty placeholder volume, so the pool lists it without a refresh."""
+        self.pool.pool.createXML(VolumeDefinition(move.volume, max(move.legacy.stat.st_size, 1), 'raw').to_xml(), 0)
+
+    def link(self, move: DiskMove) -> None:
+        try:
+            link_atomically(move.legacy.fd, move.dest)  # the inode checked, whatever its name points at now
+        except FileNotFoundError:  # its last name is gone (linkat cannot revive an unlinked inode)
+            self._gone(move)
+
+    def _copying(self, move, work):
+        """``work()``, its OSError in an operator's words."""
+        legacy = move.legacy
+        try:
+            work()
+        except OSError as exc:  # the plan's undo (discard_copy) removes the copy
+            raise StoragePoolsError('disks_pool: copying %s into %s failed: %s; the partial copy was removed, %s '
+                                    'is as it was' % (legacy.legacy_path, move.dest, exc.strerror,
+                                                      legacy.legacy_path)) from exc
+
+    def copy(self, move: DiskMove) -> None:
+        legacy = move.legacy
+
+        def work():
+            info = move.copied_stat = os.fstat(legacy.fd)
+            metadata.write_file_metadata(move.dest, move.make_record(info.st_size, adopting=True, source_stat=info))
+            data_copy.copy_file(legacy.fd, move.dest, allow_reflink=False)
+            os.chown(move.dest, info.st_uid, info.st_gid)
+            os.chmod(move.dest, info.st_mode & 0o7777)
+        self._copying(move, work)
+
+    def verify(self, move: DiskMove) -> None:
+        """Byte compare, then the record that says which legacy file (size, mtime) the copy is of."""
+        legacy = move.legacy
+
+        def work():
+            info = move.copied_stat
+            if not data_copy.same_bytes(legacy.fd, move.dest):
+                raise StoragePoolsError('verify: the copy of %s differs from its source; the source is kept'
+                                        % legacy.legacy_path)
+            record = move.make_record(info.st_size)
+            record['copied_from'] = _identity(info)
+            metadata.write_file_metadata(move.dest, record)
+        self._copying(move, work)
+
+    def discard_copy(self, move: DiskMove) -> None:
+        """Remove the (partial or stale) copy in ``move.dest``: only the legacy file holds the data, and a
+        full pool should get its space back."""
+        if not libvirt_domain.remove_volume(self.pool, move.volume, quiet=True) and os.path.lexists(move.dest):
+            os.unlink(move.dest)  # a pool refresh drops the name
+
+    def _gone(self, move):
+        """The legacy file lost its last name while we held it open (deleted, or replaced by another file):
+        what this run made for it goes, nothing is adopted."""
+        libvirt_domain.remove_volume(self.pool, move.volume)
+        raise StoragePoolsError('%s was deleted or replaced while it was being adopted; nothing of it was '
+                                'adopted. Rerun to look at what is there now' % move.legacy.legacy_path)
+
+    def register_live(self, move: DiskMove, domain: Any) -> None:
+        """The placeholder of a block copy: the legacy disk's format and backing, its resting owner."""
+        legacy = move.legacy
+        libvirt_domain.cancel_block_job(domain, legacy.target)  # a killed run's copy: start over
+        size = move.live_size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
+        libvirt_domain.remove_volume(self.pool, move.volume)  # a killed run's copy: start over
+        self.pool.pool.createXML(VolumeDefinition(move.volume, size, legacy.format, backing_path=legacy.backing,
+                                                  backing_format=legacy.backing_format).to_xml(), 0)
+        metadata.write_file_metadata(move.dest, move.make_record(size, adopting=True, source_stat=legacy.stat))
+        _take_resting_owner(move.dest, legacy.fd)
+
+    def block_copy(self, move: DiskMove, domain: Any) -> None:
+        """blockcopy into the placeholder (shallow onto the same base for overlays) and pivot."""
+        legacy = move.legacy
+        target = DomainDocument.disk_source_xml(move.dest, legacy.format)
+        failure = libvirt_domain.block_copy(domain, legacy.target, target, bool(legacy.backing), self.live_timeout)
+        if failure is not None:
+            raise StoragePoolsError('running: the live copy of %s did not finish in %d s; it was cancelled, the '
+                                    'guest still runs on the legacy file' % (legacy.legacy_path, self.live_timeout),
+                                    libvirt_error=failure)
+        metadata.write_file_metadata(move.dest, move.make_record(move.live_size))
+
+    def record(self, move: DiskMove) -> None:
+        metadata.write_file_metadata(move.dest, move.make_record(virtual_size(move.dest, move.legacy.format)))
+
+    def rebase(self, move: DiskMove) -> None:
+        set_backing_format(move.dest, move.legacy.backing, move.legacy.backing_format, option='disks_pool')
+        move.legacy.needs_backing_format = False
+
+    def swap(self, move: DiskMove, domain: Any, files: nova_layout.InstanceFiles) -> None:
+        """The legacy name becomes an absolute symlink to the volume (renamed over it: atomic)."""
+        legacy = move.legacy
+        if move.method == COPY and not move.in_pool:
             if os.fstat(legacy.fd).st_nlink == 0:
                 self._gone(move)
             # the swap on the other filesystem unlinks the legacy file: the copy's name must be on disk
             # first (one filesystem's journal orders its own renames, two filesystems do not)
             flush(os.path.dirname(move.dest))
-        self._finish_disk(move, files, domain)
-
-    def _discard_copy(self, move):
-        """Remove the (partial or stale) copy in ``move.dest``: only the legacy file holds the data, and a
-        full pool should get its space back."""
-        try:
-            volume = self.pool.volume(move.volume)
-            if volume is not None:
-                volume.delete(0)  # libvirt's list of the pool stays right
-                return
-        except (libvirt.libvirtError, StoragePoolsError):
-            pass  # the file goes all the same; a pool refresh drops the name
-        if os.path.lexists(move.dest):
-            os.unlink(move.dest)
-
-    def _gone(self, move):
-        """The legacy file lost its last name while we held it open (deleted, or replaced by another file):
-        what this run made for it goes, nothing is adopted."""
-        volume = self.pool.volume(move.volume)
-        if volume is not None:
-            volume.delete(0)
-        raise StoragePoolsError('%s was deleted or replaced while it was being adopted; nothing of it was '
-                                'adopted. Rerun to look at what is there now' % move.legacy.legacy_path)
-
-    def _move_disk_live(self, move, domain, files):
-        """blockcopy into the placeholder (shallow onto the same base for overlays) and pivot."""
-        key, legacy = move.instance_uuid, move.legacy
-        if legacy.moved:
-            self._finish_disk(move, files)
-            return
-        if domain.blockJobInfo(legacy.target, 0):  # a killed run's copy: start over
-            domain.blockJobAbort(legacy.target, 0)
-        self.journal.step(key, 'register', disk=legacy.name)
-        size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
-        existing = self.pool.volume(move.volume)
-        if existing is not None:
-            existing.delete(0)
-        self.pool.pool.createXML(VolumeDefinition(move.volume, size, legacy.format,
-                                                  backing_path=legacy.backing,
-                                                  backing_format=legacy.backing_format).to_xml(), 0)
-        metadata.write_file_metadata(move.dest, move.record(size, adopting=True, source_stat=legacy.stat))
-        _take_resting_owner(move.dest, legacy.fd)
-        self.journal.step(key, 'blockcopy', disk=legacy.name)
-        flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
-        if legacy.backing:
-            flags |= libvirt.VIR_DOMAIN_BLOCK_COPY_SHALLOW
-        target = DomainDocument.disk_source_xml(move.dest, legacy.format)
-        domain.blockCopy(legacy.target, target, {}, flags)
-        deadline = time.monotonic() + self.live_timeout
-        while True:
-            try:
-                domain.blockJobAbort(legacy.target, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
-                break
-            except libvirt.libvirtError as exc:
-                if time.monotonic() > deadline:
-                    domain.blockJobAbort(legacy.target, 0)
-                    raise StoragePoolsError('running: the live copy of %s did not finish in %d s; it was '
-                                            'cancelled, the guest still runs on the legacy file'
-                                            % (legacy.legacy_path, self.live_timeout),
-                                            libvirt_error=error_text(exc))
-                time.sleep(0.05)
-        metadata.write_file_metadata(move.dest, move.record(size))
-        self._finish_disk(move, files)
-
-    def _finish_disk(self, move, files, domain=None):
-        key, legacy = move.instance_uuid, move.legacy
-        record = move.ours()
-        if record is None or record.get('adopting'):
-            self.journal.step(key, 'record', disk=legacy.name)
-            record = move.record(virtual_size(move.dest, move.legacy.format))
-            metadata.write_file_metadata(move.dest, record)
-        if legacy.needs_backing_format:
-            self.journal.step(key, 'rebase', disk=legacy.name)
-            set_backing_format(move.dest, legacy.backing, legacy.backing_format, option='disks_pool')
-            legacy.needs_backing_format = False
-        if not self._linked(move, files):
-            self.journal.step(key, 'swap', disk=legacy.name)
-            if move.method == 'copy' and domain is not None and domain.isActive():
+            if libvirt_domain.is_active(domain):
                 # the guest now writes into the legacy file, so the copy is stale: swapping it in would lose
                 # those writes. It goes (a rerun copies afresh once the domain is shut off, rather than
                 # trusting a size and mtime check that cannot see every write), the legacy file stays.
-                self._discard_copy(move)
+                self.discard_copy(move)
                 raise StoragePoolsError('running: the domain was started while %s was being copied into the '
                                         'pool (by Nova?); it keeps running on its legacy file, the copy was '
                                         'removed. Shut it off and rerun' % legacy.legacy_path)
-            symlink_atomically(move.dest, legacy.legacy_path, dir_fd=files.fd)
+        symlink_atomically(move.dest, legacy.legacy_path, dir_fd=files.fd)
 
-    def _update_disk_info(self, files, moves):
+    def write_disk_info(self, files: nova_layout.InstanceFiles, wanted: Dict[str, str]) -> None:
         """disk.info keeps its legacy keys and gains the pool paths, same formats (so Nova never probes)."""
         path = os.path.join(files.path, nova_layout.DISK_INFO)
-        info = nova_layout.read_disk_info(files.path, files.fd)
-        wanted = dict(info)
-        for move in moves:
-            wanted.setdefault(move.legacy.legacy_path, move.legacy.format)
-            wanted[move.dest] = move.legacy.format
-        if wanted != info:
-            self.journal.step(moves[0].instance_uuid, 'disk_info')
-            write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, owner_like=path,
-                             dir_fd=files.fd)
+        write_atomically(path, json.dumps(wanted).encode('utf-8'), mode=0o644, owner_like=path, dir_fd=files.fd)
+
+    def define(self, after: DomainDocument) -> None:
+        libvirt_domain.define(self.conn, after.to_xml())

@@ -21,14 +21,18 @@ host moves in two runs:
    files are removed, but only those whose size and mtime still match
    what was imported (else the instance is reported and nothing goes).
 
-Every step is journalled; a killed import is recognised (its record says
-``adopting``, or the journal shows the image was being made) and redone.
+Observed first (Cutover.observe), planned by a pure function (plan_cutover),
+then applied (_converge/instance.py). Every step is journalled; a killed
+import is recognised (its record says ``adopting``, or the journal shows the
+image was being made) and redone; a failed one removes the volumes it made
+for the instance.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import (
     logical as lvm,
@@ -38,15 +42,16 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends imp
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.logical import convert_into_lv
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import convert_into_rbd
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import (
-    load_domain,
-    with_legacy_disks,
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import (
+    InstancePlan,
+    InstanceWorkflow,
+    deferred,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image, virtual_size
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
@@ -275,30 +280,107 @@ class LogicalTarget:
         pass
 
 
-class Cutover:
+class ImageImport:
+    """One legacy disk and the volume it is imported into: ``state`` is absent | redo (a killed import) |
+    done | changed (the legacy file differs since) | foreign (another's volume)."""
+
+    def __init__(self, legacy: nova_layout.LegacyDisk, image: str, state: str) -> None:
+        self.legacy = legacy
+        self.image = image
+        self.state = state
+        # carried between the steps of a run
+        self.identity: Optional[Dict[str, int]] = None
+        self.size: Optional[int] = None
+        self.record: Optional[Dict[str, Any]] = None
+
+
+class CutoverObservation:
+    """What Cutover.observe saw of one instance; ``after`` is its domain with the imported disks pointed at
+    their volumes (what finalize looks at to find the legacy files it may remove)."""
+
+    def __init__(self, instance_uuid: str, document: DomainDocument, after: DomainDocument,
+                 imports: List[ImageImport], unrecorded: List[Tuple[str, Dict[str, Any]]],
+                 removals: List[Tuple[str, str]], kept_disk_info: Optional[Dict[str, str]],
+                 files: Optional[nova_layout.InstanceFiles] = None) -> None:
+        self.instance_uuid = instance_uuid
+        self.document = document
+        self.after = after
+        self.imports = imports
+        self.unrecorded = unrecorded  # (volume, record) of volumes the domain already uses
+        self.removals = removals  # (legacy path, volume) finalize removes
+        self.kept_disk_info = kept_disk_info  # disk.info without the removed paths, when it changes
+        self.files = files
+
+
+def point_domain(document: DomainDocument, imports: List[ImageImport], target: Any) -> DomainDocument:
+    """A copy of ``document`` whose imported disks name their volumes (``target.point``)."""
+    after = document.copy()
+    for item in imports:
+        target.point(after.disk(item.legacy.target), item.image)
+    return after
+
+
+def plan_cutover(observed: CutoverObservation, target: Any, operations: Any = None) -> InstancePlan:
+    """The journalled steps of one instance's import or finalize, from what was observed (pure).
+
+    ``target`` names and locates the volumes; ``operations`` (a Cutover) does the steps when the plan is
+    applied. A failing import removes the volumes this run made for the instance (undo); what comes after
+    the imports stays when a later step fails."""
+    plan = InstancePlan(observed.instance_uuid, observed.document, observed.after)
+    for item in observed.imports:
+        if item.state == 'done':
+            continue
+        name, undo = item.legacy.name, deferred(operations, 'unmake', item.image)
+        if item.state == 'redo':
+            plan.add('discard', deferred(operations, 'discard', item), disk=name, undo=undo)
+        plan.add('import', deferred(operations, 'import_image', item), disk=name, undo=undo)
+        plan.add('verify', deferred(operations, 'verify', item), disk=name)
+        plan.add('record', deferred(operations, 'record_import', item), disk=name)
+        plan.disks.append({'name': name, 'from': item.legacy.legacy_path, 'to': target.location(item.image),
+                           'method': target.method, 'format': item.legacy.format})
+    plan.keep()
+    for image, record in observed.unrecorded:
+        plan.add('record', deferred(operations, 'write_record', image, record), disk=image)
+    if plan.domain_changes:
+        plan.add('domain', deferred(operations, 'define', observed.after))
+    for path, image in observed.removals:
+        plan.add('remove', deferred(operations, 'remove_legacy', observed.files, path), disk=image)
+        plan.removed.append(path)
+    if observed.kept_disk_info is not None:
+        plan.add('disk_info', deferred(operations, 'write_disk_info', observed.files, observed.kept_disk_info))
+    return plan
+
+
+class Cutover(InstanceWorkflow):
     """Import and finalize for one host, onto ``target`` (RbdTarget or LogicalTarget) of pool ``pool``."""
 
-    def __init__(self, conn, instances_path, pool, target, state_dir, nova_conf, check_mode, finalize):
-        self.conn = conn
-        self.instances_path = os.path.normpath(instances_path)
+    result_template = dict(InstanceWorkflow.result_template, removed=[])
+
+    def __init__(self, conn: Any, instances_path: str, pool: Any, target: Any, state_dir: str,
+                 nova_conf: nova_layout.NovaConf, check_mode: bool, finalize: bool) -> None:
+        super().__init__(conn, instances_path, state_dir, nova_conf, check_mode)
         self.pool = pool
         self.target = target
-        self.nova_conf = nova_conf
-        self.check_mode = check_mode
         self.finalize = finalize
-        self.journal = Journal(state_dir, readonly=check_mode)
-        self._records = {}
+        self._records: Dict[str, Any] = {}
 
-    def close(self):
+    def close(self) -> None:
         self.target.close()
+
+    def allow_running(self) -> bool:
+        return self.finalize
+
+    @staticmethod
+    def report(plan: InstancePlan) -> Dict[str, Any]:
+        return dict(InstanceWorkflow.report(plan), removed=plan.removed)
 
     # -- nova.conf ----------------------------------------------------------
 
-    def nova_settings(self):
+    def nova_settings(self) -> Dict[str, Dict[str, str]]:
         """The nova.conf values under which Nova regenerates exactly the disks this cutover writes."""
         return self.target.nova_settings()
 
-    def check_nova_conf(self):
+    def check_nova_conf(self) -> None:
         """finalize only after nova.conf is switched: else a hard reboot would want the removed files."""
         if not self.nova_conf.found:
             raise StoragePoolsError('finalize: %s does not exist, so nothing shows that Nova uses the pool yet; '
@@ -318,115 +400,76 @@ class Cutover:
                                     'nova-compute, then finalize. The legacy files stay until then'
                                     % (self.nova_conf.path, self.pool.name, '; '.join(wrong)))
 
-    # -- one instance -------------------------------------------------------
+    # -- observe, plan ------------------------------------------------------
 
-    def adopt(self, instance_uuid):
-        result = {'result': None, 'reason': None, 'disks': [], 'domain_diff': None, 'removed': []}
-        loaded = load_domain(self.conn, instance_uuid, allow_running=self.finalize)
-        if 'result' in loaded:
-            return dict(result, **loaded)
-        return with_legacy_disks(self.instances_path, instance_uuid, loaded['document'], self.nova_conf, '',
-                                 result, lambda files, disks: self._adopt(instance_uuid, files, loaded, disks, result))
-
-    def _adopt(self, instance_uuid, files, loaded, disks, result):
-        directory = files.path
-        document, before_xml = loaded['document'], loaded['xml']
+    def observe(self, instance_uuid: str, files: nova_layout.InstanceFiles, loaded: Dict[str, Any],
+                disks: List[nova_layout.LegacyDisk]) -> Any:
+        document = loaded['document']
         disks = [legacy for legacy in disks if self.target.moves(legacy)]
         if loaded['live'] and disks:
-            reason = 'the domain is running on its legacy files; shut it off, import, then finalize'
-            return dict(result, result='skipped', reason=reason)
+            return {'result': 'skipped',
+                    'reason': 'the domain is running on its legacy files; shut it off, import, then finalize'}
         imports = []
         for legacy in disks:
             image = self.target.volume_name(instance_uuid, legacy.name)
-            state, record = self._image_state(instance_uuid, image, legacy)
+            state = self._image_state(instance_uuid, image, legacy)
             if state == 'foreign':
-                return dict(result, result='skipped', reason="the disks pool already has a volume '%s' with other "
-                                                             "data" % image)
+                return {'result': 'skipped', 'reason': "the disks pool already has a volume '%s' with other data"
+                                                       % image}
             if state == 'changed':
-                return dict(result, result='skipped', reason=(
+                return {'result': 'skipped', 'reason': (
                     "%s changed after its import into %s '%s' (was the instance started on its legacy "
                     "files?); nothing was done. Remove that volume to import the disk again"
-                    % (legacy.legacy_path, self.target.kind, image)))
-            imports.append((legacy, image, state))
-        after = document.copy()
-        for legacy, image, _state in imports:
-            self.target.point(after.disk(legacy.target), image)
-        after_xml = after.to_xml()
-        domain_changes = after_xml != document.to_xml()
+                    % (legacy.legacy_path, self.target.kind, image))}
+            imports.append(ImageImport(legacy, image, state))
+        after = point_domain(document, imports, self.target)
         removals = self._removals(instance_uuid, files, after) if self.finalize else []
         if isinstance(removals, dict):
-            return dict(result, **removals)
+            return removals
         stale_info = self._stale_disk_info(files, instance_uuid, after, removals) if self.finalize else {}
         if loaded['live'] and removals:
-            in_use = set(disk.source_file for disk in DomainDocument(loaded['domain'].XMLDesc(0)).disks())
+            in_use = set(disk.source_file for disk in DomainDocument(libvirt_domain.live_xml(loaded['domain'])).disks())
             if in_use.intersection(path for path, _image in removals):
-                return dict(result, result='skipped', reason='the running domain still uses its legacy files; '
-                                                             'finalize leaves them')
-        unrecorded = self._unrecorded(instance_uuid, after)
-        result['disks'] = [{'name': legacy.name, 'from': legacy.legacy_path,
-                            'to': self.target.location(image), 'method': self.target.method,
-                            'format': legacy.format} for legacy, image, state in imports if state != 'done']
-        result['removed'] = [path for path, _name in removals]
-        result['domain_diff'] = xml_tree.unified_diff(before_xml, after_xml, 'domain (before)', 'domain (after)')
-        if not (result['disks'] or domain_changes or removals or unrecorded or stale_info):
-            return dict(result, result='already_adopted', domain_diff=None)
-        self._require_space(instance_uuid, [(legacy, image, state) for legacy, image, state in imports
-                                            if state != 'done'])
-        if self.check_mode:
-            return dict(result, result='adopted')
-        made = []
-        try:
-            for legacy, image, state in imports:
-                if state != 'done':
-                    made.append(image)
-                    self._import(instance_uuid, legacy, image, state)
-        except Exception:
-            self._unmake(made)  # nothing half-imported stays behind; the legacy files were never touched
-            raise
-        for image, record in unrecorded:
-            self.journal.step(instance_uuid, 'record', disk=image)
-            self._write_record(image, record)
-        if domain_changes:
-            self.journal.step(instance_uuid, 'domain')
-            self.conn.defineXML(after_xml)
-        for path, image in removals:
-            self.journal.step(instance_uuid, 'remove', disk=image)
-            os.unlink(os.path.basename(path), dir_fd=files.fd)  # a name in the instance directory, nowhere else
-        if stale_info:
-            self.journal.step(instance_uuid, 'disk_info')
-            disk_info = os.path.join(directory, nova_layout.DISK_INFO)
-            write_atomically(disk_info, json.dumps(stale_info['kept']).encode('utf-8'), mode=0o644,
-                             owner_like=disk_info, dir_fd=files.fd)
-        self.journal.finish(instance_uuid, 'adopted')
-        return dict(result, result='adopted')
+                return {'result': 'skipped', 'reason': 'the running domain still uses its legacy files; finalize '
+                                                       'leaves them'}
+        return CutoverObservation(instance_uuid, document, after, imports, self._unrecorded(instance_uuid, after),
+                                  removals, stale_info.get('kept'), files)
+
+    def plan(self, observed: CutoverObservation) -> InstancePlan:
+        return plan_cutover(observed, self.target, self)
+
+    def require_space(self, observed: CutoverObservation, plan: InstancePlan) -> None:
+        """Refuse the instance before its first image is made when all its imports do not fit."""
+        pending = [item for item in observed.imports if item.state != 'done']
+        if not pending:
+            return
+        needed = sum(self.target.space_needed(item.legacy) for item in pending)
+        freed = sum(self.target.space_freed(item.image) for item in pending if item.state == 'redo')
+        limits.require_space(needed, self.target.space_available() + freed, self.target.where(), 'disks_pool',
+                             'importing instance %s (%d disks)' % (observed.instance_uuid, len(pending)))
 
     def _exists(self, image):
         return image in self.target.names()  # one listing per run: a rerun over a whole host stays fast
 
     def _recorded(self, image):
-        """An image's record, read once per run (writes go through _write_record)."""
+        """An image's record, read once per run (writes go through write_record)."""
         if image not in self._records:
             self._records[image] = self.target.read_record(image)
         return self._records[image]
 
-    def _write_record(self, image, record):
-        self.target.write_record(image, record)
-        self._records[image] = record
-
     def _image_state(self, instance_uuid, image, legacy):
-        """absent | redo (a killed import) | done | changed (legacy differs since) | foreign; and the record."""
         if not self._exists(image):
-            return 'absent', None
+            return 'absent'
         record = self._recorded(image)
         if record is None or record.get('source', {}).get('path') != legacy.legacy_path:
             if record is None and self._killed_import(instance_uuid, image, legacy):
-                return 'redo', record
-            return 'foreign', record
+                return 'redo'
+            return 'foreign'
         if record.get('adopting'):
-            return 'redo', record
+            return 'redo'
         if record.get('imported_from') != _file_identity(legacy.fd):
-            return 'changed', record
-        return 'done', record
+            return 'changed'
+        return 'done'
 
     def _killed_import(self, instance_uuid, image, legacy):
         """An image without a record is ours only when the run under way journalled its import (a finished
@@ -436,46 +479,56 @@ class Cutover:
             return False
         return self.target.untouched(image, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
 
-    def _require_space(self, instance_uuid, pending):
-        """Refuse the instance before its first image is made when all its imports do not fit."""
-        if not pending:
-            return
-        needed = sum(self.target.space_needed(legacy) for legacy, _image, _state in pending)
-        freed = sum(self.target.space_freed(image) for _legacy, image, state in pending if state == 'redo')
-        limits.require_space(needed, self.target.space_available() + freed, self.target.where(), 'disks_pool',
-                             'importing instance %s (%d disks)' % (instance_uuid, len(pending)))
+    # -- the steps --------------------------------------------------------------
 
-    def _import(self, instance_uuid, legacy, image, state):
-        key = instance_uuid
-        if state == 'redo':
-            self.journal.step(key, 'discard', disk=legacy.name)
+    def discard(self, item: ImageImport) -> None:
+        """A killed import's volume goes; the import starts over."""
+        self.target.remove(item.image)
+        self._records.pop(item.image, None)
+
+    def import_image(self, item: ImageImport) -> None:
+        """qemu reads the overlay and its base through our descriptors, formats explicit (_legacy_source): no
+        probe, and nothing is written into the nova user's files."""
+        legacy = item.legacy
+        item.identity = _file_identity(legacy.fd)
+        size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
+        item.size = self.target.create(item.image, size)  # LVM rounds up to whole extents
+        self._records.pop(item.image, None)
+        item.record = self._record(legacy, item.size)
+        self.write_record(item.image, dict(item.record, adopting=item.identity))
+        self.target.write(item.image, legacy)
+
+    def verify(self, item: ImageImport) -> None:
+        source, fds = _legacy_source(item.legacy)
+        qemu_img.run(qemu_img.compare_argv(source, item.legacy.format, self.target.qemu_target(item.image), 'raw'),
+                     option='verify', pass_fds=fds, size=item.size)
+
+    def record_import(self, item: ImageImport) -> None:
+        self.write_record(item.image, dict(item.record, imported_from=item.identity))
+
+    def write_record(self, image: str, record: Dict[str, Any]) -> None:
+        self.target.write_record(image, record)
+        self._records[image] = record
+
+    def unmake(self, image: str) -> None:
+        """Undo of a failed import: its volume goes (best effort: the next run discards what its record calls
+        unfinished); the legacy files were never touched."""
+        if self._exists(image):
             self.target.remove(image)
             self._records.pop(image, None)
-        # qemu reads the overlay and its base through our descriptors, formats explicit (_legacy_source): no
-        # probe, and nothing is written into the nova user's files
-        identity = _file_identity(legacy.fd)
-        size = virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd)
-        self.journal.step(key, 'import', disk=legacy.name)
-        size = self.target.create(image, size)  # LVM rounds up to whole extents
-        self._records.pop(image, None)
-        record = self._record(legacy, size)
-        self._write_record(image, dict(record, adopting=identity))
-        self.target.write(image, legacy)
-        self.journal.step(key, 'verify', disk=legacy.name)
-        source, fds = _legacy_source(legacy)
-        qemu_img.run(qemu_img.compare_argv(source, legacy.format, self.target.qemu_target(image), 'raw'),
-                     option='verify', pass_fds=fds, size=size)
-        self.journal.step(key, 'record', disk=legacy.name)
-        self._write_record(image, dict(record, imported_from=identity))
 
-    def _unmake(self, images):
-        for image in images:
-            if self._exists(image):
-                try:
-                    self.target.remove(image)
-                except Exception:  # best effort: the next run discards what its record calls unfinished
-                    continue
-                self._records.pop(image, None)
+    def define(self, after: DomainDocument) -> None:
+        libvirt_domain.define(self.conn, after.to_xml())
+
+    @staticmethod
+    def remove_legacy(files: nova_layout.InstanceFiles, path: str) -> None:
+        os.unlink(os.path.basename(path), dir_fd=files.fd)  # a name in the instance directory, nowhere else
+
+    @staticmethod
+    def write_disk_info(files: nova_layout.InstanceFiles, kept: Dict[str, str]) -> None:
+        disk_info = os.path.join(files.path, nova_layout.DISK_INFO)
+        write_atomically(disk_info, json.dumps(kept).encode('utf-8'), mode=0o644, owner_like=disk_info,
+                         dir_fd=files.fd)
 
     def _record(self, legacy, size):
         source = {'path': legacy.legacy_path, 'instance_uuid': os.path.basename(os.path.dirname(legacy.legacy_path)),

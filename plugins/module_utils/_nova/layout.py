@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import uuid as uuidlib
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
@@ -45,14 +46,14 @@ class Skip(Exception):
     """An instance this run leaves alone, with the reason an operator reads."""
 
 
-def is_uuid(name):
+def is_uuid(name: str) -> bool:
     try:
         return str(uuidlib.UUID(name)) == name.lower()
     except ValueError:
         return False
 
 
-def list_instances(instances_path):
+def list_instances(instances_path: str) -> List[str]:
     """Instance directories (named by uuid) under ``instances_path``."""
     try:
         names = sorted(os.listdir(instances_path))
@@ -61,7 +62,7 @@ def list_instances(instances_path):
     return [name for name in names if is_uuid(name) and os.path.isdir(os.path.join(instances_path, name))]
 
 
-def open_regular_file(name, dir_fd, flags=0):
+def open_regular_file(name: str, dir_fd: Optional[int], flags: int = 0) -> Tuple[int, os.stat_result]:
     """(descriptor, stat) of the regular file ``name`` in the directory ``dir_fd``, never through a symlink.
 
     Raises OSError (ELOOP for a symlink, EINVAL for anything but a regular file)."""
@@ -73,7 +74,7 @@ def open_regular_file(name, dir_fd, flags=0):
     return fd, info
 
 
-def why_not_opened(exc):
+def why_not_opened(exc: OSError) -> str:
     """An operator's words for open_regular_file's OSError."""
     if exc.errno == errno.ELOOP:
         return 'is a symlink'
@@ -82,7 +83,7 @@ def why_not_opened(exc):
     return 'cannot be opened: %s' % exc.strerror
 
 
-def open_directory(instances_path, name):
+def open_directory(instances_path: str, name: str) -> int:
     """The directory ``name`` (an instance's, or ``_base``) of ``instances_path``, opened without following a
     symlink there (the nova user owns both); raises OSError (see why_directory_not_opened)."""
     top = os.open(instances_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the operator's own path
@@ -92,7 +93,7 @@ def open_directory(instances_path, name):
         os.close(top)
 
 
-def why_directory_not_opened(exc):
+def why_directory_not_opened(exc: OSError) -> str:
     """An operator's words for open_directory's OSError."""
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         return 'is a symlink'
@@ -102,7 +103,7 @@ def why_directory_not_opened(exc):
 class InstanceFiles:
     """An instance directory and ``_base``, each opened once without following a symlink."""
 
-    def __init__(self, instances_path, instance_uuid):
+    def __init__(self, instances_path: str, instance_uuid: str) -> None:
         self.path = os.path.join(instances_path, instance_uuid)
         self.base_path = os.path.join(instances_path, BASE_DIR)
         self.fd = self.base_fd = None
@@ -117,16 +118,16 @@ class InstanceFiles:
                 self.close()
                 raise Skip('%s %s' % (self.base_path, why_directory_not_opened(exc)))
 
-    def lstat(self, name):
+    def lstat(self, name: str) -> Optional[os.stat_result]:
         try:
             return os.lstat(name, dir_fd=self.fd)
         except FileNotFoundError:
             return None
 
-    def readlink(self, name):
+    def readlink(self, name: str) -> str:
         return os.readlink(name, dir_fd=self.fd)
 
-    def open_base(self, path):
+    def open_base(self, path: str) -> Tuple[int, os.stat_result]:
         """(descriptor, stat) of the base file ``path``: a regular file directly in ``_base``.
 
         Raises Skip saying "<path>, which ..."."""
@@ -142,20 +143,20 @@ class InstanceFiles:
         except OSError as exc:
             raise Skip('%s, which %s' % (path, why_not_opened(exc)))
 
-    def close(self):
+    def close(self) -> None:
         for fd in (self.fd, self.base_fd):
             if fd is not None:
                 os.close(fd)
         self.fd = self.base_fd = None
 
-    def __enter__(self):
+    def __enter__(self) -> InstanceFiles:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
 
-def read_disk_info(directory, dir_fd=None):
+def read_disk_info(directory: str, dir_fd: Optional[int] = None) -> Dict[str, str]:
     """Nova's disk.info of an instance directory: {path: format}; {} when there is none.
 
     ``dir_fd``: the directory opened by InstanceFiles (else it is opened here); disk.info itself is never
@@ -191,7 +192,7 @@ class NovaConf:
 
     MAX_SIZE = 4 * 1024 * 1024  # a nova.conf is a few hundred KiB at most; bounds the read
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
         parser = configparser.RawConfigParser(strict=False, interpolation=None)
         self.found = bool(path) and os.path.exists(path)
@@ -232,25 +233,27 @@ class NovaConf:
             raise StoragePoolsError('nova_conf: %s is not UTF-8 text (line %d, byte %d); Nova reads it as UTF-8'
                                     % (path, line, exc.start))
 
-    def get(self, section, key, default=None):
+    def get(self, section: str, key: str, default: Optional[str] = None) -> Optional[str]:
         if self.parser.has_option(section, key):
             return self.parser.get(section, key).strip()
         return default
 
     @property
-    def force_raw_images(self):
+    def force_raw_images(self) -> bool:
         return self.get('DEFAULT', 'force_raw_images', 'true').lower() in ('1', 'true', 'yes', 'on')
 
     @property
-    def remote_filesystem_transport(self):
+    def remote_filesystem_transport(self) -> str:
         return self.get('libvirt', 'remote_filesystem_transport', 'ssh').lower()
 
 
 class LegacyDisk:
     """One legacy disk, its data file open (``fd``, ``stat`` as opened) and, for an overlay, its base's."""
 
-    def __init__(self, name, target, legacy_path, disk_format, backing=None, backing_format=None,
-                 needs_backing_format=False, moved=False, fd=None, info=None, backing_fd=None):
+    def __init__(self, name: str, target: Optional[str], legacy_path: str, disk_format: Optional[str],
+                 backing: Optional[str] = None, backing_format: Optional[str] = None,
+                 needs_backing_format: bool = False, moved: bool = False, fd: Optional[int] = None,
+                 info: Optional[os.stat_result] = None, backing_fd: Optional[int] = None) -> None:
         self.moved = moved  # a previous run already put the data in the pool (the path is our link)
         self.name = name
         self.target = target
@@ -263,19 +266,20 @@ class LegacyDisk:
         self.stat = info
         self.backing_fd = backing_fd
 
-    def close(self):
+    def close(self) -> None:
         for fd in (self.fd, self.backing_fd):
             if fd is not None:
                 os.close(fd)
         self.fd = self.backing_fd = None
 
 
-def close_disks(disks):
+def close_disks(disks: List[LegacyDisk]) -> None:
     for disk in disks:
         disk.close()
 
 
-def legacy_disks(instance_uuid, files, document, nova_conf, pool_dir):
+def legacy_disks(instance_uuid: str, files: InstanceFiles, document: Any, nova_conf: NovaConf,
+                 pool_dir: str) -> List[LegacyDisk]:
     """The instance's legacy file disks (in ``files``, an InstanceFiles), formats checked; raises Skip.
 
     Each disk comes with its data file open; the caller closes them (close_disks). A disk whose legacy path is

@@ -10,11 +10,17 @@ passwords and the like). It is parsed keeping every text node, and only the
 elements of the disks being adopted are touched; PCI addresses, device
 order, machine type, CPU model and everything else stay as they were. A
 domain is never regenerated.
+
+Two documents are compared, and shown as a diff, in a canonical form: no
+indentation of their own, attributes sorted, children in document order (a
+device's position is meaningful). So quote style and attribute order, which
+differ between what libvirt writes and what lxml serialises, never show.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Iterable, List, Optional, Tuple
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import etree
@@ -23,46 +29,46 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree imp
 class DomainDisk:
     """One <disk> element of a domain document (a view: changes go into the document)."""
 
-    def __init__(self, element):
+    def __init__(self, element: etree._Element) -> None:
         self.element = element
 
     @property
-    def target(self):
+    def target(self) -> Optional[str]:
         node = self.element.find('target')
         return node.get('dev') if node is not None else None
 
     @property
-    def device(self):
+    def device(self) -> str:
         return self.element.get('device', 'disk')
 
     @property
-    def type(self):
+    def type(self) -> Optional[str]:
         return self.element.get('type')
 
     @property
-    def driver_format(self):
+    def driver_format(self) -> Optional[str]:
         node = self.element.find('driver')
         return node.get('type') if node is not None else None
 
     @property
-    def source_file(self):
+    def source_file(self) -> Optional[str]:
         node = self.element.find('source')
         return node.get('file') if node is not None and self.type == 'file' else None
 
     @property
-    def source_volume(self):
+    def source_volume(self) -> Optional[Tuple[Optional[str], Optional[str]]]:
         node = self.element.find('source')
         if node is None or self.type != 'volume':
             return None
         return node.get('pool'), node.get('volume')
 
     @property
-    def source_block(self):
+    def source_block(self) -> Optional[str]:
         node = self.element.find('source')
         return node.get('dev') if node is not None and self.type == 'block' else None
 
     @property
-    def rbd_image(self):
+    def rbd_image(self) -> Optional[str]:
         """``<ceph pool>/<image>`` of an rbd network disk, else None."""
         node = self.element.find('source')
         if node is None or self.type != 'network' or node.get('protocol') != 'rbd':
@@ -75,7 +81,7 @@ class DomainDisk:
             node = etree.SubElement(self.element, 'source')
         return node
 
-    def point_at_file(self, path):
+    def point_at_file(self, path: str) -> None:
         """``<disk type='file'><source file=path/>``: only the type and the source's file change."""
         if self.type == 'file' and self.source_file == path:
             return
@@ -85,7 +91,7 @@ class DomainDisk:
         self.element.set('type', 'file')
         source.set('file', path)
 
-    def point_at_volume(self, pool, volume):
+    def point_at_volume(self, pool: str, volume: str) -> None:
         """``<disk type='volume'><source pool= volume=/>`` (a volume disk of a libvirt pool)."""
         if self.source_volume == (pool, volume):
             return
@@ -96,7 +102,7 @@ class DomainDisk:
         source.set('pool', pool)
         source.set('volume', volume)
 
-    def point_at_block(self, dev):
+    def point_at_block(self, dev: str) -> None:
         """``<disk type='block'><source dev=/>``, raw, no backing chain: what Nova writes for images_type=lvm."""
         if self.source_block == dev and self.driver_format == 'raw' and self.element.find('backingStore') is None:
             return
@@ -109,7 +115,8 @@ class DomainDisk:
         self.element.set('type', 'block')
         self.element.find('driver').set('type', 'raw')
 
-    def point_at_rbd(self, name, hosts, username, secret_uuid):
+    def point_at_rbd(self, name: str, hosts: Iterable[Tuple[str, Optional[str]]], username: str,
+                     secret_uuid: str) -> None:
         """``<disk type='network'>`` on rbd image ``name`` (``pool/image``), raw, with Ceph auth.
 
         What Nova writes for images_type=rbd: the monitors as <host> and the
@@ -136,7 +143,7 @@ class DomainDisk:
         self.element.set('type', 'network')
         self.element.find('driver').set('type', 'raw')
 
-    def set_backing_store(self, path, backing_format):
+    def set_backing_store(self, path: str, backing_format: str) -> None:
         """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.
 
         An existing chain naming the same file and format is left exactly as it is.
@@ -161,38 +168,58 @@ class DomainDisk:
 class DomainDocument:
     """The parsed document, its disks, and the serialisation to define."""
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         self.root = xml_tree.parse(text, 'domain')  # keeps whitespace: byte-near to what libvirt wrote
 
     @property
-    def uuid(self):
+    def uuid(self) -> Optional[str]:
         return xml_tree.child_text(self.root, 'uuid')
 
     @property
-    def name(self):
+    def name(self) -> Optional[str]:
         return xml_tree.child_text(self.root, 'name')
 
-    def disks(self):
+    def disks(self) -> List[DomainDisk]:
         return [DomainDisk(node) for node in self.root.findall('devices/disk')]
 
-    def disk(self, target):
+    def disk(self, target: str) -> Optional[DomainDisk]:
         for disk in self.disks():
             if disk.target == target:
                 return disk
         return None
 
-    def to_xml(self):
+    def to_xml(self) -> str:
         return etree.tostring(self.root, encoding='unicode')
 
     @staticmethod
-    def disk_source_xml(path, disk_format):
+    def disk_source_xml(path: str, disk_format: str) -> str:
         """The destination of a block copy: ``<disk type='file'>`` with its format explicit."""
         disk = etree.Element('disk', type='file')
         etree.SubElement(disk, 'driver', type=disk_format)
         etree.SubElement(disk, 'source', file=path)
         return etree.tostring(disk, encoding='unicode')
 
-    def copy(self):
+    def copy(self) -> DomainDocument:
         clone = DomainDocument.__new__(DomainDocument)
         clone.root = copy.deepcopy(self.root)
         return clone
+
+    def canonical(self) -> str:
+        """The document without its own indentation, attributes sorted, indented two spaces a level."""
+        root = xml_tree.strip_blank_text(copy.deepcopy(self.root))
+        for node in root.iter():
+            if isinstance(node.tag, str) and len(node.attrib) > 1:
+                ordered = sorted(node.attrib.items())
+                node.attrib.clear()
+                node.attrib.update(ordered)
+        etree.indent(root, space='  ')
+        return etree.tostring(root, encoding='unicode') + '\n'
+
+    def same_as(self, other: DomainDocument) -> bool:
+        return self.canonical() == other.canonical()
+
+    def diff(self, after: DomainDocument) -> str:
+        """The unified diff of the canonical forms, from this document to ``after``; '' when they are the same."""
+        name = self.name or self.uuid
+        return xml_tree.unified_diff(self.canonical(), after.canonical(), 'domain %s (before)' % name,
+                                     'domain %s (after)' % name)

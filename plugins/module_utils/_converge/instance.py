@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One Nova instance at a time, in three phases (docs/adoption.md): observe, plan, apply.
+
+- observe: the domain's inactive XML, the instance directory and its legacy
+  disks (each opened once), records, stat results and the journal: every
+  read, no write;
+- plan: a pure function of what was observed, giving an ``InstancePlan``:
+  the journalled steps in order, what the result reports (disks, removals)
+  and the domain before and after;
+- apply: each step journalled first (``Journal.step``, where the fault
+  switches act), then done. Check mode stops before apply and returns the
+  same plan, so it reports the same actions and ``changed`` as a real run.
+
+The file-pool adoption (adopt.py) and the rbd/logical cutover (cutover.py)
+are two ``InstanceWorkflow``: they differ in what they observe and plan, not
+in this skeleton.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
+
+
+def deferred(operations: Any, name: str, *args: Any) -> Callable[[], Any]:
+    """``operations.<name>(*args)``, looked up when the step runs: a plan is built without running anything
+    (and a unit test plans with no ``operations`` at all)."""
+    return lambda: getattr(operations, name)(*args)
+
+
+class InstanceStep:
+    """One journalled step: its journal name (also the fault-switch name), the disk it is for, and the call
+    that does it. ``undo`` runs (best effort) when this step or a later one of its group fails."""
+
+    def __init__(self, action: str, disk: Optional[str], do: Callable[[], Any],
+                 undo: Optional[Callable[[], Any]] = None) -> None:
+        self.action = action
+        self.disk = disk
+        self.do = do
+        self.undo = undo
+
+    def describe(self) -> Dict[str, str]:
+        described = {'action': self.action}
+        if self.disk is not None:
+            described['disk'] = self.disk
+        return described
+
+
+class InstancePlan:
+    """The steps of one instance's run, and what its result reports."""
+
+    def __init__(self, instance_uuid: str, before: Optional[DomainDocument] = None,
+                 after: Optional[DomainDocument] = None) -> None:
+        self.instance_uuid = instance_uuid
+        self.steps: List[InstanceStep] = []
+        self._kept: List[int] = []  # step indexes after which earlier undos no longer run
+        self.disks: List[Dict[str, Any]] = []  # the result's ``disks``
+        self.removed: List[str] = []  # the result's ``removed`` (a cutover's finalize)
+        self.before = before
+        self.after = after
+
+    def add(self, action: str, do: Callable[[], Any], disk: Optional[str] = None,
+            undo: Optional[Callable[[], Any]] = None) -> InstanceStep:
+        step = InstanceStep(action, disk, do, undo)
+        self.steps.append(step)
+        return step
+
+    def keep(self) -> None:
+        """What the steps so far made stays even when a later step fails."""
+        self._kept.append(len(self.steps))
+
+    @property
+    def domain_changes(self) -> bool:
+        return self.before is not None and self.after is not None and not self.before.same_as(self.after)
+
+    def domain_diff(self) -> Optional[str]:
+        """The canonical diff of the domain's XML, None when it stays as it is."""
+        return self.before.diff(self.after) if self.domain_changes else None
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def describe(self) -> List[Dict[str, str]]:
+        return [step.describe() for step in self.steps]
+
+    def apply(self, journal: Journal) -> None:
+        """Journal and do each step; on a failure, undo the group's steps (newest first) and re-raise."""
+        for index, step in enumerate(self.steps):
+            try:
+                journal.step(self.instance_uuid, step.action, **({} if step.disk is None else {'disk': step.disk}))
+                step.do()
+            except BaseException:
+                self._undo(index)
+                raise
+        journal.finish(self.instance_uuid, 'adopted')
+
+    def _undo(self, failed: int) -> None:
+        start = max([kept for kept in self._kept if kept <= failed] or [0])
+        for step in reversed(self.steps[start:failed + 1]):
+            if step.undo is not None:
+                try:
+                    step.undo()
+                except Exception:  # best effort: the next run resumes from what is there
+                    continue
+
+
+def load_domain(conn: Any, instance_uuid: str, allow_running: bool) -> Dict[str, Any]:
+    """{domain, document (its inactive XML, secure), live}, or {result: skipped, reason}."""
+    domain = libvirt_domain.lookup_domain(conn, instance_uuid)
+    if domain is None:
+        return {'result': 'skipped', 'reason': 'libvirt has no domain with this uuid'}
+    live = libvirt_domain.is_active(domain)
+    if live and not allow_running:
+        return {'result': 'skipped', 'reason': 'the domain is running (running: skip)'}
+    return {'domain': domain, 'document': DomainDocument(libvirt_domain.inactive_xml(domain)), 'live': live}
+
+
+class InstanceWorkflow:
+    """The skeleton both workflows share: ``adopt(uuid)`` observes, plans, checks space, and applies.
+
+    A subclass gives ``observe`` (raises nova_layout.Skip, or returns a result dict to end early, or what
+    ``plan`` takes), ``plan`` (pure) and ``require_space``."""
+
+    result_template: Dict[str, Any] = {'result': None, 'reason': None, 'disks': [], 'actions': [], 'domain_diff': None}
+    pool_dir = ''  # where a legacy disk's link may lead (file pools only)
+
+    def __init__(self, conn: Any, instances_path: str, state_dir: str, nova_conf: nova_layout.NovaConf,
+                 check_mode: bool) -> None:
+        self.conn = conn
+        self.instances_path = os.path.normpath(instances_path)
+        self.nova_conf = nova_conf
+        self.check_mode = check_mode
+        self.journal = Journal(state_dir, readonly=check_mode)
+        self.diffs: List[Dict[str, str]] = []  # Ansible's --diff: one entry per instance whose domain changes
+
+    def allow_running(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def adopt(self, instance_uuid: str) -> Dict[str, Any]:
+        """The result dict for one instance; never raises for the instance's own problems."""
+        result = dict(self.result_template)
+        loaded = load_domain(self.conn, instance_uuid, self.allow_running())
+        if 'result' in loaded:
+            return dict(result, **loaded)
+        try:
+            files = nova_layout.InstanceFiles(self.instances_path, instance_uuid)
+        except nova_layout.Skip as exc:
+            return dict(result, result='skipped', reason=str(exc))
+        with files:
+            try:
+                disks = nova_layout.legacy_disks(instance_uuid, files, loaded['document'], self.nova_conf,
+                                                 self.pool_dir)
+            except nova_layout.Skip as exc:
+                return dict(result, result='skipped', reason=str(exc))
+            try:
+                try:
+                    observed = self.observe(instance_uuid, files, loaded, disks)
+                except nova_layout.Skip as exc:
+                    return dict(result, result='skipped', reason=str(exc))
+                if isinstance(observed, dict):
+                    return dict(result, **observed)
+                plan = self.plan(observed)
+                if not plan:
+                    return dict(result, result='already_adopted')
+                result.update(self.report(plan))
+                self.require_space(observed, plan)
+                if not self.check_mode:
+                    plan.apply(self.journal)
+            finally:
+                nova_layout.close_disks(disks)
+        if plan.domain_changes:
+            self.diffs.append({'before_header': 'domain %s (before)' % instance_uuid, 'before': plan.before.canonical(),
+                               'after_header': 'domain %s (after)' % instance_uuid, 'after': plan.after.canonical()})
+        return dict(result, result='adopted')
+
+    @staticmethod
+    def report(plan: InstancePlan) -> Dict[str, Any]:
+        return {'disks': plan.disks, 'actions': plan.describe(), 'domain_diff': plan.domain_diff()}
+
+    def observe(self, instance_uuid: str, files: nova_layout.InstanceFiles, loaded: Dict[str, Any],
+                disks: List[nova_layout.LegacyDisk]) -> Any:
+        raise NotImplementedError
+
+    def plan(self, observed: Any) -> InstancePlan:
+        raise NotImplementedError
+
+    def require_space(self, observed: Any, plan: InstancePlan) -> None:
+        raise NotImplementedError

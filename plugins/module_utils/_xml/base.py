@@ -182,32 +182,6 @@ class XMLProperty:
             node.text = self.format(value)
 
 
-class XMLChild:
-    """One child object (an XMLObject subclass) at ``tag``; None when absent."""
-
-    def __init__(self, cls: Type['XMLObject'], tag: Optional[str] = None) -> None:
-        self.cls = cls
-        self.steps = (tag or cls.ROOT_TAG).split('/')
-
-    def __get__(self, obj: Optional['XMLObject'], owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        node = obj.find_path(self.steps)
-        return self.cls(node=node) if node is not None else None
-
-    def __set__(self, obj: 'XMLObject', value: Optional['XMLObject']) -> None:
-        parent = obj.make_path(self.steps[:-1]) if value is not None else obj.find_path(self.steps[:-1])
-        if parent is None:
-            return
-        old = parent.find(self.steps[-1])
-        if old is not None:
-            parent.remove(old)
-        if value is not None:
-            obj.insert_child(parent, copy.deepcopy(value.node))
-        else:
-            obj.prune(self.steps[:-1])
-
-
 class XMLChildList:
     """Every child object at ``tag`` (in document order), replaced as a whole on assignment."""
 
@@ -232,6 +206,21 @@ class XMLChildList:
             parent.remove(old)
         for value in values:
             obj.insert_child(parent, copy.deepcopy(value.node))
+        if not values:
+            obj.prune(self.steps[:-1])
+
+
+class XMLChild(XMLChildList):
+    """One child object (an XMLObject subclass) at ``tag``; None when absent."""
+
+    def __get__(self, obj: Optional['XMLObject'], owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        children = super().__get__(obj, owner)
+        return children[0] if children else None
+
+    def __set__(self, obj: 'XMLObject', value: Optional['XMLObject']) -> None:
+        super().__set__(obj, [value] if value is not None else [])
 
 
 class XMLObject:

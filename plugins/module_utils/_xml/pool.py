@@ -15,6 +15,7 @@ derives on define), so only a real change counts as drift.
 from __future__ import annotations
 
 import copy
+import functools
 import posixpath
 import re
 from typing import Dict, List, Optional
@@ -112,10 +113,6 @@ def _number(text, option, what):
     return int(text)
 
 
-def _optional_number(text, option):
-    return _number(text, option, option.split('.')[-1]) if text is not None else None
-
-
 class PoolHost(XMLObject):
     """<host name= port=>: an NFS server, a Ceph monitor, an iSCSI portal."""
 
@@ -168,8 +165,8 @@ class PoolPermissions(XMLObject):
     ROOT_TAG = 'permissions'
     CHILD_ORDER = ('mode', 'owner', 'group', 'label')
     mode = XMLProperty('mode')
-    _owner = XMLProperty('owner')
-    _group = XMLProperty('group')
+    owner = XMLProperty('owner', parse=functools.partial(_number, option='permissions.owner', what='owner'))
+    group = XMLProperty('group', parse=functools.partial(_number, option='permissions.group', what='group'))
     label = XMLProperty('label')
 
     def __init__(self, mode: Optional[str] = None, owner: Optional[int] = None, group: Optional[int] = None,
@@ -177,22 +174,6 @@ class PoolPermissions(XMLObject):
         super().__init__(node)
         if node is None:
             self.mode, self.owner, self.group, self.label = mode, owner, group, label
-
-    @property
-    def owner(self) -> Optional[int]:
-        return _optional_number(self._owner, 'permissions.owner')
-
-    @owner.setter
-    def owner(self, value: Optional[int]) -> None:
-        self._owner = value
-
-    @property
-    def group(self) -> Optional[int]:
-        return _optional_number(self._group, 'permissions.group')
-
-    @group.setter
-    def group(self, value: Optional[int]) -> None:
-        self._group = value
 
     def to_dict(self) -> dict:
         return {'mode': self.mode, 'owner': self.owner, 'group': self.group, 'label': self.label}
@@ -442,10 +423,7 @@ class PoolDefinition(XMLObject):
         if defined_perms is None or wanted.node.find('target') is None:
             return wanted
         perms = wanted.permissions or PoolPermissions()
-        for field in ('mode', 'label'):
-            if getattr(perms, field) is None and getattr(defined_perms, field) is not None:
-                setattr(perms, field, getattr(defined_perms, field))
-        for field in ('_owner', '_group'):
+        for field in ('mode', 'owner', 'group', 'label'):
             if getattr(perms, field) is None and getattr(defined_perms, field) is not None:
                 setattr(perms, field, getattr(defined_perms, field))
         wanted.permissions = perms

@@ -311,7 +311,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     missing_libraries,
     open_connection,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml, tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml
 
 
 def argument_spec():
@@ -356,34 +356,19 @@ def argument_spec():
 
 
 def wanted_definition(params):
-    """The wanted <pool> element from ``xml`` or the structured options."""
-    name = params['name']
+    """The wanted PoolDefinition from ``xml`` or the structured options, validated."""
     if params['xml'] is not None:
-        try:
-            root = xml_tree.parse(params['xml'], 'pool')
-        except xml_tree.XMLError as exc:
-            raise StoragePoolsError('xml: %s' % exc)
-        name_node = root.find('name')
-        if name_node is None:
-            name_node = xml_tree.etree.SubElement(root, 'name')
-            name_node.text = name
-        elif (name_node.text or '').strip() != name:
-            raise StoragePoolsError('xml: the document names pool %r but name is %r; make them '
-                                    'equal' % ((name_node.text or '').strip(), name))
-        try:
-            definition, prefix = pool_xml.PoolDefinition.parse_dom(root), 'xml: '
-        except pool_xml.PoolSpecError as exc:
-            raise StoragePoolsError('xml: %s' % exc.msg)
+        definition, prefix = pool_xml.PoolDefinition.from_document(params['xml'], params['name']), 'xml: '
     else:
         definition = pool_xml.PoolDefinition.from_options(
-            name, params['type'], params['target'], params['source'], params['permissions'])
+            params['name'], params['type'], params['target'], params['source'], params['permissions'])
         if params['connect_timeout'] < 0:
             raise StoragePoolsError('connect_timeout: give seconds (0 for libvirt\'s default), not %d'
                                     % params['connect_timeout'])
         rbd_pool.with_connect_timeout(definition, params['connect_timeout'])
-        root, prefix = None, ''
+        prefix = ''
     definition.validate(option_prefix=prefix)
-    return root if root is not None else definition.format_dom()
+    return definition
 
 
 def run(module):

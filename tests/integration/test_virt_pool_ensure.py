@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from conftest import libvirt, run_module
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml, tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import base as xml_tree, pool as pool_xml
 
 INACTIVE = libvirt.VIR_STORAGE_XML_INACTIVE
 

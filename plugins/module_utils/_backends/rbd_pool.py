@@ -17,37 +17,41 @@ from __future__ import annotations
 import socket
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import lookup_secret
 
 MOUNT_TIMEOUT_OPTION = 'client_mount_timeout'
 DEFAULT_MON_PORT = 6789
 
 
-def with_connect_timeout(definition, seconds):
+def with_connect_timeout(definition, seconds: int):
     """Give an rbd PoolDefinition a bounded connect unless its config_opts set one."""
-    if definition.type == 'rbd' and seconds and MOUNT_TIMEOUT_OPTION not in definition.config_opts:
-        definition.config_opts[MOUNT_TIMEOUT_OPTION] = str(seconds)
+    options = definition.config_opts
+    if definition.type == 'rbd' and seconds and MOUNT_TIMEOUT_OPTION not in options:
+        options[MOUNT_TIMEOUT_OPTION] = str(seconds)
+        definition.config_opts = options
     return definition
 
 
-def check_secret(conn, wanted):
-    """Refuse, already in check mode, an <auth> naming a secret libvirt does not have."""
-    auth = wanted.find('source/auth/secret')
-    if wanted.get('type') != 'rbd' or auth is None:
-        return
-    uuid, usage = auth.get('uuid'), auth.get('usage')
-    if lookup_secret(conn, uuid=uuid, usage=None if uuid else usage) is None:
+def check_secret(auth, has_secret) -> None:
+    """Refuse, already in check mode, an rbd pool's PoolAuth naming a secret libvirt does not have.
+
+    ``has_secret(uuid, usage)`` asks libvirt (the planner's observation).
+    """
+    uuid, usage = auth.secret_uuid, auth.secret_usage
+    if (uuid or usage) and not has_secret(uuid, usage):
         option = 'source.auth.secret_uuid' if uuid else 'source.auth.secret_usage'
         raise StoragePoolsError(
             "%s: libvirt has no ceph secret %s; create it first (storagepools.libvirt.rbd_pool_secret)"
             % (option, uuid or usage))
 
 
-def reachable_mons(wanted, timeout=2.0):
+def _monitors(wanted):
+    return [(host.name, host.port or DEFAULT_MON_PORT) for host in wanted.source.hosts]
+
+
+def reachable_mons(wanted, timeout: float = 2.0):
     """The (host, port) of the pool's monitors that accept a TCP connection."""
     reachable = []
-    for host in wanted.findall('source/host'):
-        address = (host.get('name'), int(host.get('port') or DEFAULT_MON_PORT))
+    for address in _monitors(wanted):
         try:
             socket.create_connection(address, timeout=timeout).close()
         except OSError:
@@ -56,9 +60,9 @@ def reachable_mons(wanted, timeout=2.0):
     return reachable
 
 
-def explain_start_failure(text, wanted):
-    """(option, hint) for libvirt's message ``text`` when an rbd pool did not start."""
-    ceph_pool = wanted.findtext('source/name')
+def explain_start_failure(text: str, wanted):
+    """(option, hint) for libvirt's message ``text`` when an rbd pool (a PoolDefinition) did not start."""
+    ceph_pool = wanted.source.name
     if 'Does the pool' in text or 'create the RBD IoCTX' in text:
         return ('source.name', "Ceph has no pool '%s' (or the user may not use it)" % ceph_pool)
     if 'Secret not found' in text:
@@ -66,11 +70,10 @@ def explain_start_failure(text, wanted):
     if 'RADOS monitor' in text:
         if not reachable_mons(wanted):
             return ('source.host', 'No monitor of %s answers on its TCP port; check the addresses and ports'
-                    % ', '.join('%s:%s' % (host.get('name'), host.get('port') or DEFAULT_MON_PORT)
-                                for host in wanted.findall('source/host')))
-        auth = wanted.find('source/auth')
+                    % ', '.join('%s:%s' % address for address in _monitors(wanted)))
+        auth = wanted.source.auth
         if auth is None:
             return ('source.auth', 'The monitors answer but refused the connection: the pool has no source.auth')
         return ('source.auth', "The monitors answer but refused the cephx user '%s' or its key: check "
-                "source.auth.username and the key in the secret (rbd_pool_secret)" % auth.get('username'))
+                "source.auth.username and the key in the secret (rbd_pool_secret)" % auth.username)
     return None

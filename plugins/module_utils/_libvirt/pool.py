@@ -13,34 +13,23 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     libvirt,
     lookup_pool,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml, tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.base import parse
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool import ObservedPool, PoolDefinition
 
 
-class LivePool:
-    """What libvirt says about one existing pool (read once, no writes)."""
+class LivePool(ObservedPool):
+    """What libvirt says about one existing pool (read once, no writes), as PoolDefinition models."""
 
-    def __init__(self, pool):
+    def __init__(self, pool) -> None:
         self.pool = pool
-        self.definition = xml_tree.parse(pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE), 'pool')
-        self.active = bool(pool.isActive())
-        self.autostart = bool(pool.autostart())
-        self.running = None
-        if self.active:
-            self.running = xml_tree.parse(pool.XMLDesc(0), 'pool')
+        running = PoolDefinition(node=parse(pool.XMLDesc(0), 'pool')) if pool.isActive() else None
+        super().__init__(self.inactive_definition(pool), running, bool(pool.autostart()))
 
-    def runs_other_than(self, definition):
-        """The pool is active and what it runs differs from ``definition``.
-
-        Permissions are left out: libvirt fills the running document's from
-        the directory itself, and a restart would not apply them anyway.
-        """
-        if not self.active:
-            return False
-        return (xml_tree.to_string(pool_xml.runtime_view(self.running))
-                != xml_tree.to_string(pool_xml.runtime_view(definition)))
-
-    def state(self):
-        return 'active' if self.active else 'inactive'
+    @staticmethod
+    def inactive_definition(pool) -> PoolDefinition:
+        """The pool's defined document (what a start would run), whole."""
+        return PoolDefinition(node=parse(pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE), 'pool'))
 
 
 class Endpoint:

@@ -2,32 +2,53 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The libvirt storage pool document: model, validation and canonical form.
+"""The libvirt storage pool document: a lossless model, validation and canonical form.
 
-One class per XML object, ``parse_dom``/``format_dom`` symmetric (the style
-of Nova's ``nova/virt/libvirt/config.py``). The canonical form is what two
-pool documents are compared on: it drops what libvirt fills in by itself so
-that only a real change counts as drift.
+One class per XML object on the _xml/base.py base: parsing keeps the whole
+document (every element and attribute, named by a property or not), so
+formatting gives it back. The canonical form is what two pool documents are
+compared on: any document libvirt accepts and the one libvirt writes back
+for it are equal (attribute and element order, what libvirt fills in or
+derives on define), so only a real change counts as drift.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import posixpath
 import re
+from typing import Dict, List, Optional
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import OptionError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import etree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.base import (
+    Element,
+    ET,
+    SubElement,
+    XMLChild,
+    XMLChildList,
+    XMLError,
+    XMLObject,
+    XMLProperty,
+    parse,
+)
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'rbd', 'iscsi', 'zfs', 'disk')
 RBD_NAMESPACE = 'http://libvirt.org/schemas/storagepool/rbd/1.0'
 _RBD = '{%s}' % RBD_NAMESPACE
+ET.register_namespace('rbd', RBD_NAMESPACE)  # serialise the Ceph options with libvirt's own prefix
 
 # What libvirt 9 writes as <source><format> when a definition has none
 # (seen with `virsh pool-define` + `pool-dumpxml --inactive`).
 DEFAULT_SOURCE_FORMAT = {'fs': 'auto', 'netfs': 'auto', 'logical': 'lvm2', 'disk': 'unknown'}
+
+# Pool types whose target path libvirt derives from the source name on define, replacing any given
+# (logical: /dev/<volume group>, zfs: /dev/zvol/<zfs pool>): never an operator's decision.
+DERIVED_TARGET_TYPES = ('logical', 'zfs')
+
+# Elements libvirt computes for a defined pool.
+COMPUTED = ('uuid', 'capacity', 'allocation', 'available')
 
 # Per type: which parts a definition cannot do without. Checked before libvirt
 # sees the document so the message can name the option.
@@ -92,175 +113,201 @@ def _number(text, option, what):
     return int(text)
 
 
-class PoolHost:
-    def __init__(self, name, port=None):
-        self.name = name
-        self.port = port
+class PoolHost(XMLObject):
+    """<host name= port=>: an NFS server, a Ceph monitor, an iSCSI portal."""
 
-    @classmethod
-    def parse_dom(cls, node):
-        port = node.get('port')
-        return cls(node.get('name'), _number(port, 'source.host', 'the port of host %s' % node.get('name'))
-                   if port else None)
+    ROOT_TAG = 'host'
+    name = XMLProperty('@name')
+    _port = XMLProperty('@port')
 
-    def format_dom(self):
-        node = etree.Element('host', name=self.name)
-        if self.port is not None:
-            node.set('port', str(self.port))
-        return node
+    def __init__(self, name: Optional[str] = None, port: Optional[int] = None, node=None) -> None:
+        super().__init__(node)
+        if node is None:
+            self.name, self.port = name, port
 
-    def to_dict(self):
+    @property
+    def port(self) -> Optional[int]:
+        text = self._port
+        return _number(text, 'source.host', 'the port of host %s' % self.name) if text else None
+
+    @port.setter
+    def port(self, value: Optional[int]) -> None:
+        self._port = value
+
+    def to_dict(self) -> dict:
         return {'name': self.name, 'port': self.port}
 
 
-class PoolAuth:
-    def __init__(self, auth_type, username, secret_uuid=None, secret_usage=None):
-        self.type = auth_type
-        self.username = username
-        self.secret_uuid = secret_uuid
-        self.secret_usage = secret_usage
+class PoolAuth(XMLObject):
+    """<auth type= username=><secret uuid=|usage=/></auth> (cephx or CHAP)."""
 
-    @classmethod
-    def parse_dom(cls, node):
-        secret = node.find('secret')
-        uuid = usage = None
-        if secret is not None:
-            uuid, usage = secret.get('uuid'), secret.get('usage')
-        return cls(node.get('type'), node.get('username'), uuid, usage)
+    ROOT_TAG = 'auth'
+    type = XMLProperty('@type')
+    username = XMLProperty('@username')
+    secret_uuid = XMLProperty('secret/@uuid')
+    secret_usage = XMLProperty('secret/@usage')
 
-    def format_dom(self):
-        node = etree.Element('auth', type=self.type, username=self.username)
-        secret = etree.SubElement(node, 'secret')
-        if self.secret_uuid:
-            secret.set('uuid', self.secret_uuid)
-        if self.secret_usage:
-            secret.set('usage', self.secret_usage)
-        return node
+    def __init__(self, auth_type: Optional[str] = None, username: Optional[str] = None,
+                 secret_uuid: Optional[str] = None, secret_usage: Optional[str] = None, node=None) -> None:
+        super().__init__(node)
+        if node is None:
+            self.type, self.username = auth_type, username
+            self.secret_uuid, self.secret_usage = secret_uuid or None, secret_usage or None
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {'type': self.type, 'username': self.username,
                 'secret_uuid': self.secret_uuid, 'secret_usage': self.secret_usage}
 
 
-class PoolPermissions:
-    def __init__(self, mode=None, owner=None, group=None, label=None):
-        self.mode = mode
-        self.owner = owner
-        self.group = group
-        self.label = label
+class PoolPermissions(XMLObject):
+    """<target><permissions>: what libvirt gives the target directory when it builds it."""
 
-    @classmethod
-    def parse_dom(cls, node):
-        owner, group = xml_tree.child_text(node, 'owner'), xml_tree.child_text(node, 'group')
-        return cls(xml_tree.child_text(node, 'mode'),
-                   _number(owner, 'permissions.owner', 'owner') if owner is not None else None,
-                   _number(group, 'permissions.group', 'group') if group is not None else None,
-                   xml_tree.child_text(node, 'label'))
+    ROOT_TAG = 'permissions'
+    CHILD_ORDER = ('mode', 'owner', 'group', 'label')
+    mode = XMLProperty('mode')
+    owner = XMLProperty('owner', parse=functools.partial(_number, option='permissions.owner', what='owner'))
+    group = XMLProperty('group', parse=functools.partial(_number, option='permissions.group', what='group'))
+    label = XMLProperty('label')
 
-    def format_dom(self):
-        node = etree.Element('permissions')
-        xml_tree.set_child_text(node, 'mode', self.mode)
-        xml_tree.set_child_text(node, 'owner', self.owner)
-        xml_tree.set_child_text(node, 'group', self.group)
-        xml_tree.set_child_text(node, 'label', self.label)
-        return node
+    def __init__(self, mode: Optional[str] = None, owner: Optional[int] = None, group: Optional[int] = None,
+                 label: Optional[str] = None, node=None) -> None:
+        super().__init__(node)
+        if node is None:
+            self.mode, self.owner, self.group, self.label = mode, owner, group, label
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {'mode': self.mode, 'owner': self.owner, 'group': self.group, 'label': self.label}
 
 
-class PoolSource:
-    def __init__(self, devices=None, hosts=None, dir=None, name=None, format=None, auth=None):
-        self.devices = list(devices or [])
-        self.hosts = list(hosts or [])
-        self.dir = dir
-        self.name = name
-        self.format = format
-        self.auth = auth
+class PoolSource(XMLObject):
+    """<source>: devices, hosts, directory, name, format and auth; any other child is kept as it is."""
 
-    @classmethod
-    def parse_dom(cls, node):
-        dir_node, format_node, auth_node = node.find('dir'), node.find('format'), node.find('auth')
-        return cls(devices=[dev.get('path') for dev in node.findall('device')],
-                   hosts=[PoolHost.parse_dom(host) for host in node.findall('host')],
-                   dir=dir_node.get('path') if dir_node is not None else None,
-                   name=xml_tree.child_text(node, 'name'),
-                   format=format_node.get('type') if format_node is not None else None,
-                   auth=PoolAuth.parse_dom(auth_node) if auth_node is not None else None)
+    ROOT_TAG = 'source'
+    CHILD_ORDER = ('host', 'device', 'dir', 'adapter', 'name', 'format', 'protocol', 'vendor', 'product',
+                   'initiator', 'auth')
+    hosts = XMLChildList(PoolHost)
+    dir = XMLProperty('dir/@path')
+    name = XMLProperty('name')
+    format = XMLProperty('format/@type')
+    auth = XMLChild(PoolAuth)
 
-    def format_dom(self):
-        node = etree.Element('source')
-        for host in self.hosts:
-            node.append(host.format_dom())
-        for path in self.devices:
-            etree.SubElement(node, 'device', path=path)
-        if self.dir is not None:
-            etree.SubElement(node, 'dir', path=self.dir)
-        xml_tree.set_child_text(node, 'name', self.name)
-        if self.format is not None:
-            etree.SubElement(node, 'format', type=self.format)
-        if self.auth is not None:
-            node.append(self.auth.format_dom())
-        return node
+    def __init__(self, devices: Optional[List[str]] = None, hosts: Optional[List[PoolHost]] = None,
+                 dir: Optional[str] = None, name: Optional[str] = None, format: Optional[str] = None,
+                 auth: Optional[PoolAuth] = None, node=None) -> None:
+        super().__init__(node)
+        if node is None:
+            self.hosts, self.devices = hosts, devices
+            self.dir, self.name, self.format, self.auth = dir, name, format, auth
 
-    def to_dict(self):
-        return {'devices': list(self.devices), 'hosts': [host.to_dict() for host in self.hosts],
+    @property
+    def devices(self) -> List[str]:
+        return [device.get('path') for device in self.node.findall('device')]
+
+    @devices.setter
+    def devices(self, paths: Optional[List[str]]) -> None:
+        for old in self.node.findall('device'):
+            self.node.remove(old)
+        for path in paths or []:
+            self.insert_child(self.node, Element('device', path=path))
+
+    def to_dict(self) -> dict:
+        auth = self.auth
+        return {'devices': self.devices, 'hosts': [host.to_dict() for host in self.hosts],
                 'dir': self.dir, 'name': self.name, 'format': self.format,
-                'auth': self.auth.to_dict() if self.auth else None}
+                'auth': auth.to_dict() if auth is not None else None}
 
 
-class PoolDefinition:
-    """A <pool> document: the parts this collection manages by option."""
+class PoolDefinition(XMLObject):
+    """A <pool> document, whole: the parts this collection manages by option are properties."""
 
-    def __init__(self, name, pool_type, target_path=None, source=None, permissions=None,
-                 config_opts=None, uuid=None):
-        self.name = name
-        self.type = pool_type
-        self.target_path = target_path
-        self.source = source or PoolSource()
-        self.permissions = permissions
-        self.config_opts = dict(config_opts or {})
-        self.uuid = uuid
+    ROOT_TAG = 'pool'
+    CHILD_ORDER = ('name', 'uuid', 'capacity', 'allocation', 'available', 'source', 'target', _RBD + 'config_opts')
+    type = XMLProperty('@type')
+    name = XMLProperty('name')
+    uuid = XMLProperty('uuid')
+    target_path = XMLProperty('target/path')
+    permissions = XMLChild(PoolPermissions, 'target/permissions')
 
-    @classmethod
-    def parse_dom(cls, root):
-        target = root.find('target')
-        permissions = target.find('permissions') if target is not None else None
-        source = root.find('source')
-        options = root.findall('%sconfig_opts/%soption' % (_RBD, _RBD))
-        return cls(name=xml_tree.child_text(root, 'name'),
-                   pool_type=root.get('type'),
-                   target_path=xml_tree.child_text(target, 'path') if target is not None else None,
-                   source=PoolSource.parse_dom(source) if source is not None else None,
-                   permissions=PoolPermissions.parse_dom(permissions) if permissions is not None else None,
-                   config_opts=dict((opt.get('name'), opt.get('value')) for opt in options),
-                   uuid=xml_tree.child_text(root, 'uuid'))
+    def __init__(self, name: Optional[str] = None, pool_type: Optional[str] = None,
+                 target_path: Optional[str] = None, source: Optional[PoolSource] = None,
+                 permissions: Optional[PoolPermissions] = None, config_opts: Optional[dict] = None,
+                 uuid: Optional[str] = None, node=None) -> None:
+        super().__init__(node)
+        if node is None:
+            self.type, self.name, self.uuid = pool_type, name, uuid
+            if source is not None and (len(source.node) or source.node.attrib):
+                self.source = source
+            self.target_path, self.permissions, self.config_opts = target_path, permissions, config_opts
 
     @classmethod
-    def from_xml(cls, text):
-        return cls.parse_dom(xml_tree.parse(text, 'pool'))
+    def parse_dom(cls, node) -> 'PoolDefinition':
+        definition = super().parse_dom(node)
+        definition.check_numbers()
+        return definition
 
-    def format_dom(self):
-        nsmap = {'rbd': RBD_NAMESPACE} if self.config_opts else None
-        root = etree.Element('pool', type=self.type, nsmap=nsmap)
-        xml_tree.set_child_text(root, 'name', self.name)
-        xml_tree.set_child_text(root, 'uuid', self.uuid)
-        source = self.source.format_dom()
-        if len(source):
-            root.append(source)
-        if self.target_path is not None or self.permissions is not None:
-            target = etree.SubElement(root, 'target')
-            xml_tree.set_child_text(target, 'path', self.target_path)
-            if self.permissions is not None:
-                target.append(self.permissions.format_dom())
-        if self.config_opts:
-            opts = etree.SubElement(root, _RBD + 'config_opts')
-            for key, value in self.config_opts.items():
-                etree.SubElement(opts, _RBD + 'option', name=key, value=str(value))
-        return root
+    @classmethod
+    def from_xml(cls, text) -> 'PoolDefinition':
+        definition = super().from_xml(text)
+        definition.check_numbers()
+        return definition
 
-    def to_xml(self):
-        return xml_tree.to_string(self.format_dom())
+    def check_numbers(self) -> None:
+        """PoolSpecError now, naming the option, for a port, owner or group that is not a number."""
+        for host in self.source.hosts:
+            host.port
+        if self.permissions is not None:
+            self.permissions.to_dict()
+
+    @property
+    def source(self) -> PoolSource:
+        """The <source>; without one, an empty detached PoolSource (assign one to add it)."""
+        node = self.node.find('source')
+        return PoolSource(node=node) if node is not None else PoolSource()
+
+    @source.setter
+    def source(self, value: Optional[PoolSource]) -> None:
+        old = self.node.find('source')
+        if old is not None:
+            self.node.remove(old)
+        if value is not None:
+            self.insert_child(self.node, copy.deepcopy(value.node))
+
+    @property
+    def config_opts(self) -> Dict[str, str]:
+        """The rbd Ceph options (libvirt's rbd namespace), a new dict: assign it back to change them."""
+        return dict((opt.get('name'), opt.get('value'))
+                    for opt in self.node.findall('%sconfig_opts/%soption' % (_RBD, _RBD)))
+
+    @config_opts.setter
+    def config_opts(self, options: Optional[dict]) -> None:
+        old = self.node.find(_RBD + 'config_opts')
+        if old is not None:
+            self.node.remove(old)
+        if options:
+            opts = self.insert_child(self.node, Element(_RBD + 'config_opts'))
+            for key, value in options.items():
+                SubElement(opts, _RBD + 'option', name=key, value=str(value))
+
+    def canonical_rules(self, root) -> None:
+        _canonical_rules(root)
+
+    @classmethod
+    def from_document(cls, text: str, name: str) -> 'PoolDefinition':
+        """The task's whole document (option ``xml``): its <name> must be ``name``, or is set to it."""
+        try:
+            definition = cls(node=parse(text, 'pool'))
+        except XMLError as exc:
+            raise PoolSpecError('xml', str(exc))
+        if definition.node.find('name') is None:
+            definition.name = name
+        elif (definition.name or '').strip() != name:
+            raise PoolSpecError('xml', 'the document names pool %r but name is %r; make them equal'
+                                % ((definition.name or '').strip(), name))
+        try:
+            definition.check_numbers()
+        except PoolSpecError as exc:
+            raise PoolSpecError('xml', exc.msg)
+        return definition
 
     @classmethod
     def from_options(cls, name, pool_type, target=None, source=None, permissions=None):
@@ -312,7 +359,8 @@ class PoolDefinition:
         for device in self.source.devices:
             if self.type in ('fs', 'logical', 'disk') and not posixpath.isabs(device):
                 fail('source.device', 'device %r must be an absolute path' % device)
-        if self.source.dir is not None and not posixpath.isabs(self.source.dir):
+        if (self.source.dir is not None and not posixpath.isabs(self.source.dir)
+                and not self.relative_source_dir()):
             fail('source.dir', 'directory %r must be an absolute path' % self.source.dir)
         for host in self.source.hosts:
             if not host.name:
@@ -357,92 +405,150 @@ class PoolDefinition:
                     names.ceph_name(value, prefix + option)
 
 
-def canonical(root):
-    """A copy of a <pool> element reduced to what an operator decides.
+    def relative_source_dir(self) -> bool:
+        """Whether the protocol names its source dir relative: a cifs share is 'share', not '/share'."""
+        return self.type == 'netfs' and self.source.format == 'cifs'
 
-    Dropped: what libvirt computes or fills in by itself (uuid, sizes,
-    the default source format, a logical pool's derived VG name and target,
-    indentation), so a live ``XMLDesc`` and a wanted document compare equal
-    when nothing that matters differs. Normalised: paths, permission modes,
-    the order of unrelated elements and of rbd config options.
+    # -- views other modules compare on -------------------------------------------------------------
+
+    def with_unset_from(self, defined: 'PoolDefinition') -> 'PoolDefinition':
+        """A copy with the permissions this one leaves unset taken from ``defined``.
+
+        libvirt writes the permissions it used (mode 0711, the daemon's uid and
+        gid) into the definition when it builds a pool. What the task leaves
+        unset is libvirt's to choose, so it is neither drift nor to be reset.
+        """
+        wanted = self.copy()
+        defined_perms = defined.permissions
+        if defined_perms is None or wanted.node.find('target') is None:
+            return wanted
+        perms = wanted.permissions or PoolPermissions()
+        for field in ('mode', 'owner', 'group', 'label'):
+            if getattr(perms, field) is None and getattr(defined_perms, field) is not None:
+                setattr(perms, field, getattr(defined_perms, field))
+        wanted.permissions = perms
+        return wanted
+
+    def runtime_string(self) -> str:
+        """The canonical parts a running pool uses: all but target permissions.
+
+        libvirt fills the active document's permissions from the directory
+        itself, so they differ from the inactive definition without any change
+        pending; everything else differing means a redefinition waits for a
+        restart.
+        """
+        view = self.copy()
+        view.permissions = None
+        return view.canonical_string()
+
+    def with_uuid(self, uuid: Optional[str]) -> 'PoolDefinition':
+        copied = self.copy()
+        copied.uuid = uuid
+        return copied
+
+    def to_dict(self) -> dict:
+        """The parts the modules report: name, uuid, type and the document as libvirt would print it."""
+        return {'name': self.name, 'uuid': self.uuid, 'type': self.type, 'xml': self.to_xml()}
+
+
+class ObservedPool:
+    """What libvirt said about an existing pool: its defined and (when active) running documents, autostart.
+
+    _libvirt/pool.py's LivePool reads one from libvirt; a planner's unit test builds one from libvirt's XML.
     """
-    root = xml_tree.strip_blank_text(copy.deepcopy(root))
-    for tag in ('uuid', 'capacity', 'allocation', 'available'):
-        xml_tree.remove(root, tag)
-    pool_type = root.get('type')
-    name = xml_tree.child_text(root, 'name')
 
-    for node in root.xpath('target/path | source/dir'):
-        if node.tag == 'path' and node.text:
-            node.text = normalize_path(node.text.strip())
-        elif node.get('path'):
-            node.set('path', normalize_path(node.get('path')))
-    for node in root.xpath('target/permissions/mode'):
+    def __init__(self, definition: PoolDefinition, running: Optional[PoolDefinition] = None,
+                 autostart: bool = False) -> None:
+        self.definition = definition
+        self.running = running
+        self.active = running is not None
+        self.autostart = autostart
+
+    def runs_other_than(self, definition: PoolDefinition) -> bool:
+        """The pool is active and what it runs differs from ``definition``.
+
+        Permissions are left out: libvirt fills the running document's from
+        the directory itself, and a restart would not apply them anyway.
+        """
+        return self.active and self.running.runtime_string() != definition.runtime_string()
+
+    def state(self) -> str:
+        return 'active' if self.active else 'inactive'
+
+
+def _normalize_path_node(node, attribute=None):
+    if node is None:
+        return
+    if attribute:
+        if node.get(attribute):
+            node.set(attribute, normalize_path(node.get(attribute)))
+    elif node.text:
+        node.text = normalize_path(node.text.strip())
+
+
+def _remove(root, path):
+    parent_path, _sep, tag = path.rpartition('/')
+    parent = root.find(parent_path) if parent_path else root
+    if parent is not None:
+        for node in parent.findall(tag):
+            parent.remove(node)
+
+
+def _canonical_rules(root):
+    """What PoolDefinition.canonical drops and normalises (in place, on a copy).
+
+    Dropped: what libvirt computes (uuid, sizes), fills in (the default source
+    format, a logical pool's VG name) or derives on define (the target of a
+    logical or zfs pool). Normalised: paths, permission modes, libvirt's
+    'unset' owner and group, the order of the rbd Ceph options.
+    """
+    for tag in COMPUTED:
+        _remove(root, tag)
+    pool_type = root.get('type')
+    _normalize_path_node(root.find('target/path'))
+    _normalize_path_node(root.find('source/dir'), 'path')
+    for node in root.findall('target/permissions/mode'):
         try:
             node.text = normalize_mode(node.text)
         except ValueError:
             pass  # keep it as written: libvirt will say what is wrong with it
-    for node in root.xpath('target/permissions/owner | target/permissions/group'):
-        if (node.text or '').strip() == '-1':  # libvirt's "unset"
-            node.getparent().remove(node)
-
-    default_format = DEFAULT_SOURCE_FORMAT.get(pool_type)
-    for node in root.xpath('source/format'):
-        if node.get('type') == default_format and len(node.attrib) == 1:
-            node.getparent().remove(node)
-    if pool_type == 'logical':
-        vg_name = xml_tree.child_text(root, 'source/name') or name
-        for node in root.xpath('source/name'):
-            if node.text and node.text.strip() == name:
-                node.getparent().remove(node)
-        for node in root.xpath('target/path'):
-            if node.text == '/dev/' + vg_name:
-                node.getparent().remove(node)
-
+    perms = root.find('target/permissions')
+    if perms is not None:
+        for node in perms.findall('owner') + perms.findall('group'):
+            if (node.text or '').strip() == '-1':  # libvirt's "unset"
+                perms.remove(node)
+    source = root.find('source')
+    if source is not None:
+        default_format = DEFAULT_SOURCE_FORMAT.get(pool_type)
+        for node in source.findall('format'):
+            if node.get('type') == default_format and len(node.attrib) == 1:
+                source.remove(node)
+        if pool_type == 'logical':
+            for node in source.findall('name'):
+                if (node.text or '').strip() == (root.findtext('name') or '').strip():
+                    source.remove(node)
+    if pool_type in DERIVED_TARGET_TYPES:
+        _remove(root, 'target/path')
     for opts in root.findall(_RBD + 'config_opts'):
-        options = sorted(opts, key=lambda opt: opt.get('name') or '')
-        for opt in options:
-            opts.append(opt)
-
-    xml_tree.drop_empty(root)
-    xml_tree.sort_children(root)
-    return root
+        opts[:] = sorted(opts, key=lambda opt: opt.get('name') or '')
 
 
-def inherit_unset(wanted, defined):
-    """A copy of ``wanted`` with the permissions it leaves unset taken from ``defined``.
-
-    libvirt writes the permissions it used (mode 0711, the daemon's uid and
-    gid) into the definition when it builds a pool. What the task leaves
-    unset is libvirt's to choose, so it is neither drift nor to be reset.
-    """
-    wanted = copy.deepcopy(wanted)
-    defined_perms = defined.find('target/permissions')
-    target = wanted.find('target')
-    if defined_perms is None or target is None:
-        return wanted
-    perms = target.find('permissions')
-    if perms is None:
-        perms = etree.SubElement(target, 'permissions')
-    for field in ('mode', 'owner', 'group', 'label'):
-        if perms.find(field) is None and defined_perms.find(field) is not None:
-            perms.append(copy.deepcopy(defined_perms.find(field)))
-    return wanted
+def _definition(root) -> PoolDefinition:
+    return root if isinstance(root, PoolDefinition) else PoolDefinition(node=root)
 
 
-def runtime_view(root):
-    """The canonical parts a running pool uses: all but target permissions.
-
-    libvirt fills the active document's permissions from the directory
-    itself, so they differ from the inactive definition without any change
-    pending; everything else differing means a redefinition waits for a
-    restart.
-    """
-    root = canonical(root)
-    xml_tree.remove(root, 'target/permissions')
-    xml_tree.drop_empty(root)
-    return root
+def canonical(root):
+    """A canonical copy (an element) of a pool document, an element or a PoolDefinition."""
+    return _definition(root).canonical()
 
 
-def canonical_string(root):
-    return xml_tree.to_string(canonical(root))
+def canonical_string(root) -> str:
+    return _definition(root).canonical_string()
+
+
+def inherit_unset(wanted, defined) -> PoolDefinition:
+    return _definition(wanted).with_unset_from(_definition(defined))
+
+
+def runtime_view(root) -> str:
+    return _definition(root).runtime_string()

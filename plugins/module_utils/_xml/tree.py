@@ -2,31 +2,45 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""lxml helpers shared by the libvirt object models.
+"""lxml helpers for the documents still handled as lxml trees (the domain document).
 
 Safe parsing (no entities, no network: an XML document can come from an
-operator's template or from a guest-influenced source), a canonical form for
-comparing two documents, and a readable diff of two canonical forms.
+operator's template or from a guest-influenced source) and canonical helpers.
+The pool, volume and secret models are built on _xml/base.py (the standard
+library's ElementTree); the error class and the diff are that module's.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 
-try:
+# lxml is loaded on first use, not on import: a pool task imports this module (through _libvirt) but
+# never parses with lxml, and loading it costs several times what the standard library's parser does.
+HAS_LXML = importlib.util.find_spec('lxml') is not None  # reported by the modules through missing_libraries
+
+
+def _lxml():
     from lxml import etree
-    HAS_LXML = True
-except ImportError:  # reported by the modules through missing_required_lib
-    etree = None
-    HAS_LXML = False
+    return etree
 
 
-class XMLError(ValueError):
-    """A document that is not well-formed or not the expected kind."""
+def __getattr__(name):
+    """``tree.etree``: lxml's etree module, imported when first asked for."""
+    if name == 'etree':
+        return _lxml()
+    raise AttributeError(name)
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import base as xml_base
+
+XMLError = xml_base.XMLError
+unified_diff = xml_base.unified_diff
+strip_blank_text = xml_base.strip_blank_text
+child_text = xml_base.child_text
 
 
 def _parser():
-    return etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
+    return _lxml().XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
                            remove_pis=True, huge_tree=False)
 
 
@@ -35,8 +49,8 @@ def parse(text, root_tag=None):
     if isinstance(text, str):
         text = text.encode('utf-8')
     try:
-        root = etree.fromstring(text, _parser())
-    except etree.XMLSyntaxError as exc:
+        root = _lxml().fromstring(text, _parser())
+    except _lxml().XMLSyntaxError as exc:
         raise XMLError('not well-formed XML: %s' % exc)
     if root_tag is not None and root.tag != root_tag:
         raise XMLError('the root element is <%s>, expected <%s>' % (root.tag, root_tag))
@@ -47,18 +61,8 @@ def to_string(element):
     """Serialise ``element`` indented, two spaces per level, as libvirt does."""
     element = copy.deepcopy(element)
     strip_blank_text(element)
-    etree.indent(element, space='  ')
-    return etree.tostring(element, encoding='unicode') + '\n'
-
-
-def strip_blank_text(element):
-    """Drop whitespace-only text and tails (indentation), in place."""
-    for node in element.iter():
-        if node.text is not None and not node.text.strip():
-            node.text = None
-        if node.tail is not None and not node.tail.strip():
-            node.tail = None
-    return element
+    _lxml().indent(element, space='  ')
+    return _lxml().tostring(element, encoding='unicode') + '\n'
 
 
 def sort_children(element):
@@ -97,27 +101,10 @@ def drop_empty(element):
     return element
 
 
-def child_text(element, path):
-    """Stripped text of the first node at ``path``, or None."""
-    node = element.find(path)
-    if node is None or node.text is None:
-        return None
-    return node.text.strip()
-
-
 def set_child_text(parent, tag, text):
     """Append <tag>text</tag> to ``parent`` when text is not None."""
     if text is None:
         return None
-    node = etree.SubElement(parent, tag)
+    node = _lxml().SubElement(parent, tag)
     node.text = str(text)
     return node
-
-
-def unified_diff(before, after, before_name='before', after_name='after'):
-    """A unified diff of two serialised documents, '' when they are equal."""
-    import difflib  # only on drift: a no-op run should not pay for importing it
-
-    lines = difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                 fromfile=before_name, tofile=after_name)
-    return ''.join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import OptionError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml, tree as xml_tree
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import base as xml_base, pool as pool_xml
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool import (
     PoolAuth,
     PoolDefinition,
@@ -83,7 +83,7 @@ def test_every_example_validates(definition):
 
 
 def test_parse_then_format_keeps_a_live_document_canonically_equal():
-    live = xml_tree.parse(LIVE_DIR_POOL)
+    live = xml_base.parse(LIVE_DIR_POOL)
     reformatted = PoolDefinition.parse_dom(live).format_dom()
     assert pool_xml.canonical_string(reformatted) == pool_xml.canonical_string(live)
 
@@ -97,7 +97,7 @@ def test_rbd_config_opts_use_libvirts_namespace():
 
 
 def test_canonical_drops_what_libvirt_fills_in():
-    canonical = pool_xml.canonical_string(xml_tree.parse(LIVE_DIR_POOL))
+    canonical = pool_xml.canonical_string(xml_base.parse(LIVE_DIR_POOL))
     for noise in ('uuid', 'capacity', 'allocation', 'available', '<source'):
         assert noise not in canonical
     assert '<path>/var/lib/nova/disks</path>' in canonical
@@ -125,7 +125,7 @@ def test_canonical_drops_what_libvirt_fills_in():
      "<rbd:config_opts><rbd:option name='a' value='1'/><rbd:option name='b' value='2'/></rbd:config_opts></pool>"),
 ])
 def test_canonical_forms_equal_when_nothing_that_matters_differs(wanted, live):
-    assert pool_xml.canonical_string(xml_tree.parse(wanted)) == pool_xml.canonical_string(xml_tree.parse(live))
+    assert pool_xml.canonical_string(xml_base.parse(wanted)) == pool_xml.canonical_string(xml_base.parse(live))
 
 
 @pytest.mark.parametrize('change', [
@@ -136,43 +136,43 @@ def test_canonical_forms_equal_when_nothing_that_matters_differs(wanted, live):
 def test_canonical_forms_differ_on_a_real_change(change):
     changed = LIVE_DIR_POOL.replace(*change)
     assert changed != LIVE_DIR_POOL
-    assert pool_xml.canonical_string(xml_tree.parse(changed)) != pool_xml.canonical_string(
-        xml_tree.parse(LIVE_DIR_POOL))
+    assert pool_xml.canonical_string(xml_base.parse(changed)) != pool_xml.canonical_string(
+        xml_base.parse(LIVE_DIR_POOL))
 
 
 def test_host_order_is_meaningful():
     one = "<pool type='rbd'><name>p</name><source><host name='a'/><host name='b'/></source></pool>"
     other = "<pool type='rbd'><name>p</name><source><host name='b'/><host name='a'/></source></pool>"
-    assert pool_xml.canonical_string(xml_tree.parse(one)) != pool_xml.canonical_string(xml_tree.parse(other))
+    assert pool_xml.canonical_string(xml_base.parse(one)) != pool_xml.canonical_string(xml_base.parse(other))
 
 
 def test_the_diff_shows_only_the_real_change():
-    live = xml_tree.parse(LIVE_DIR_POOL)
-    wanted = xml_tree.parse(LIVE_DIR_POOL.replace('<mode>0711</mode>', '<mode>0750</mode>')
+    live = xml_base.parse(LIVE_DIR_POOL)
+    wanted = xml_base.parse(LIVE_DIR_POOL.replace('<mode>0711</mode>', '<mode>0750</mode>')
                             .replace('<uuid>5cf989ef-8475-4102-af1f-de0d65b7406b</uuid>', ''))
-    diff = xml_tree.unified_diff(pool_xml.canonical_string(live), pool_xml.canonical_string(wanted))
+    diff = xml_base.unified_diff(pool_xml.canonical_string(live), pool_xml.canonical_string(wanted))
     changed_lines = [line for line in diff.splitlines()
                      if line[:1] in '+-' and not line.startswith(('+++', '---'))]
     assert changed_lines == ['-      <mode>0711</mode>', '+      <mode>0750</mode>']
 
 
 def test_inherit_unset_takes_libvirts_permissions_where_the_task_is_silent():
-    live = xml_tree.parse(LIVE_DIR_POOL)
+    live = xml_base.parse(LIVE_DIR_POOL)
     wanted = PoolDefinition('disks', 'dir', target_path='/var/lib/nova/disks',
                             permissions=PoolPermissions(mode='0750')).format_dom()
     effective = pool_xml.inherit_unset(wanted, live)
-    perms = PoolPermissions.parse_dom(effective.find('target/permissions'))
+    perms = effective.permissions
     assert perms.to_dict() == {'mode': '0750', 'owner': 0, 'group': 0, 'label': None}
     assert wanted.find('target/permissions/owner') is None  # the input is not modified
 
 
 def test_runtime_view_ignores_permissions_only():
-    live = xml_tree.parse(LIVE_DIR_POOL)
-    other_mode = xml_tree.parse(LIVE_DIR_POOL.replace('0711', '0700'))
-    other_path = xml_tree.parse(LIVE_DIR_POOL.replace('/var/lib/nova/disks', '/srv/disks'))
-    view = xml_tree.to_string(pool_xml.runtime_view(live))
-    assert view == xml_tree.to_string(pool_xml.runtime_view(other_mode))
-    assert view != xml_tree.to_string(pool_xml.runtime_view(other_path))
+    live = xml_base.parse(LIVE_DIR_POOL)
+    other_mode = xml_base.parse(LIVE_DIR_POOL.replace('0711', '0700'))
+    other_path = xml_base.parse(LIVE_DIR_POOL.replace('/var/lib/nova/disks', '/srv/disks'))
+    view = pool_xml.runtime_view(live)
+    assert view == pool_xml.runtime_view(other_mode)
+    assert view != pool_xml.runtime_view(other_path)
 
 
 @pytest.mark.parametrize('definition, option', [

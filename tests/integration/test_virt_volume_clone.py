@@ -17,7 +17,7 @@ import time
 import pytest
 from conftest import fill, run_module, start_module
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import (
     XATTR_NAME,
     read_file_metadata,
 )

@@ -12,6 +12,10 @@ base64-encoded, split over numbered tags ``storagepools.libvirt.<n>=<part>``
 to stay well under LVM's tag length limit. Tags are replaced in one
 ``lvchange`` (one metadata commit).
 
+Volumes are thick raw LVs libvirt makes: a copy is written with
+``qemu-img convert`` (zeroes where the source has none), a copy-on-write
+volume is an LVM snapshot of an LV of the same volume group.
+
 A new LV holds whatever the disk had there before, so every byte of it that
 the copy does not write is zeroed (BLKZEROOUT): a guest never sees stale data
 of another LV.
@@ -25,10 +29,12 @@ import json
 import os
 import struct
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import flush
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 TAG_PREFIX = 'storagepools.libvirt.'
 TAG_PART = 400  # characters of base64 per tag
@@ -139,3 +145,120 @@ def convert_into_lv(source_path, source_format, source_size, lv_path, option, pa
     qemu_img.convert(source_path, source_format, lv_path, 'raw', option, size=source_size, pass_fds=pass_fds)
     zero_range(lv_path, source_size, device_size(lv_path))
     flush(lv_path)
+
+
+class LogicalBackend(StorageBackend):
+    """Thick raw LVs of the volume group behind a libvirt logical pool; records in LV tags."""
+
+    kind = 'logical volume'
+    method = 'lvm-import'
+
+    def __init__(self, endpoint, option='pool', ceph_keyring=None):
+        super().__init__(endpoint, option, ceph_keyring)
+        self.vg = xml_tree.child_text(endpoint.definition, 'source/name')
+        self.dev_dir = endpoint.target or '/dev/%s' % self.vg
+        self._records = None
+
+    def nova_settings(self):
+        return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
+
+    @staticmethod
+    def volume_name(instance_uuid, disk_name):
+        return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
+
+    @staticmethod
+    def disk_name(suffix):
+        return suffix.replace('__', '_')
+
+    @staticmethod
+    def moves(legacy):
+        return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
+
+    def location(self, name):
+        return os.path.join(self.dev_dir, name)
+
+    def _all(self):
+        if self._records is None:  # every LV and its tags in one lvs call
+            self._records = read_records(self.vg)
+        return self._records
+
+    def names(self):
+        return set(self._all())
+
+    def existing(self, name):
+        volume = self.volume(name)
+        if volume is not None:
+            return volume, self.read_record(name)
+        if os.path.lexists(self.location(name)):
+            return None, None  # an LV libvirt has not listed yet: taken all the same
+        return None
+
+    def read_record(self, name):
+        return self._all().get(name)
+
+    def write_record(self, name, record):
+        write_record(self.vg, name, record)
+        if self._records is not None:
+            self._records[name] = record
+
+    def whole(self, capacity):
+        return whole_extents(self.vg, capacity)
+
+    def allocation(self, capacity):
+        # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
+        # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
+        return capacity
+
+    def max_virtual_size(self):
+        return self.endpoint.capacity()  # a thick LV never outgrows its volume group (the pool's capacity)
+
+    def size(self, name):
+        return device_size(self.location(name))
+
+    def clone_format(self, mode, volume_format, source):
+        if volume_format not in (None, 'raw'):
+            raise StoragePoolsError('format: volumes of a logical pool are raw block devices')
+        if mode == 'cow' and source.lv is None:
+            raise StoragePoolsError('source: on a logical pool, mode cow snapshots a volume of the same '
+                                    'volume group')
+        return 'raw'
+
+    def create(self, name, size):
+        size = super().create(name, size)
+        self._all()[name] = None
+        return size
+
+    def remove(self, name):
+        super().remove(name)
+        self._all().pop(name, None)
+
+    def create_detail(self, name, definition, method):
+        return "create logical volume '%s' (%d bytes)" % (name, definition.capacity)
+
+    def write_image(self, name, image, volume_format='raw'):
+        convert_into_lv(image.filename, image.format, image.virtual_size, self.location(name), self.option,
+                        pass_fds=image.pass_fds)
+        return 'qemu-img-convert'
+
+    def cow_steps(self, name, source, definition):
+        create = dict(action='create', detail="create LVM snapshot '%s' of %s" % (name, source.path),
+                      do=lambda: self.define(definition), undo=lambda: self.remove(name), option='source')
+        return 'lvm-snapshot', [create]
+
+    def space_for(self, image, capacity, volume_format='raw', cow=False):
+        return self.whole(capacity)  # thick, and a snapshot gets the origin's size of COW space (allocation)
+
+    def space_available(self):
+        return vg_free(self.vg)
+
+    def space_freed(self, name):
+        return self.size(name)  # a killed import's LV, removed before the import is redone
+
+    def where(self):
+        return "volume group '%s'" % self.vg
+
+    def point(self, disk, name):
+        disk.point_at_block(self.location(name))
+
+    def domain_volume(self, disk, instance_uuid):
+        return self._instance_volume_at(disk.source_block, self.dev_dir, instance_uuid)

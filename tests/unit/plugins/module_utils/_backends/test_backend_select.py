@@ -31,6 +31,9 @@ SECRET = '4a5e7c1d-2b3f-4e60-8a7b-9c0d1e2f3a4b'
 def conn():
     connection = libvirt.open('test:///default')  # a fresh in-memory driver per open
     yield connection
+    for started_pool in connection.listAllStoragePools(0):  # the driver keeps its state for the whole process
+        if started_pool.name() != 'default-pool':
+            started_pool.destroy()
     connection.close()
 
 

@@ -49,14 +49,14 @@ def _lvm(argv, option):
     return proc.stdout
 
 
-def encode_record(record):
+def encode_record(record: dict) -> list:
     """The LVM tags that hold ``record``."""
     text = base64.b64encode(json.dumps(record, sort_keys=True, separators=(',', ':')).encode('utf-8')).decode()
     parts = [text[start:start + TAG_PART] for start in range(0, len(text), TAG_PART)] or ['']
     return ['%s%d=%s' % (TAG_PREFIX, index, part) for index, part in enumerate(parts)]
 
 
-def decode_record(tags):
+def decode_record(tags: list):
     """The record held in ``tags`` (a list of LV tags), or None when there is none."""
     parts = {}
     for tag in tags:
@@ -73,7 +73,7 @@ def decode_record(tags):
     return record if isinstance(record, dict) else None
 
 
-def lv_tags(vg):
+def lv_tags(vg: str) -> dict:
     """{LV name: [tags]} of every LV in ``vg`` (one lvs call)."""
     out = _lvm(['lvs', '--noheadings', '--separator', '|', '-o', 'lv_name,lv_tags', vg], 'pool')
     tags = {}
@@ -84,16 +84,16 @@ def lv_tags(vg):
     return tags
 
 
-def read_records(vg):
+def read_records(vg: str) -> dict:
     """{LV name: record or None} of every LV in ``vg``."""
     return dict((name, decode_record(tags)) for name, tags in lv_tags(vg).items())
 
 
-def read_record(vg, lv):
+def read_record(vg: str, lv: str):
     return read_records(vg).get(lv)
 
 
-def write_record(vg, lv, record):
+def write_record(vg: str, lv: str, record: dict) -> None:
     """Replace the record of ``vg/lv`` (one lvchange: the old tags go, the new ones come)."""
     old = [tag for tag in lv_tags(vg).get(lv, []) if tag.startswith(TAG_PREFIX)]
     argv = ['lvchange']
@@ -104,23 +104,23 @@ def write_record(vg, lv, record):
     _lvm(argv + ['%s/%s' % (vg, lv)], 'metadata')
 
 
-def vg_extent_size(vg):
+def vg_extent_size(vg: str) -> int:
     """The extent size of ``vg`` in bytes: LVs are whole extents."""
     return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_extent_size', vg], 'pool').strip())
 
 
-def vg_free(vg):
+def vg_free(vg: str) -> int:
     """The bytes ``vg`` has free for new LVs."""
     return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_free', vg], 'pool').strip())
 
 
-def whole_extents(vg, size):
+def whole_extents(vg: str, size: int) -> int:
     """``size`` rounded up to whole extents of ``vg``: the size LVM makes, so a record can say what the LV is."""
     extent = vg_extent_size(vg)
     return -(-size // extent) * extent
 
 
-def zero_range(path, start, end):
+def zero_range(path: str, start: int, end: int) -> None:
     """Zero bytes [start, end) of the block device ``path``."""
     if end <= start:
         return
@@ -131,7 +131,7 @@ def zero_range(path, start, end):
         os.close(fd)
 
 
-def device_size(path):
+def device_size(path: str) -> int:
     fd = os.open(path, os.O_RDONLY)
     try:
         return struct.unpack('Q', fcntl.ioctl(fd, BLKGETSIZE64, b'\0' * 8))[0]
@@ -139,7 +139,8 @@ def device_size(path):
         os.close(fd)
 
 
-def convert_into_lv(source_path, source_format, source_size, lv_path, option, pass_fds=()):
+def convert_into_lv(source_path: str, source_format: str, source_size: int, lv_path: str, option: str,
+                    pass_fds=()) -> None:
     """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
     beyond the source is zeroed, so no stale data of the volume group shows through."""
     qemu_img.convert(source_path, source_format, lv_path, 'raw', option, size=source_size, pass_fds=pass_fds)

@@ -54,7 +54,7 @@ DEFAULT_MON_PORT = 6789
 class RbdPool:
     """The Ceph pool behind a libvirt rbd pool, opened with librbd."""
 
-    def __init__(self, pool_xml_root, keyring, connect_timeout=10, op_timeout=120):
+    def __init__(self, pool_xml_root, keyring: str | None, connect_timeout: int = 10, op_timeout: int = 120) -> None:
         if not HAS_RBD:
             raise StoragePoolsError('pool: an rbd pool needs the Ceph Python bindings on the managed host '
                                     '(Debian/Ubuntu: python3-rados python3-rbd)')
@@ -69,7 +69,7 @@ class RbdPool:
         self.cluster = None
         self.ioctx = None
 
-    def open(self):
+    def open(self) -> RbdPool:
         if self.ioctx is not None:
             return self
         try:
@@ -89,16 +89,16 @@ class RbdPool:
         self.cluster = cluster
         return self
 
-    def close(self):
+    def close(self) -> None:
         if self.ioctx is not None:
             self.ioctx.close()
             self.cluster.shutdown()
             self.ioctx = self.cluster = None
 
-    def list(self):
+    def list(self) -> list:
         return rbd.RBD().list(self.open().ioctx)
 
-    def max_avail(self, option):
+    def max_avail(self, option: str) -> int:
         """The bytes the Ceph pool can still take (``ceph df``'s max_avail: replication and the fullest OSD
         already counted); StoragePoolsError naming ``option`` when the monitors do not say."""
         command = json.dumps({'prefix': 'df', 'format': 'json'})
@@ -117,25 +117,25 @@ class RbdPool:
                 return int(pool['stats']['max_avail'])
         raise StoragePoolsError("%s: 'ceph df' does not list pool '%s'" % (option, self.ceph_pool))
 
-    def exists(self, name):
+    def exists(self, name: str) -> bool:
         return name in self.list()
 
-    def read_metadata(self, name):
+    def read_metadata(self, name: str):
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             try:
                 return json.loads(image.metadata_get(META_KEY))
             except KeyError:
                 return None
 
-    def write_metadata(self, name, record):
+    def write_metadata(self, name: str, record: dict) -> None:
         with rbd.Image(self.open().ioctx, name) as image:
             image.metadata_set(META_KEY, json.dumps(record, sort_keys=True, separators=(',', ':')))
 
-    def size(self, name):
+    def size(self, name: str) -> int:
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             return image.size()
 
-    def has_data(self, name):
+    def has_data(self, name: str) -> bool:
         """Whether any object of image ``name`` was ever written (its parent's data not counted)."""
         extents = []
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
@@ -143,17 +143,17 @@ class RbdPool:
                                include_parent=False, whole_object=True)
         return any(extents)
 
-    def resize(self, name, size):
+    def resize(self, name: str, size: int) -> None:
         with rbd.Image(self.open().ioctx, name) as image:
             image.resize(size)
 
-    def create(self, name, size):
+    def create(self, name: str, size: int) -> None:
         rbd.RBD().create(self.open().ioctx, name, size, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
 
-    def remove(self, name):
+    def remove(self, name: str) -> None:
         rbd.RBD().remove(self.open().ioctx, name)
 
-    def write_raw_file(self, name, path):
+    def write_raw_file(self, name: str, path) -> None:
         """Write the data extents of the raw file ``path`` (or an open descriptor) into image ``name``; skip
         zero chunks."""
         zero = bytes(CHUNK)
@@ -168,17 +168,17 @@ class RbdPool:
                     offset += len(data)
             image.flush()
 
-    def reader(self, name):
+    def reader(self, name: str) -> tuple:
         """A read-only file-like view of image ``name`` (seek/read), for image_inspect: (reader, size)."""
         image = rbd.Image(self.open().ioctx, name, read_only=True)
         return _ImageReader(image), image.size()
 
-    def qemu_target(self, name):
+    def qemu_target(self, name: str) -> str:
         """qemu's rbd filename for image ``name`` (the key stays in the keyring file), every part escaped."""
         return names.rbd_filename(self.ceph_pool, name, [('id', self.user), ('keyring', self.keyring),
                                                          ('mon_host', self.mon_host.replace(',', ';'))])
 
-    def ensure_protected_snapshot(self, name):
+    def ensure_protected_snapshot(self, name: str) -> bool:
         """Make and protect the parent snapshot clones need; True when this call made it."""
         with rbd.Image(self.open().ioctx, name) as image:
             snaps = [snap['name'] for snap in image.list_snaps()]
@@ -190,18 +190,18 @@ class RbdPool:
                 image.protect_snap(BASE_SNAPSHOT)
             return made
 
-    def snapshot_protected(self, name):
+    def snapshot_protected(self, name: str) -> bool:
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             snaps = [snap['name'] for snap in image.list_snaps()]
             return BASE_SNAPSHOT in snaps and image.is_protected_snap(BASE_SNAPSHOT)
 
-    def remove_snapshot(self, name):
+    def remove_snapshot(self, name: str) -> None:
         with rbd.Image(self.open().ioctx, name) as image:
             if image.is_protected_snap(BASE_SNAPSHOT):
                 image.unprotect_snap(BASE_SNAPSHOT)
             image.remove_snap(BASE_SNAPSHOT)
 
-    def clone(self, parent, child, size):
+    def clone(self, parent: str, child: str, size: int) -> None:
         ioctx = self.open().ioctx
         rbd.RBD().clone(ioctx, parent, BASE_SNAPSHOT, ioctx, child, features=rbd.RBD_FEATURE_LAYERING)
         with rbd.Image(ioctx, child) as image:
@@ -363,8 +363,9 @@ class RbdBackend(StorageBackend):
             self.rbd.clone(source.rbd, name, definition.capacity)
             self.names().add(name)
 
-        snapshot = dict(action='snapshot', detail="protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, source.rbd),
-                        do=protect, undo=unprotect, option='source')
+        snapshot = dict(action='snapshot', do=protect,
+                        detail="protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, source.rbd), undo=unprotect,
+                        option='source')
         make = dict(action='clone', detail="clone '%s' from %s@%s" % (name, source.rbd, BASE_SNAPSHOT), do=clone,
                     undo=lambda: self.remove(name), option=self.option)
         return 'rbd-clone', [snapshot, make]

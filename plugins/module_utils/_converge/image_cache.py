@@ -42,7 +42,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import 
 BASE_NAME_RE = nova_layout.BASE_NAME_RE
 
 
-def overlay_backing_formats(instances_path):
+def overlay_backing_formats(instances_path: str) -> dict:
     """{base path: set of backing formats named by the host's qcow2 overlays} (headers only, each overlay
     opened without following a symlink)."""
     named = {}
@@ -90,7 +90,8 @@ def plan_base(name: str, path: str, fd: int, disk_format: str, origin: str, info
 
 
 class ImageCache:
-    def __init__(self, conn, uri, instances_path, nova_conf, check_mode, dest_pool=None, ceph_keyring=None):
+    def __init__(self, conn, uri: str, instances_path: str, nova_conf, check_mode: bool, dest_pool: str | None = None,
+                 ceph_keyring: str | None = None) -> None:
         self.conn = conn
         self.uri = uri
         self.base_dir = os.path.join(os.path.normpath(instances_path), nova_layout.BASE_DIR)
@@ -113,7 +114,7 @@ class ImageCache:
                 raise StoragePoolsError('instances_path: %s %s' % (self.base_dir, why))
         return self._base
 
-    def bases(self):
+    def bases(self) -> list:
         """The names in ``_base`` that are files or symlinks (ensure() refuses the symlinks)."""
         base_fd = self._base_fd()
         names = []
@@ -123,7 +124,7 @@ class ImageCache:
                 names.append(name)
         return names
 
-    def declared_format(self, path, fd):
+    def declared_format(self, path: str, fd: int) -> tuple:
         """(format, where it comes from), or (None, why not)."""
         recorded = metadata.read_file_metadata(fd)
         if recorded and recorded.get('format'):
@@ -139,7 +140,7 @@ class ImageCache:
             return 'raw', 'force_raw_images'
         return None, 'no overlay names its format and nova.conf sets force_raw_images=False'
 
-    def ensure(self, name):
+    def ensure(self, name: str) -> dict:
         """One base's result: {result, reason, format, virtual_size, volume}; never raises for the base itself."""
         path = os.path.join(self.base_dir, name)
         result = {'result': None, 'reason': None, 'format': None, 'virtual_size': None, 'volume': None,
@@ -199,7 +200,7 @@ class ImageCache:
             self._dest = backend_for(Endpoint(self.conn, self.dest_pool, 'dest_pool'), 'pool', self.ceph_keyring)
         return self._dest
 
-    def close(self):
+    def close(self) -> None:
         if self._dest is not None:
             self._dest.close()
         if self._base is not None:

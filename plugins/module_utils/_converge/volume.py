@@ -146,7 +146,8 @@ class Source:
         self.ceph = origin
         recorded = origin.read_record(name)  # libvirt has already found the image
         if recorded is not None and recorded.get('format') not in (None, 'raw'):
-            raise StoragePoolsError('source.volume: %s is recorded as %s; rbd images are raw' % (name, recorded['format']))
+            raise StoragePoolsError('source.volume: %s is recorded as %s; rbd images are raw'
+                                    % (name, recorded['format']))
         reader, size = origin.rbd.reader(name)
         try:
             self.info = image_inspect.inspect_handle(reader, size, origin.location(name), 'raw',

@@ -59,7 +59,7 @@ def test_a_dir_pool_gets_the_file_backend(conn, tmp_path):
     started(conn, "<pool type='dir'><name>files</name><target><path>%s</path></target></pool>" % tmp_path)
     backend = backend_for(Endpoint(conn, 'files', 'pool'))
     assert isinstance(backend, FileBackend) and backend.pool_name == 'files'
-    assert backend.location('v.img') == str(tmp_path / 'v.img') and backend.qemu_target('v.img') == backend.location('v.img')
+    assert backend.location('v.img') == backend.qemu_target('v.img') == str(tmp_path / 'v.img')
     assert backend.existing('v.img') is None and backend.compares_as_files()
     backend.define(VolumeDefinition('v.img', 1024 * 1024, 'raw'))  # the test driver keeps it in memory
     volume, record = backend.existing('v.img')

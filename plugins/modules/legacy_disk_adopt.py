@@ -235,13 +235,10 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import FILE_POOL_TYPES
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import Adopter
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import (
-    Cutover,
-    LogicalTarget,
-    RbdTarget,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import Cutover
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock
@@ -275,13 +272,11 @@ def adopter_for(conn, params, check_mode):
         if params['running'] == 'live':
             raise StoragePoolsError('running: live copies into file pools; the cutover to an %s pool imports '
                                     'shut-off instances' % pool.type)
-        if pool.type == 'rbd':
-            target = RbdTarget(conn, pool, params['ceph_keyring'])
-        elif not is_local_uri(params['uri']):
+        if pool.type == 'logical' and not is_local_uri(params['uri']):
             raise StoragePoolsError('uri: the cutover writes the logical volumes on the libvirt host; run the task '
                                     'on that host with a local uri (qemu:///system)')
-        else:
-            target = LogicalTarget(pool)
+        target = backend_for(pool, 'disks_pool', params['ceph_keyring'])
+        target.nova_settings()  # an rbd pool without <auth> (Nova's disks need a cephx user) fails the task now
         target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance
         cutover = Cutover(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf, check_mode,
                           params['finalize'])

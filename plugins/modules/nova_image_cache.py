@@ -93,6 +93,11 @@ images:
     volume:
       description: With O(dest_pool), the imported volume {name, pool, path, format, capacity, backing}.
       type: dict
+    actions:
+      description: The ordered plan for the base (record, create, convert or import, verify, snapshot, ...)
+        that the run carried out, or would carry out in check mode.
+      type: list
+      elements: dict
 summary:
   description: How many bases ended in each result.
   returned: success
@@ -141,7 +146,8 @@ def run(module):
         cache = ImageCache(conn, params['uri'], params['instances_path'], nova_conf, module.check_mode,
                            params['dest_pool'], params['ceph_keyring'])
         try:
-            images = each_item(cache.bases(), cache.ensure, {'format': None, 'virtual_size': None, 'volume': None})
+            images = each_item(cache.bases(), cache.ensure, {'format': None, 'virtual_size': None, 'volume': None,
+                                                             'actions': []})
         finally:
             cache.close()
     finally:

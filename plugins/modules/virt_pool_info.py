@@ -187,9 +187,8 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import logical as lvm
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import RbdPool
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import (
     FILE_POOL_TYPES,
     MetadataError,
     read_file_metadata,
@@ -198,13 +197,18 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core import 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
-    error_text,
     is_local_uri,
-    libvirt,
     lookup_pool,
     missing_libraries,
     open_connection,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.listing import (
+    VANISHED,
+    domain_xmls,
+    or_fail,
+    unless_vanished,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
@@ -265,21 +269,21 @@ def file_volume(path):
 
 def volume_facts(pool, definition, local, instances_path, ceph_keyring):
     pool_type = definition.get('type')
-    ceph = lv_records = None
-    if pool_type == 'rbd' and ceph_keyring:
-        ceph = RbdPool(definition, ceph_keyring)
-    if pool_type == 'logical' and local:  # every LV's tags in one lvs call
-        lv_records = lvm.read_records(xml_tree.child_text(definition, 'source/name'))
+    records = None
+    if pool_type in INFO_POOL_TYPES:  # records of a file pool are read with its sizes (file_volume)
+        backend = backend_for(Endpoint.of(None, pool, definition, 'volumes'), 'volumes', ceph_keyring)
+        records = backend if backend.records_readable(local) else None
     try:
-        return [one_volume(volume, pool_type, local, instances_path, ceph, lv_records)
+        return [one_volume(volume, pool_type, local, instances_path, records)
                 for volume in sorted(pool.listAllVolumes(0), key=lambda vol: vol.name())]
     finally:
-        if ceph is not None:
-            ceph.close()
+        if records is not None:
+            records.close()
 
 
-def one_volume(volume, pool_type, local, instances_path, ceph, lv_records):
-    """The facts of one volume; its metadata from the record kept with its data."""
+def one_volume(volume, pool_type, local, instances_path, records):
+    """The facts of one volume; its metadata from the record kept with its data (``records``: the pool's
+    backend where records are read apart from the file, else None)."""
     path = volume.path()
     if pool_type in FILE_POOL_TYPES:
         facts = file_volume(path) if local else unknown('a remote uri: files are read on the libvirt host only')
@@ -287,11 +291,9 @@ def one_volume(volume, pool_type, local, instances_path, ceph, lv_records):
         kind, capacity, allocation = volume.info()
         facts = dict(type=VOLUME_TYPES.get(kind), size=capacity, capacity=capacity, allocation=allocation,
                      metadata=None, note=None)
-        if lv_records is not None:
-            facts['metadata'] = lv_records.get(volume.name())
-        elif ceph is not None:
+        if records is not None:
             try:
-                facts['metadata'] = ceph.read_metadata(volume.name())
+                facts['metadata'] = records.read_record(volume.name())
             except ValueError as exc:
                 raise StoragePoolsError('volumes: the metadata of %s is not JSON: %s' % (path, exc))
     else:
@@ -307,11 +309,8 @@ def one_volume(volume, pool_type, local, instances_path, ceph, lv_records):
 def domain_disks(conn):
     """({file path: domain}, {(pool, volume): domain}) of every domain's disks, backing chains included."""
     files, volumes = {}, {}
-    for domain in conn.listAllDomains(0):
-        try:
-            document = DomainDocument(domain.XMLDesc(0))
-        except libvirt.libvirtError:
-            continue  # undefined by someone else while we listed
+    for text in domain_xmls(conn):  # a domain undefined by someone else while we listed is left out
+        document = DomainDocument(text)
         for disk in document.disks():
             for source in disk.element.iter('source'):
                 if source.get('file'):
@@ -345,17 +344,19 @@ def guest_disk(pool, definition, local, disks):
 
 def check_refresh(conn, pools, local):
     """Refuse a refresh of a file pool holding guest disks, before any pool is refreshed."""
-    disks = None
+    disks = {}  # domain_disks(conn), read once and only when a file pool is active
+
+    def guest_disk_of(pool):
+        definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
+        if definition.get('type') not in FILE_POOL_TYPES or not pool.isActive():
+            return None
+        if not disks:
+            disks['all'] = domain_disks(conn)
+        return guest_disk(pool, definition, local, disks['all'])
+
     for pool in pools:
-        try:
-            definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
-            if definition.get('type') not in FILE_POOL_TYPES or not pool.isActive():
-                continue
-            disks = disks or domain_disks(conn)
-            found = guest_disk(pool, definition, local, disks)
-        except libvirt.libvirtError:
-            continue  # undefined by someone else while we listed: run() skips it too
-        if found:
+        found = unless_vanished(guest_disk_of, pool)  # undefined by someone else while we listed: run() skips it too
+        if found and found is not VANISHED:
             raise StoragePoolsError(
                 "refresh: pool '%s' holds guest disks ('%s': %s); a refresh makes libvirt open every file of "
                 "the pool and follow the backing file a qcow2 header names, and a guest writes its own disk's "
@@ -404,15 +405,15 @@ def run(module):
         if params['refresh'] and want_volumes:
             check_refresh(conn, pools, local)
         result = {}
+        args = (want_volumes, params['refresh'], local, params['instances_path'], params['ceph_keyring'])
         for pool in pools:
-            try:
-                result[pool.name()] = pool_facts(pool, want_volumes, params['refresh'], local,
-                                                 params['instances_path'], params['ceph_keyring'])
-            except libvirt.libvirtError as exc:
-                if params['name']:
-                    raise StoragePoolsError("name: reading pool '%s' failed" % params['name'],
-                                            libvirt_error=error_text(exc))
-                # a pool undefined by someone else while we listed: not ours to report
+            if params['name']:
+                result[pool.name()] = or_fail("name: reading pool '%s' failed" % params['name'], pool_facts, pool,
+                                              *args)
+                continue
+            facts = unless_vanished(pool_facts, pool, *args)
+            if facts is not VANISHED:  # else a pool undefined by someone else while we listed: not ours to report
+                result[pool.name()] = facts
     finally:
         conn.close()
     orphans = [dict(pool=name, volume=volume['name'], instance_uuid=volume['instance_uuid'])

@@ -110,6 +110,11 @@ options:
       with explicit formats otherwise, through qemu's rbd driver for rbd volumes).
     type: bool
     default: false
+notes:
+  - "In --diff mode the module returns what the run changes (or would change in check mode): the volume's
+    definition as canonical XML of what is recorded (name, capacity, format, path, backing; never libvirt's
+    probe of the file) and the recorded metadata, each before and after. A new volume has an empty before; a
+    rerun that changes nothing returns no diff."
 seealso:
   - module: storagepools.libvirt.virt_pool_info
 '''
@@ -183,6 +188,12 @@ metadata:
   description: The metadata recorded with the volume.
   returned: success
   type: dict
+diff:
+  description: With --diff, the volume definition (canonical XML) and the record, before and after; only
+    what changes, nothing when nothing does.
+  returned: diff mode, when the volume is made or grown
+  type: list
+  elements: dict
 actions:
   description: The ordered plan the run carried out, or would carry out in check mode.
   returned: always
@@ -233,8 +244,11 @@ def run(module):
             plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
                                      params['metadata'], params['verify'])
             plan.apply(module.check_mode)
-            return dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
-                        method=cloner.method, metadata=cloner.record)
+            result = dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
+                          method=cloner.method, metadata=cloner.record)
+            if module._diff and plan:
+                result['diff'] = cloner.diff()
+            return result
         finally:
             cloner.close()
     finally:

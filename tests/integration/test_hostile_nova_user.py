@@ -20,7 +20,7 @@ from conftest import run_module, start_module, wait_for_step
 from nova_host import guest_view_sha256
 from test_legacy_disk_adopt import XML_FLAGS, adopt, host  # noqa: F401 pylint: disable=unused-import
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import (
     XATTR_NAME,
     read_file_metadata,
 )

@@ -15,7 +15,7 @@ import pytest
 from conftest import run_module
 from nova_host import NovaHost
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import read_file_metadata
 
 MiB = 1024 * 1024
 EPOCH_2000 = 946684800

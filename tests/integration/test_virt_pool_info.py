@@ -13,7 +13,7 @@ import uuid
 
 from conftest import run_module
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import XATTR_NAME
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import XATTR_NAME
 
 
 def info(**args):

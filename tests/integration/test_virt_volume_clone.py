@@ -17,7 +17,7 @@ import time
 import pytest
 from conftest import fill, run_module, start_module
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import (
     XATTR_NAME,
     read_file_metadata,
 )
@@ -158,6 +158,25 @@ def test_cow_overlay_has_an_explicit_backing_format(pools, two_pools, workdir):
     args['capacity'] = 256 * MiB
     grown = clone(**args)
     assert actions(grown) == ['resize', 'record'] and qemu_info(path, 'qcow2')['virtual-size'] == 256 * MiB
+
+
+def test_diff_shows_the_volume_and_its_record_and_nothing_on_a_rerun(two_pools, workdir):
+    _src_pool, _src_dir, dst_pool, dst_dir = two_pools
+    raw = make_sparse_raw(os.path.join(workdir, 'diffed.raw'), 16 * MiB)
+    args = dict(pool=dst_pool, name='diffed.qcow2', format='qcow2', source={'path': raw, 'format': 'raw'})
+    check = run_module('virt_volume_clone', args, check=True, diff=True)
+    made = run_module('virt_volume_clone', args, diff=True)
+    assert check['diff'] == made['diff'] and [entry['before'] for entry in made['diff']] == ['', '']
+    volume, record = made['diff']
+    assert '<path>%s</path>' % os.path.join(dst_dir, 'diffed.qcow2') in volume['after']
+    assert '<format type="qcow2"/>' in volume['after'] and '"method": "qemu-img-convert"' in record['after']
+    assert run_module('virt_volume_clone', args, diff=True).get('diff') is None  # a rerun changes nothing
+    args['capacity'] = 32 * MiB
+    grown = run_module('virt_volume_clone', args, diff=True)
+    volume, record = grown['diff']
+    changed = [line for line in volume['after'].splitlines() if line not in volume['before'].splitlines()]
+    assert changed == ['  <capacity unit="bytes">%d</capacity>' % (32 * MiB)]
+    assert json.loads(record['after'])['virtual_size'] == 32 * MiB
 
 
 def test_image_file_import_with_declared_format_and_image_id(two_pools, workdir):

@@ -12,6 +12,10 @@ base64-encoded, split over numbered tags ``storagepools.libvirt.<n>=<part>``
 to stay well under LVM's tag length limit. Tags are replaced in one
 ``lvchange`` (one metadata commit).
 
+Volumes are thick raw LVs libvirt makes: a copy is written with
+``qemu-img convert`` (zeroes where the source has none), a copy-on-write
+volume is an LVM snapshot of an LV of the same volume group.
+
 A new LV holds whatever the disk had there before, so every byte of it that
 the copy does not write is zeroed (BLKZEROOUT): a guest never sees stale data
 of another LV.
@@ -25,10 +29,12 @@ import json
 import os
 import struct
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import flush
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 TAG_PREFIX = 'storagepools.libvirt.'
 TAG_PART = 400  # characters of base64 per tag
@@ -43,14 +49,14 @@ def _lvm(argv, option):
     return proc.stdout
 
 
-def encode_record(record):
+def encode_record(record: dict) -> list:
     """The LVM tags that hold ``record``."""
     text = base64.b64encode(json.dumps(record, sort_keys=True, separators=(',', ':')).encode('utf-8')).decode()
     parts = [text[start:start + TAG_PART] for start in range(0, len(text), TAG_PART)] or ['']
     return ['%s%d=%s' % (TAG_PREFIX, index, part) for index, part in enumerate(parts)]
 
 
-def decode_record(tags):
+def decode_record(tags: list):
     """The record held in ``tags`` (a list of LV tags), or None when there is none."""
     parts = {}
     for tag in tags:
@@ -67,7 +73,7 @@ def decode_record(tags):
     return record if isinstance(record, dict) else None
 
 
-def lv_tags(vg):
+def lv_tags(vg: str) -> dict:
     """{LV name: [tags]} of every LV in ``vg`` (one lvs call)."""
     out = _lvm(['lvs', '--noheadings', '--separator', '|', '-o', 'lv_name,lv_tags', vg], 'pool')
     tags = {}
@@ -78,16 +84,16 @@ def lv_tags(vg):
     return tags
 
 
-def read_records(vg):
+def read_records(vg: str) -> dict:
     """{LV name: record or None} of every LV in ``vg``."""
     return dict((name, decode_record(tags)) for name, tags in lv_tags(vg).items())
 
 
-def read_record(vg, lv):
+def read_record(vg: str, lv: str):
     return read_records(vg).get(lv)
 
 
-def write_record(vg, lv, record):
+def write_record(vg: str, lv: str, record: dict) -> None:
     """Replace the record of ``vg/lv`` (one lvchange: the old tags go, the new ones come)."""
     old = [tag for tag in lv_tags(vg).get(lv, []) if tag.startswith(TAG_PREFIX)]
     argv = ['lvchange']
@@ -98,23 +104,23 @@ def write_record(vg, lv, record):
     _lvm(argv + ['%s/%s' % (vg, lv)], 'metadata')
 
 
-def vg_extent_size(vg):
+def vg_extent_size(vg: str) -> int:
     """The extent size of ``vg`` in bytes: LVs are whole extents."""
     return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_extent_size', vg], 'pool').strip())
 
 
-def vg_free(vg):
+def vg_free(vg: str) -> int:
     """The bytes ``vg`` has free for new LVs."""
     return int(_lvm(['vgs', '--noheadings', '--units', 'b', '--nosuffix', '-o', 'vg_free', vg], 'pool').strip())
 
 
-def whole_extents(vg, size):
+def whole_extents(vg: str, size: int) -> int:
     """``size`` rounded up to whole extents of ``vg``: the size LVM makes, so a record can say what the LV is."""
     extent = vg_extent_size(vg)
     return -(-size // extent) * extent
 
 
-def zero_range(path, start, end):
+def zero_range(path: str, start: int, end: int) -> None:
     """Zero bytes [start, end) of the block device ``path``."""
     if end <= start:
         return
@@ -125,7 +131,7 @@ def zero_range(path, start, end):
         os.close(fd)
 
 
-def device_size(path):
+def device_size(path: str) -> int:
     fd = os.open(path, os.O_RDONLY)
     try:
         return struct.unpack('Q', fcntl.ioctl(fd, BLKGETSIZE64, b'\0' * 8))[0]
@@ -133,9 +139,127 @@ def device_size(path):
         os.close(fd)
 
 
-def convert_into_lv(source_path, source_format, source_size, lv_path, option, pass_fds=()):
+def convert_into_lv(source_path: str, source_format: str, source_size: int, lv_path: str, option: str,
+                    pass_fds=()) -> None:
     """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
     beyond the source is zeroed, so no stale data of the volume group shows through."""
     qemu_img.convert(source_path, source_format, lv_path, 'raw', option, size=source_size, pass_fds=pass_fds)
     zero_range(lv_path, source_size, device_size(lv_path))
     flush(lv_path)
+
+
+class LogicalBackend(StorageBackend):
+    """Thick raw LVs of the volume group behind a libvirt logical pool; records in LV tags."""
+
+    kind = 'logical volume'
+    method = 'lvm-import'
+
+    def __init__(self, endpoint, option='pool', ceph_keyring=None):
+        super().__init__(endpoint, option, ceph_keyring)
+        self.vg = xml_tree.child_text(endpoint.definition, 'source/name')
+        self.dev_dir = endpoint.target or '/dev/%s' % self.vg
+        self._records = None
+
+    def nova_settings(self):
+        return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
+
+    @staticmethod
+    def volume_name(instance_uuid, disk_name):
+        return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
+
+    @staticmethod
+    def disk_name(suffix):
+        return suffix.replace('__', '_')
+
+    @staticmethod
+    def moves(legacy):
+        return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
+
+    def location(self, name):
+        return os.path.join(self.dev_dir, name)
+
+    def _all(self):
+        if self._records is None:  # every LV and its tags in one lvs call
+            self._records = read_records(self.vg)
+        return self._records
+
+    def names(self):
+        return set(self._all())
+
+    def existing(self, name):
+        volume = self.volume(name)
+        if volume is not None:
+            return volume, self.read_record(name)
+        if os.path.lexists(self.location(name)):
+            return None, None  # an LV libvirt has not listed yet: taken all the same
+        return None
+
+    def read_record(self, name):
+        return self._all().get(name)
+
+    def write_record(self, name, record):
+        write_record(self.vg, name, record)
+        if self._records is not None:
+            self._records[name] = record
+
+    def whole(self, capacity):
+        return whole_extents(self.vg, capacity)
+
+    def allocation(self, capacity):
+        # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
+        # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
+        return capacity
+
+    def max_virtual_size(self):
+        return self.endpoint.capacity()  # a thick LV never outgrows its volume group (the pool's capacity)
+
+    def size(self, name):
+        return device_size(self.location(name))
+
+    def clone_format(self, mode, volume_format, source):
+        if volume_format not in (None, 'raw'):
+            raise StoragePoolsError('format: volumes of a logical pool are raw block devices')
+        if mode == 'cow' and source.lv is None:
+            raise StoragePoolsError('source: on a logical pool, mode cow snapshots a volume of the same '
+                                    'volume group')
+        return 'raw'
+
+    def create(self, name, size):
+        size = super().create(name, size)
+        self._all()[name] = None
+        return size
+
+    def remove(self, name):
+        super().remove(name)
+        self._all().pop(name, None)
+
+    def create_detail(self, name, definition, method):
+        return "create logical volume '%s' (%d bytes)" % (name, definition.capacity)
+
+    def write_image(self, name, image, volume_format='raw'):
+        convert_into_lv(image.filename, image.format, image.virtual_size, self.location(name), self.option,
+                        pass_fds=image.pass_fds)
+        return 'qemu-img-convert'
+
+    def cow_steps(self, name, source, definition):
+        create = dict(action='create', detail="create LVM snapshot '%s' of %s" % (name, source.path),
+                      do=lambda: self.define(definition), undo=lambda: self.remove(name), option='source')
+        return 'lvm-snapshot', [create]
+
+    def space_for(self, image, capacity, volume_format='raw', cow=False):
+        return self.whole(capacity)  # thick, and a snapshot gets the origin's size of COW space (allocation)
+
+    def space_available(self):
+        return vg_free(self.vg)
+
+    def space_freed(self, name):
+        return self.size(name)  # a killed import's LV, removed before the import is redone
+
+    def where(self):
+        return "volume group '%s'" % self.vg
+
+    def point(self, disk, name):
+        disk.point_at_block(self.location(name))
+
+    def domain_volume(self, disk, instance_uuid):
+        return self._instance_volume_at(disk.source_block, self.dev_dir, instance_uuid)

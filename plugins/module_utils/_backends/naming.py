@@ -15,7 +15,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 _DISK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]*$')
 
 
-def instance_volume_name(instance_uuid, disk):
+def instance_volume_name(instance_uuid: str, disk: str) -> str:
     """``{instance_uuid}_{disk}`` with both parts checked (disk: disk, disk.local, disk.swap, ...)."""
     try:
         parsed = uuidlib.UUID(instance_uuid)

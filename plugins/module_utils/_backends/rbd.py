@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
@@ -32,6 +34,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images.copy 
     data_extents,
     open_for_reading,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import libvirt
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.listing import or_fail
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 try:
     import rados
@@ -49,7 +54,7 @@ DEFAULT_MON_PORT = 6789
 class RbdPool:
     """The Ceph pool behind a libvirt rbd pool, opened with librbd."""
 
-    def __init__(self, pool_xml_root, keyring, connect_timeout=10, op_timeout=120):
+    def __init__(self, pool_xml_root, keyring: str | None, connect_timeout: int = 10, op_timeout: int = 120) -> None:
         if not HAS_RBD:
             raise StoragePoolsError('pool: an rbd pool needs the Ceph Python bindings on the managed host '
                                     '(Debian/Ubuntu: python3-rados python3-rbd)')
@@ -64,7 +69,7 @@ class RbdPool:
         self.cluster = None
         self.ioctx = None
 
-    def open(self):
+    def open(self) -> RbdPool:
         if self.ioctx is not None:
             return self
         try:
@@ -84,16 +89,16 @@ class RbdPool:
         self.cluster = cluster
         return self
 
-    def close(self):
+    def close(self) -> None:
         if self.ioctx is not None:
             self.ioctx.close()
             self.cluster.shutdown()
             self.ioctx = self.cluster = None
 
-    def list(self):
+    def list(self) -> list:
         return rbd.RBD().list(self.open().ioctx)
 
-    def max_avail(self, option):
+    def max_avail(self, option: str) -> int:
         """The bytes the Ceph pool can still take (``ceph df``'s max_avail: replication and the fullest OSD
         already counted); StoragePoolsError naming ``option`` when the monitors do not say."""
         command = json.dumps({'prefix': 'df', 'format': 'json'})
@@ -112,25 +117,25 @@ class RbdPool:
                 return int(pool['stats']['max_avail'])
         raise StoragePoolsError("%s: 'ceph df' does not list pool '%s'" % (option, self.ceph_pool))
 
-    def exists(self, name):
+    def exists(self, name: str) -> bool:
         return name in self.list()
 
-    def read_metadata(self, name):
+    def read_metadata(self, name: str):
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             try:
                 return json.loads(image.metadata_get(META_KEY))
             except KeyError:
                 return None
 
-    def write_metadata(self, name, record):
+    def write_metadata(self, name: str, record: dict) -> None:
         with rbd.Image(self.open().ioctx, name) as image:
             image.metadata_set(META_KEY, json.dumps(record, sort_keys=True, separators=(',', ':')))
 
-    def size(self, name):
+    def size(self, name: str) -> int:
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             return image.size()
 
-    def has_data(self, name):
+    def has_data(self, name: str) -> bool:
         """Whether any object of image ``name`` was ever written (its parent's data not counted)."""
         extents = []
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
@@ -138,17 +143,17 @@ class RbdPool:
                                include_parent=False, whole_object=True)
         return any(extents)
 
-    def resize(self, name, size):
+    def resize(self, name: str, size: int) -> None:
         with rbd.Image(self.open().ioctx, name) as image:
             image.resize(size)
 
-    def create(self, name, size):
+    def create(self, name: str, size: int) -> None:
         rbd.RBD().create(self.open().ioctx, name, size, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
 
-    def remove(self, name):
+    def remove(self, name: str) -> None:
         rbd.RBD().remove(self.open().ioctx, name)
 
-    def write_raw_file(self, name, path):
+    def write_raw_file(self, name: str, path) -> None:
         """Write the data extents of the raw file ``path`` (or an open descriptor) into image ``name``; skip
         zero chunks."""
         zero = bytes(CHUNK)
@@ -163,17 +168,17 @@ class RbdPool:
                     offset += len(data)
             image.flush()
 
-    def reader(self, name):
+    def reader(self, name: str) -> tuple:
         """A read-only file-like view of image ``name`` (seek/read), for image_inspect: (reader, size)."""
         image = rbd.Image(self.open().ioctx, name, read_only=True)
         return _ImageReader(image), image.size()
 
-    def qemu_target(self, name):
+    def qemu_target(self, name: str) -> str:
         """qemu's rbd filename for image ``name`` (the key stays in the keyring file), every part escaped."""
         return names.rbd_filename(self.ceph_pool, name, [('id', self.user), ('keyring', self.keyring),
                                                          ('mon_host', self.mon_host.replace(',', ';'))])
 
-    def ensure_protected_snapshot(self, name):
+    def ensure_protected_snapshot(self, name: str) -> bool:
         """Make and protect the parent snapshot clones need; True when this call made it."""
         with rbd.Image(self.open().ioctx, name) as image:
             snaps = [snap['name'] for snap in image.list_snaps()]
@@ -185,18 +190,18 @@ class RbdPool:
                 image.protect_snap(BASE_SNAPSHOT)
             return made
 
-    def snapshot_protected(self, name):
+    def snapshot_protected(self, name: str) -> bool:
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             snaps = [snap['name'] for snap in image.list_snaps()]
             return BASE_SNAPSHOT in snaps and image.is_protected_snap(BASE_SNAPSHOT)
 
-    def remove_snapshot(self, name):
+    def remove_snapshot(self, name: str) -> None:
         with rbd.Image(self.open().ioctx, name) as image:
             if image.is_protected_snap(BASE_SNAPSHOT):
                 image.unprotect_snap(BASE_SNAPSHOT)
             image.remove_snap(BASE_SNAPSHOT)
 
-    def clone(self, parent, child, size):
+    def clone(self, parent: str, child: str, size: int) -> None:
         ioctx = self.open().ioctx
         rbd.RBD().clone(ioctx, parent, BASE_SNAPSHOT, ioctx, child, features=rbd.RBD_FEATURE_LAYERING)
         with rbd.Image(ioctx, child) as image:
@@ -223,13 +228,180 @@ class _ImageReader:
         self.image.close()
 
 
-def convert_into_rbd(rbd_pool, name, source, source_format, option, local_file=True, size=0, pass_fds=()):
-    """Write an image into the new rbd image ``name`` of ``rbd_pool``: a raw local file through librbd (its
-    data extents, zero chunks skipped), anything else (another format, another pool's image) through qemu's
-    rbd driver with both formats explicit; the key stays in the keyring file. ``size``: the bytes it moves
-    (the raw size), for the command's timeout."""
-    if source_format == 'raw' and local_file:
-        rbd_pool.write_raw_file(name, source)
-    else:
-        qemu_img.convert(source, source_format, rbd_pool.qemu_target(name), 'raw', option, size=size,
-                         pass_fds=pass_fds)
+class RbdBackend(StorageBackend):
+    """Raw images of the Ceph pool behind a libvirt rbd pool: imports written with librbd (or qemu's rbd
+    driver), copy-on-write volumes as clones of a protected snapshot, records in image-meta; libvirt lists
+    new images after a pool refresh. Domains reach them as network disks with the pool's Ceph auth.
+
+    ``rbd_pool``: an open RbdPool of this pool to reuse (bulk callers connect to Ceph once); else one is
+    opened when first needed and closed by close()."""
+
+    kind = 'rbd image'
+    method = 'rbd-import'
+
+    def __init__(self, endpoint, option='pool', ceph_keyring=None, rbd_pool=None):
+        super().__init__(endpoint, option, ceph_keyring)
+        self._rbd = rbd_pool
+        self._owns_rbd = rbd_pool is None
+        self.ceph_pool = xml_tree.child_text(endpoint.definition, 'source/name')
+        self._names = None
+        self._auth = None
+
+    @property
+    def rbd(self) -> RbdPool:
+        if self._rbd is None:
+            self._rbd = RbdPool(self.endpoint.definition, self.ceph_keyring)
+        return self._rbd
+
+    def _user_and_secret(self):
+        """(cephx user, libvirt secret uuid) of the pool's <auth>, which Nova's rbd disks name."""
+        if self._auth is None:
+            auth = self.endpoint.definition.find('source/auth')
+            secret = auth.find('secret') if auth is not None else None
+            if secret is None:
+                raise StoragePoolsError("%s: rbd pool '%s' has no <auth>; Nova's rbd disks need a cephx user and "
+                                        "a libvirt secret (rbd_pool_secret, virt_pool_ensure source.auth)"
+                                        % (self.option, self.pool_name))
+            uuid = secret.get('uuid')
+            if not uuid:
+                found = or_fail("%s: the secret of rbd pool '%s' (usage %s) cannot be found"
+                                % (self.option, self.pool_name, secret.get('usage')),
+                                self.endpoint.conn.secretLookupByUsage, libvirt.VIR_SECRET_USAGE_TYPE_CEPH,
+                                secret.get('usage'))
+                uuid = found.UUIDString()
+            self._auth = (auth.get('username'), uuid)
+        return self._auth
+
+    def nova_settings(self):
+        user, secret_uuid = self._user_and_secret()
+        return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.ceph_pool,
+                            'rbd_user': user, 'rbd_secret_uuid': secret_uuid},
+                'DEFAULT': {'force_raw_images': 'True'}}
+
+    @staticmethod
+    def moves(_legacy):
+        return True  # Nova's rbd backend imports even the config drive
+
+    def location(self, name):
+        return '%s/%s' % (self.ceph_pool, name)
+
+    def names(self):
+        if self._names is None:
+            self._names = set(self.rbd.list())
+        return self._names
+
+    def read_record(self, name):
+        return self.rbd.read_metadata(name)
+
+    def write_record(self, name, record):
+        self.rbd.write_metadata(name, record)
+
+    def records_readable(self, local):
+        return bool(self.ceph_keyring)  # image-meta is read with the pool user's key, from anywhere
+
+    def size(self, name):
+        return self.rbd.size(name)
+
+    def grow(self, name, capacity):
+        self.rbd.resize(name, capacity)
+
+    def untouched(self, name, size):
+        """Whether image ``name`` is still as ``create(name, size)`` made it: that size, no data written."""
+        return self.rbd.size(name) == size and not self.rbd.has_data(name)
+
+    def clone_format(self, mode, volume_format, source):
+        if volume_format not in (None, 'raw'):
+            raise StoragePoolsError('format: volumes of an rbd pool are raw images')
+        if (mode == 'cow') != (source.rbd is not None):
+            raise StoragePoolsError('source: on an rbd pool, mode cow clones an image of the same pool, '
+                                    'mode copy imports an image file or a file-pool volume')
+        return 'raw'
+
+    def backing_location(self, source):
+        return {'snapshot': BASE_SNAPSHOT}
+
+    def backing_path(self, source, definition):
+        return '%s@%s' % (self.location(source.rbd), BASE_SNAPSHOT)
+
+    def define(self, definition):
+        self.rbd.create(definition.name, definition.capacity)
+        self.names().add(definition.name)
+
+    def remove(self, name):
+        self.rbd.remove(name)
+        self.names().discard(name)
+
+    def copy_method(self, image, volume_format):
+        return 'rbd-import'
+
+    def write_detail(self, name, image, volume_format, method):
+        return 'import', "import %s (%s) into rbd image '%s'" % (image.label, image.format, name)
+
+    def write_image(self, name, image, volume_format='raw'):
+        """A raw file here through librbd (its data extents, zero chunks skipped), anything else (another
+        format, another pool's image) through qemu's rbd driver with both formats explicit; the key stays in
+        the keyring file."""
+        if image.format == 'raw' and image.local is not None:
+            self.rbd.write_raw_file(name, image.local)
+        else:
+            qemu_img.convert(image.filename, image.format, self.rbd.qemu_target(name), 'raw', self.option,
+                             size=image.virtual_size, pass_fds=image.pass_fds)
+        return 'rbd-import'
+
+    def cow_steps(self, name, source, definition):
+        made = []
+
+        def protect():
+            if self.rbd.ensure_protected_snapshot(source.rbd):
+                made.append(source.rbd)
+
+        def unprotect():
+            if made:
+                self.rbd.remove_snapshot(source.rbd)
+
+        def clone():
+            self.rbd.clone(source.rbd, name, definition.capacity)
+            self.names().add(name)
+
+        snapshot = dict(action='snapshot', do=protect,
+                        detail="protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, source.rbd), undo=unprotect,
+                        option='source')
+        make = dict(action='clone', detail="clone '%s' from %s@%s" % (name, source.rbd, BASE_SNAPSHOT), do=clone,
+                    undo=lambda: self.remove(name), option=self.option)
+        return 'rbd-clone', [snapshot, make]
+
+    def listing_steps(self, name):
+        return [dict(action='refresh', detail="refresh pool '%s' so libvirt lists '%s'" % (self.pool_name, name),
+                     do=self.endpoint.refresh, option=self.option)]
+
+    def parent_steps(self, name, planned, option=None):
+        if not planned and self.rbd.snapshot_protected(name):
+            return []
+        return [dict(action='snapshot', detail="protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, name),
+                     do=lambda: self.rbd.ensure_protected_snapshot(name), option=option or self.option)]
+
+    def space_for(self, image, capacity, volume_format='raw', cow=False):
+        return 0 if cow else limits.rbd_need(image.virtual_size)  # a clone shares its parent
+
+    def space_available(self):
+        return self.rbd.max_avail(option=self.option)
+
+    def where(self):
+        return "Ceph pool '%s'" % self.ceph_pool
+
+    def qemu_target(self, name):
+        return self.rbd.qemu_target(name)  # qemu's rbd driver; the key stays in the keyring file
+
+    def point(self, disk, name):
+        user, secret_uuid = self._user_and_secret()
+        hosts = [(host.get('name'), host.get('port')) for host in self.endpoint.definition.findall('source/host')]
+        disk.point_at_rbd(self.location(name), hosts, user, secret_uuid)
+
+    def domain_volume(self, disk, instance_uuid):
+        prefix = '%s/%s_' % (self.ceph_pool, instance_uuid)
+        image = disk.rbd_image or ''
+        return image.split('/', 1)[1] if image.startswith(prefix) else None
+
+    def close(self):
+        if self._owns_rbd and self._rbd is not None:
+            self._rbd.close()

@@ -40,7 +40,7 @@ def allocated_bytes(path):
     return info.st_blocks * 512 if stat.S_ISREG(info.st_mode) else None
 
 
-def thin_file_need(path, virtual_size, new_qcow2=False):
+def thin_file_need(path, virtual_size: int, new_qcow2: bool = False) -> int:
     """The bytes a copy of ``path`` takes in a sparse file of a file pool.
 
     Our sparse copy writes only the source's data extents, and ``qemu-img convert`` into a fresh file writes
@@ -57,24 +57,24 @@ def thin_file_need(path, virtual_size, new_qcow2=False):
     return needed
 
 
-def rbd_need(virtual_size):
+def rbd_need(virtual_size: int) -> int:
     """The bytes an import into an rbd image takes: its raw size (images are thin, but qemu's rbd driver
     may write the zeroes of the raw view, so only the raw size is a bound)."""
     return virtual_size
 
 
-def free_in_directory(path):
+def free_in_directory(path: str) -> int:
     """Bytes an unprivileged writer may still use under ``path`` (f_bavail: the root-reserved blocks are not
     ours to fill, other guests may need them)."""
     info = os.statvfs(path)
     return info.f_bavail * info.f_frsize
 
 
-def human(size):
+def human(size: int) -> str:
     return '%.1f MiB' % (size / float(MiB))
 
 
-def require_space(needed, available, where, option, what):
+def require_space(needed: int, available: int, where: str, option: str, what: str) -> None:
     """Refuse, before anything is written, a copy of ``needed`` bytes into ``where`` with ``available``
     free (plus a margin); ``what`` names the copy, ``option`` the option that chose the destination."""
     if needed <= 0:

@@ -22,10 +22,11 @@ host moves in two runs:
    what was imported (else the instance is reported and nothing goes).
 
 Observed first (Cutover.observe), planned by a pure function (plan_cutover),
-then applied (_converge/instance.py). Every step is journalled; a killed
-import is recognised (its record says ``adopting``, or the journal shows the
-image was being made) and redone; a failed one removes the volumes it made
-for the instance.
+then applied (_converge/instance.py) onto the pool's storage backend
+(_backends: rbd.RbdBackend, logical.LogicalBackend); this file holds the
+workflow only. Every step is journalled; a killed import is recognised (its
+record says ``adopting``, or the journal shows the image was being made)
+and redone; a failed one removes the volumes it made for the instance.
 """
 
 from __future__ import annotations
@@ -34,14 +35,10 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import (
-    logical as lvm,
-    rbd as rbd_volume,
-    records as metadata,
-    space as limits,
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata, space as limits
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import (
+    legacy_source as _legacy_source,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.logical import convert_into_lv
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import convert_into_rbd
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import (
     InstancePlan,
     InstanceWorkflow,
@@ -50,234 +47,16 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.ins
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
-from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image, virtual_size
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import virtual_size
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import error_text, libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 
 def _file_identity(fd):
     """What an import recorded of its legacy file (opened by legacy_disks; never followed through a name)."""
     info = os.fstat(fd)
     return {'size': info.st_size, 'mtime_ns': info.st_mtime_ns}
-
-
-def _legacy_source(legacy):
-    """(qemu filename, descriptors) of a legacy disk as the guest sees it: an overlay with its base."""
-    backing = (legacy.backing_fd, legacy.backing_format) if legacy.backing else None
-    return pinned_image(legacy.fd, legacy.format, backing)
-
-
-class RbdTarget:
-    """Raw images in the Ceph pool behind a libvirt rbd pool, written with librbd / qemu's rbd driver."""
-
-    kind = 'rbd image'
-    method = 'rbd-import'
-
-    def __init__(self, conn, pool, ceph_keyring):
-        self.rbd = rbd_volume.RbdPool(pool.definition, ceph_keyring)
-        self.hosts = [(host.get('name'), host.get('port')) for host in pool.definition.findall('source/host')]
-        self.user, self.secret_uuid = self._auth(conn, pool)
-        self._names = None
-
-    @staticmethod
-    def _auth(conn, pool):
-        auth = pool.definition.find('source/auth')
-        secret = auth.find('secret') if auth is not None else None
-        if secret is None:
-            raise StoragePoolsError("disks_pool: rbd pool '%s' has no <auth>; Nova's rbd disks need a cephx user "
-                                    "and a libvirt secret (rbd_pool_secret, virt_pool_ensure source.auth)" % pool.name)
-        if secret.get('uuid'):
-            return auth.get('username'), secret.get('uuid')
-        try:
-            found = conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, secret.get('usage'))
-        except libvirt.libvirtError as exc:
-            raise StoragePoolsError("disks_pool: the secret of rbd pool '%s' (usage %s) cannot be found"
-                                    % (pool.name, secret.get('usage')), libvirt_error=error_text(exc))
-        return auth.get('username'), found.UUIDString()
-
-    def nova_settings(self):
-        return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.rbd.ceph_pool,
-                            'rbd_user': self.user, 'rbd_secret_uuid': self.secret_uuid},
-                'DEFAULT': {'force_raw_images': 'True'}}
-
-    @staticmethod
-    def volume_name(instance_uuid, disk_name):
-        return '%s_%s' % (instance_uuid, disk_name)
-
-    @staticmethod
-    def disk_name(suffix):
-        """The disk name in a volume name after ``<uuid>_`` (volume_name's inverse)."""
-        return suffix
-
-    @staticmethod
-    def moves(_legacy):
-        return True  # Nova's rbd backend imports even the config drive
-
-    def location(self, name):
-        return '%s/%s' % (self.rbd.ceph_pool, name)
-
-    def names(self):
-        if self._names is None:
-            self._names = set(self.rbd.list())
-        return self._names
-
-    def read_record(self, name):
-        return self.rbd.read_metadata(name)
-
-    def write_record(self, name, record):
-        self.rbd.write_metadata(name, record)
-
-    def size(self, name):
-        return self.rbd.size(name)
-
-    def untouched(self, name, size):
-        """Whether image ``name`` is still as ``create(name, size)`` made it: that size, no data written."""
-        return self.rbd.size(name) == size and not self.rbd.has_data(name)
-
-    def create(self, name, size):
-        """Make the volume; its size (what a guest sees)."""
-        self.rbd.create(name, size)
-        self.names().add(name)
-        return size
-
-    def remove(self, name):
-        self.rbd.remove(name)
-        self.names().discard(name)
-
-    def write(self, name, legacy):
-        if legacy.format == 'raw':
-            self.rbd.write_raw_file(name, legacy.fd)
-            return
-        source, fds = _legacy_source(legacy)  # an overlay is flattened with its base
-        convert_into_rbd(self.rbd, name, source, legacy.format, option='disks_pool', local_file=False,
-                         pass_fds=fds, size=virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
-
-    @staticmethod
-    def space_needed(legacy):
-        return limits.rbd_need(virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))
-
-    def space_available(self):
-        return self.rbd.max_avail(option='disks_pool')
-
-    @staticmethod
-    def space_freed(_name):
-        return 0  # what a killed import's image holds is unknown (thin): count nothing
-
-    def where(self):
-        return "Ceph pool '%s'" % self.rbd.ceph_pool
-
-    def qemu_target(self, name):
-        return self.rbd.qemu_target(name)
-
-    def point(self, disk, name):
-        disk.point_at_rbd(self.location(name), self.hosts, self.user, self.secret_uuid)
-
-    def domain_volume(self, disk, instance_uuid):
-        prefix = '%s/%s_' % (self.rbd.ceph_pool, instance_uuid)
-        image = disk.rbd_image or ''
-        return image.split('/', 1)[1] if image.startswith(prefix) else None
-
-    def close(self):
-        self.rbd.close()
-
-
-class LogicalTarget:
-    """Thick raw LVs of the volume group behind a libvirt logical pool; records in LV tags (_backends/logical.py)."""
-
-    kind = 'logical volume'
-    method = 'lvm-import'
-
-    def __init__(self, pool):
-        self.pool = pool
-        self.vg = xml_tree.child_text(pool.definition, 'source/name')
-        self.dev_dir = pool.target or '/dev/%s' % self.vg
-        self._records = None
-
-    def nova_settings(self):
-        return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
-
-    @staticmethod
-    def volume_name(instance_uuid, disk_name):
-        return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
-
-    @staticmethod
-    def disk_name(suffix):
-        return suffix.replace('__', '_')
-
-    @staticmethod
-    def moves(legacy):
-        return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
-
-    def location(self, name):
-        return os.path.join(self.dev_dir, name)
-
-    def _all(self):
-        if self._records is None:  # every LV and its tags in one lvs call
-            self._records = lvm.read_records(self.vg)
-        return self._records
-
-    def names(self):
-        return set(self._all())
-
-    def read_record(self, name):
-        return self._all().get(name)
-
-    def write_record(self, name, record):
-        lvm.write_record(self.vg, name, record)
-
-    def size(self, name):
-        return lvm.device_size(self.location(name))
-
-    @staticmethod
-    def untouched(_name, _size):
-        """Never provable: a new thick LV holds whatever the volume group had there, so an LV without a record
-        is not taken for a killed import's (the operator removes it)."""
-        return False
-
-    def create(self, name, size):
-        size = lvm.whole_extents(self.vg, size)
-        self.pool.pool.createXML(VolumeDefinition(name, size, 'raw', allocation=size).to_xml(), 0)
-        self._all()[name] = None
-        return size
-
-    def remove(self, name):
-        self.pool.pool.storageVolLookupByName(name).delete(0)
-        self._all().pop(name, None)
-
-    def write(self, name, legacy):
-        source, fds = _legacy_source(legacy)
-        convert_into_lv(source, legacy.format, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd),
-                        self.location(name), option='disks_pool', pass_fds=fds)
-
-    def space_needed(self, legacy):
-        return lvm.whole_extents(self.vg, virtual_size(legacy.legacy_path, legacy.format, fd=legacy.fd))  # thick
-
-    def space_available(self):
-        return lvm.vg_free(self.vg)
-
-    def space_freed(self, name):
-        return self.size(name)  # a killed import's LV, removed before the import is redone
-
-    def where(self):
-        return "volume group '%s'" % self.vg
-
-    def qemu_target(self, name):
-        return self.location(name)
-
-    def point(self, disk, name):
-        disk.point_at_block(self.location(name))
-
-    def domain_volume(self, disk, instance_uuid):
-        path = disk.source_block or ''
-        prefix = os.path.join(self.dev_dir, instance_uuid + '_')
-        return os.path.basename(path) if path.startswith(prefix) else None
-
-    def close(self):
-        pass
 
 
 class ImageImport:
@@ -352,7 +131,7 @@ def plan_cutover(observed: CutoverObservation, target: Any, operations: Any = No
 
 
 class Cutover(InstanceWorkflow):
-    """Import and finalize for one host, onto ``target`` (RbdTarget or LogicalTarget) of pool ``pool``."""
+    """Import and finalize for one host, onto ``target`` (the pool's storage backend: RbdBackend or LogicalBackend) of pool ``pool``."""
 
     result_template = dict(InstanceWorkflow.result_template, removed=[])
 

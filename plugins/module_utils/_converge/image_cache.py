@@ -17,6 +17,11 @@ to raw, and swap/ephemeral bases are raw files). Failing all three the
 base is reported and left alone. The declared format is then checked
 against the bytes (image_inspect), which refuses e.g. a "raw" base that
 carries a qcow2 header.
+
+What a base gets is planned first (``plan_base``: a function of what was
+observed, its format, where that came from, its inspected size), then the
+plan is applied; check mode returns the same plan and writes nothing. The
+in-place record is written only as a step of that plan.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import os
 import stat
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import BASE_SNAPSHOT, RbdPool
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
@@ -36,7 +42,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import 
 BASE_NAME_RE = nova_layout.BASE_NAME_RE
 
 
-def overlay_backing_formats(instances_path):
+def overlay_backing_formats(instances_path: str) -> dict:
     """{base path: set of backing formats named by the host's qcow2 overlays} (headers only, each overlay
     opened without following a symlink)."""
     named = {}
@@ -69,8 +75,23 @@ def _overlay_backing_formats(files, named):
             named.setdefault(backing, set()).add(backing_format)
 
 
+def plan_base(name: str, path: str, fd: int, disk_format: str, origin: str, info) -> Plan:
+    """The plan of one base from what was observed: its format and where that came from (``origin``:
+    record, overlay headers, force_raw_images), its inspected ImageInfo. A base without a record gets one,
+    written in place through ``fd`` (the descriptor it was inspected through)."""
+    plan = Plan()
+    if origin != 'record':
+        record = metadata.make_record(disk_format, info.virtual_size, {'path': path, 'nova_base': name},
+                                      method='in-place')
+        plan.add('record', "record %s as %s (%d bytes; format from %s)" % (path, disk_format, info.virtual_size,
+                                                                         origin),
+                 functools.partial(metadata.write_file_metadata, fd, record), option='instances_path')
+    return plan
+
+
 class ImageCache:
-    def __init__(self, conn, uri, instances_path, nova_conf, check_mode, dest_pool=None, ceph_keyring=None):
+    def __init__(self, conn, uri: str, instances_path: str, nova_conf, check_mode: bool, dest_pool: str | None = None,
+                 ceph_keyring: str | None = None) -> None:
         self.conn = conn
         self.uri = uri
         self.base_dir = os.path.join(os.path.normpath(instances_path), nova_layout.BASE_DIR)
@@ -81,7 +102,7 @@ class ImageCache:
         self.ceph_keyring = ceph_keyring
         self._named = None
         self._base = None
-        self._ceph = False  # not looked at yet; then the RbdPool of an rbd dest_pool (one connection), or None
+        self._dest = None  # the backend of dest_pool, opened once for all bases (one Ceph connection)
 
     def _base_fd(self):
         """``_base``, opened once without following a symlink (the nova user owns it)."""
@@ -93,7 +114,7 @@ class ImageCache:
                 raise StoragePoolsError('instances_path: %s %s' % (self.base_dir, why))
         return self._base
 
-    def bases(self):
+    def bases(self) -> list:
         """The names in ``_base`` that are files or symlinks (ensure() refuses the symlinks)."""
         base_fd = self._base_fd()
         names = []
@@ -103,7 +124,7 @@ class ImageCache:
                 names.append(name)
         return names
 
-    def declared_format(self, path, fd):
+    def declared_format(self, path: str, fd: int) -> tuple:
         """(format, where it comes from), or (None, why not)."""
         recorded = metadata.read_file_metadata(fd)
         if recorded and recorded.get('format'):
@@ -119,10 +140,11 @@ class ImageCache:
             return 'raw', 'force_raw_images'
         return None, 'no overlay names its format and nova.conf sets force_raw_images=False'
 
-    def ensure(self, name):
+    def ensure(self, name: str) -> dict:
         """One base's result: {result, reason, format, virtual_size, volume}; never raises for the base itself."""
         path = os.path.join(self.base_dir, name)
-        result = {'result': None, 'reason': None, 'format': None, 'virtual_size': None, 'volume': None}
+        result = {'result': None, 'reason': None, 'format': None, 'virtual_size': None, 'volume': None,
+                  'actions': []}
         if not BASE_NAME_RE.match(name):
             return dict(result, result='skipped', reason='not a name Nova gives a base (in flight or foreign)')
         try:
@@ -144,43 +166,43 @@ class ImageCache:
         except image_inspect.ImageRefused as exc:
             return dict(result, result='skipped', reason='%s (format from %s)' % (exc.msg, origin))
         result.update(format=disk_format, virtual_size=info.virtual_size)
-        changed = False
-        if origin != 'record':
-            changed = True
-            if not self.check_mode:
-                record = metadata.make_record(disk_format, info.virtual_size, {'path': path, 'nova_base': name},
-                                              method='in-place')
-                metadata.write_file_metadata(fd, record)
-        if self.dest_pool is not None:
-            volume, imported = self._import(name, path, fd, disk_format)
-            result['volume'] = volume
-            changed = changed or imported
-        return dict(result, result='changed' if changed else 'unchanged')
-
-    def _import(self, name, path, fd, disk_format):
-        """The base as a volume of the destination pool (rbd: with its protected snapshot)."""
-        cloner = cloner_for(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, rbd_pool=self._rbd())
+        plan = plan_base(name, path, fd, disk_format, origin, info)
+        cloner = None
         try:
-            plan = cloner.plan_clone({'path': path, 'format': disk_format, 'opened': fd}, 'copy', None, None,
-                                     {'nova_base': name}, verify=True)
-            if cloner.rbd is not None and (plan or not cloner.rbd.snapshot_protected(name)):
-                plan.add('snapshot', "protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, name),
-                         functools.partial(cloner.rbd.ensure_protected_snapshot, name), option='dest_pool')
+            if self.dest_pool is not None:
+                cloner = self._plan_import(plan, name, path, fd, disk_format)
             plan.apply(self.check_mode)
-            return cloner.result_volume(), bool(plan)
+            if cloner is not None:
+                result['volume'] = cloner.result_volume()
         finally:
+            if cloner is not None:
+                cloner.close()
+        return dict(result, result='changed' if plan else 'unchanged', actions=plan.describe())
+
+    def _plan_import(self, plan, name, path, fd, disk_format):
+        """Add to ``plan`` the base's import as a volume of the destination pool (rbd: with its protected
+        snapshot); the cloner."""
+        cloner = cloner_for(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, backend=self._backend())
+        try:
+            imported = cloner.plan_clone({'path': path, 'format': disk_format, 'opened': fd}, 'copy', None, None,
+                                         {'nova_base': name}, verify=True)
+            plan.steps.extend(imported.steps)
+            for step in cloner.backend.parent_steps(name, bool(imported), option='dest_pool'):
+                plan.add(**step)
+        except Exception:
             cloner.close()
+            raise
+        return cloner
 
-    def _rbd(self):
-        """The Ceph pool of an rbd dest_pool, connected once for all bases (else None)."""
-        if self._ceph is False:
-            dest = Endpoint(self.conn, self.dest_pool, 'dest_pool')
-            self._ceph = RbdPool(dest.definition, self.ceph_keyring) if dest.type == 'rbd' else None
-        return self._ceph
+    def _backend(self):
+        """The backend of dest_pool, opened once for all bases."""
+        if self._dest is None:
+            self._dest = backend_for(Endpoint(self.conn, self.dest_pool, 'dest_pool'), 'pool', self.ceph_keyring)
+        return self._dest
 
-    def close(self):
-        if self._ceph:
-            self._ceph.close()
+    def close(self) -> None:
+        if self._dest is not None:
+            self._dest.close()
         if self._base is not None:
             os.close(self._base)
             self._base = None

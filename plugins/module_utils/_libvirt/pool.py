@@ -33,24 +33,57 @@ class LivePool(ObservedPool):
 
 
 class Endpoint:
-    """One side of a clone: a pool (object, type, target) and maybe a volume in it."""
+    """One active pool a task reads or writes volumes of: its libvirt object, type, target and definition.
 
-    def __init__(self, conn, pool_name, option):
-        self.pool = lookup_pool(conn, pool_name)
-        if self.pool is None:
+    Every libvirt call on the pool's volumes goes through here, so libvirt's errors are translated in one place.
+    """
+
+    def __init__(self, conn, pool_name: str, option: str) -> None:
+        pool = lookup_pool(conn, pool_name)
+        if pool is None:
             raise StoragePoolsError("%s: libvirt has no pool named '%s'" % (option, pool_name))
-        if not self.pool.isActive():
+        if not pool.isActive():
             raise StoragePoolsError("%s: pool '%s' is not active; start it first (virt_pool_ensure)"
                                     % (option, pool_name))
-        self.name = pool_name
-        self.definition = xml_tree.parse(self.pool.XMLDesc(0), 'pool')
-        self.type = self.definition.get('type')
-        self.target = xml_tree.child_text(self.definition, 'target/path')
+        self._take(conn, pool, xml_tree.parse(pool.XMLDesc(0), 'pool'), option)
 
-    def volume(self, name):
+    @classmethod
+    def of(cls, conn, pool, definition, option: str) -> Endpoint:
+        """The Endpoint of a pool already looked up, active, and its running ``definition`` already parsed."""
+        endpoint = cls.__new__(cls)
+        endpoint._take(conn, pool, definition, option)
+        return endpoint
+
+    def _take(self, conn, pool, definition, option):
+        self.conn = conn
+        self.pool = pool
+        self.name = pool.name()
+        self.option = option
+        self.definition = definition
+        self.type = definition.get('type')
+        self.target = xml_tree.child_text(definition, 'target/path')
+
+    def volume(self, name: str):
+        """The libvirt volume ``name`` of the pool, or None when libvirt lists none of that name."""
         try:
             return self.pool.storageVolLookupByName(name)
         except libvirt.libvirtError as exc:
             if error_code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
                 return None
             raise StoragePoolsError("name: looking up volume '%s' failed" % name, libvirt_error=error_text(exc))
+
+    def create_volume(self, volume_xml: str):
+        """libvirt makes the volume ``volume_xml`` describes (a file, an LV, a snapshot); the new volume."""
+        return self.pool.createXML(volume_xml, 0)
+
+    def delete_volume(self, name: str) -> None:
+        """libvirt removes volume ``name`` (and its data)."""
+        self.pool.storageVolLookupByName(name).delete(0)
+
+    def refresh(self) -> None:
+        """libvirt lists the pool's volumes again (volumes made outside libvirt, e.g. with librbd)."""
+        self.pool.refresh(0)
+
+    def capacity(self) -> int:
+        """The pool's capacity in bytes, as libvirt reports it (a volume group's size, a filesystem's)."""
+        return self.pool.info()[1]

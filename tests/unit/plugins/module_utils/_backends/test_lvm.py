@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import logical as lvm
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import LogicalTarget
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.logical import LogicalBackend
 
 LVM_TAG = re.compile(r'^[A-Za-z0-9_+.\-/=!:#&]+$')  # lvm(8): the characters a tag may hold
 
@@ -37,6 +37,6 @@ def test_no_tags_or_garbage_is_no_record():
 
 
 def test_lv_names_double_underscores_as_novas_lvm_backend_does():
-    assert LogicalTarget.volume_name('6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b', 'disk.local') == \
+    assert LogicalBackend.volume_name('6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b', 'disk.local') == \
         '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk.local'
-    assert LogicalTarget.volume_name('u', 'disk_eph0') == 'u_disk__eph0'
+    assert LogicalBackend.volume_name('u', 'disk_eph0') == 'u_disk__eph0'

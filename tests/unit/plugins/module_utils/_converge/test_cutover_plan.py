@@ -13,10 +13,10 @@ import uuid
 import pytest
 from nova_instance import BASE, DIRECTORY, UUID, changed_lines, nova_domain
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import (
     CutoverObservation,
     ImageImport,
-    LogicalTarget,
     plan_cutover,
     point_domain,
 )
@@ -33,7 +33,7 @@ def target():
                                      "<format type='lvm2'/></source><target><path>/dev/%s</path></target></pool>"
                                      % (vg, vg, vg), 0)
     pool.create(0)
-    yield LogicalTarget(Endpoint(conn, vg, 'disks_pool'))
+    yield backend_for(Endpoint(conn, vg, 'disks_pool'), 'disks_pool')
     pool.destroy()
     pool.undefine()
     conn.close()

@@ -14,7 +14,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends imp
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache import (
     BASE_NAME_RE,
     ImageCache,
+    plan_base,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import ImageInfo
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova.layout import NovaConf
 
 SHA1 = hashlib.sha1(b'image').hexdigest()
@@ -27,10 +29,10 @@ def test_nova_base_names():
         assert not BASE_NAME_RE.match(name), name
 
 
-def cache_with(tmp_path, conf_text, named):
+def cache_with(tmp_path, conf_text, named, check_mode=True):
     conf = tmp_path / 'nova.conf'
     conf.write_text(conf_text)
-    cache = ImageCache(None, 'qemu:///system', str(tmp_path), NovaConf(str(conf)), check_mode=True)
+    cache = ImageCache(None, 'qemu:///system', str(tmp_path), NovaConf(str(conf)), check_mode=check_mode)
     cache._named = named  # what the overlays' headers name, as overlay_backing_formats() reads it
     return cache
 
@@ -69,3 +71,43 @@ def test_a_record_its_owner_can_write_counts_for_nothing(tmp_path):
     os.setxattr(fd, 'user.storagepools.libvirt', json.dumps({'format': 'qcow2'}).encode())
     assert cache_with(tmp_path, '', {}).declared_format(base, fd) == ('raw', 'force_raw_images')
     os.close(fd)
+
+
+def test_a_base_without_record_plans_its_record_and_one_with_plans_nothing(tmp_path):
+    """plan_base is a function of what was observed: the format, where it came from, the inspected size."""
+    path, fd = base_file(tmp_path)
+    info = ImageInfo('raw', 4096, 4096)
+    try:
+        assert not plan_base(SHA1, path, fd, 'raw', 'record', info)
+        plan = plan_base(SHA1, path, fd, 'raw', 'force_raw_images', info)
+        assert [step['action'] for step in plan.describe()] == ['record']
+        assert 'force_raw_images' in plan.describe()[0]['detail']
+        plan.apply(check_mode=True)
+        assert metadata.read_file_metadata(fd) is None  # check mode writes nothing
+        plan.apply()
+        recorded = metadata.read_file_metadata(fd)
+        assert recorded['format'] == 'raw' and recorded['source'] == {'path': path, 'nova_base': SHA1}
+        assert recorded['method'] == 'in-place'
+    finally:
+        os.close(fd)
+
+
+def test_check_mode_returns_the_plan_a_real_run_applies(tmp_path):
+    path, fd = base_file(tmp_path)
+    os.close(fd)
+    results = {}
+    for check_mode in (True, False):
+        cache = cache_with(tmp_path, '', {}, check_mode=check_mode)  # no overlay names it: force_raw_images
+        try:
+            results[check_mode] = cache.ensure(SHA1)
+        finally:
+            cache.close()
+    assert results[True] == results[False]
+    assert results[True]['result'] == 'changed' and [step['action'] for step in results[True]['actions']] == ['record']
+    cache = cache_with(tmp_path, '', {}, check_mode=False)
+    try:
+        rerun = cache.ensure(SHA1)
+    finally:
+        cache.close()
+    assert rerun['result'] == 'unchanged' and rerun['actions'] == [] and rerun['format'] == 'raw'
+    assert metadata.read_file_metadata(path)['virtual_size'] == 4096

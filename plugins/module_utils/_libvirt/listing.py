@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Reading what libvirt lists while others change it.
+
+A pool or domain listed a moment ago may be undefined by someone else
+before it is read: a report over everything skips it; a task that named it
+fails, with libvirt's own words.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import error_text, libvirt
+
+VANISHED = object()  # what unless_vanished returns for an object libvirt no longer has
+
+
+def unless_vanished(call, *args):
+    """``call(*args)``, or VANISHED when libvirt refused it (the object was undefined while we listed)."""
+    try:
+        return call(*args)
+    except libvirt.libvirtError:
+        return VANISHED
+
+
+def or_fail(message: str, call, *args):
+    """``call(*args)``; StoragePoolsError ``message`` with libvirt's words when libvirt refused it."""
+    try:
+        return call(*args)
+    except libvirt.libvirtError as exc:
+        raise StoragePoolsError(message, libvirt_error=error_text(exc))
+
+
+def domain_xmls(conn) -> list:
+    """The XML of every domain still defined when it is read."""
+    found = (unless_vanished(domain.XMLDesc, 0) for domain in conn.listAllDomains(0))
+    return [text for text in found if text is not VANISHED]

@@ -58,7 +58,7 @@ attributes:
 attributes:
   check_mode:
     description:
-      - Computes the same per-instance plan as a real run (its steps in C(actions): which disks move and
+      - Computes the same per-instance plan as a real run (its steps in C(actions), which disks move and
         how) and the domain's diff, and changes nothing; the host lock is not taken.
     support: full
   diff_mode:

@@ -172,6 +172,17 @@ options:
         volume group) before undefining it. This destroys data.
     type: bool
     default: false
+  state_dir:
+    description:
+      - Where the record of the last verified no-op of each pool is kept (C(noop/), made 0700 when missing), so
+        that a rerun whose options, collection code and libvirt's answers (the inactive and running XML, state
+        and autostart) are all byte-identical returns that result without comparing again. Any difference in
+        any of them compares in full. A record only root could not have written alone is ignored, and a
+        state_dir that cannot be used keeps no record; the task runs either way.
+      - Records are kept only for runs through Ansible (the module's own zip names its code), never in check
+        mode, and never for a run that changed, warned or found drift.
+    type: path
+    default: /var/lib/storagepools-libvirt
 seealso:
   - module: storagepools.libvirt.virt_pool_info
   - name: libvirt storage pool XML format
@@ -302,16 +313,14 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import rbd_pool
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.pool import PoolConverger
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.noop_memo import NoopMemo, code_digest
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     missing_libraries,
     open_connection,
+    pool_answers,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool_types import POOL_TYPES
 
 
 def argument_spec():
@@ -320,7 +329,7 @@ def argument_spec():
         state=dict(type='str', default='active', choices=['active', 'inactive', 'present', 'absent']),
         autostart=dict(type='bool', default=True),
         xml=dict(type='str'),
-        type=dict(type='str', choices=list(pool_xml.POOL_TYPES)),
+        type=dict(type='str', choices=list(POOL_TYPES)),
         target=dict(type='str'),
         source=dict(type='dict', options=dict(
             device=dict(type='list', elements='str'),
@@ -351,12 +360,17 @@ def argument_spec():
         restart=dict(type='bool', default=False),
         connect_timeout=dict(type='int', default=10),
         delete_data=dict(type='bool', default=False),
+        state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
         uri=dict(type='str', default='qemu:///system'),
     )
 
 
 def wanted_definition(params):
     """The wanted PoolDefinition from ``xml`` or the structured options, validated."""
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import rbd_pool
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml
+
     if params['xml'] is not None:
         definition, prefix = pool_xml.PoolDefinition.from_document(params['xml'], params['name']), 'xml: '
     else:
@@ -372,6 +386,38 @@ def wanted_definition(params):
 
 
 def run(module):
+    """A task whose options, code and libvirt's answers all equal those of a verified no-op returns its result
+    (_core/noop_memo.py); any other converges in full."""
+    params = module.params
+    memo = None
+    if params['state'] != 'absent':
+        code = code_digest(globals())
+        if code is not None:
+            memo = NoopMemo(params['state_dir'], [params['uri'], params['name']], code,
+                            [params, module.check_mode, module._diff])
+    conn = open_connection(params['uri'])
+    try:
+        answers = pool_answers(conn, params['name']) if memo is not None else None
+        result = memo.lookup(answers) if answers is not None else None
+        if result is not None:
+            return result
+        result, warned = converge(module, conn)
+        clean = not (result['changed'] or result['drift'] or warned or module.check_mode)
+        if answers is not None and clean and pool_answers(conn, params['name']) == answers:
+            memo.store(answers, result)  # only when nothing changed under the run either
+        return result
+    finally:
+        conn.close()
+
+
+def converge(module, conn):
+    """(result, whether it warned): the plan from the wanted definition and the pool as libvirt has it, applied
+    (nothing in check mode)."""
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.pool import PoolConverger
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import pool as pool_xml
+
     params = module.params
     names.check_options(params, {'name': names.pool_name})
     for option, value in ((params['source'] or {}).get('config_opts') or {}).items():
@@ -379,34 +425,30 @@ def run(module):
             module.no_log_values.add(str(value))  # refused below; never echoed back meanwhile
     state = params['state']
     wanted = None if state == 'absent' else wanted_definition(params)
-    conn = open_connection(params['uri'])
+    converger = PoolConverger(conn, params['uri'], params['name'])
+    if wanted is None:
+        plan = converger.plan_absent(params['delete_data'])
+    else:
+        plan = converger.plan_present(wanted, state, params['autostart'], params['build'],
+                                      params['on_drift'], params['restart'])
+    for warning in converger.warnings:
+        module.warn(warning)
     try:
-        converger = PoolConverger(conn, params['uri'], params['name'])
-        if wanted is None:
-            plan = converger.plan_absent(params['delete_data'])
-        else:
-            plan = converger.plan_present(wanted, state, params['autostart'], params['build'],
-                                          params['on_drift'], params['restart'])
-        for warning in converger.warnings:
-            module.warn(warning)
-        try:
-            plan.apply(module.check_mode)
-        except StoragePoolsError as exc:
-            exc.details.setdefault('restart_required', False)
-            raise
-        changed = bool(plan)
-        result = dict(
-            changed=changed,
-            actions=plan.describe(),
-            restart_required=converger.restart_required,
-            drift=converger.drift,
-            pool=converger.result_pool(changed, module.check_mode, state, params['autostart']),
-        )
-        if module._diff:
-            result['diff'] = converger.diff(state, params['autostart'])
-        return result
-    finally:
-        conn.close()
+        plan.apply(module.check_mode)
+    except StoragePoolsError as exc:
+        exc.details.setdefault('restart_required', False)
+        raise
+    changed = bool(plan)
+    result = dict(
+        changed=changed,
+        actions=plan.describe(),
+        restart_required=converger.restart_required,
+        drift=converger.drift,
+        pool=converger.result_pool(changed, module.check_mode, state, params['autostart']),
+    )
+    if module._diff:
+        result['diff'] = converger.diff(state, params['autostart'])
+    return result, bool(converger.warnings)
 
 
 def main():

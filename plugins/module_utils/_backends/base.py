@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import importlib
 import os
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
@@ -31,23 +30,36 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 # pool type -> (module of this package, class); imported only when a pool of that type is used
+# Each backend is imported where it is picked, by a plain import statement: AnsiballZ ships only the modules
+# it finds imported in the source (never one named at run time), and a pool task loads only its own backend.
+def _file_backend():
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import FileBackend
+    return FileBackend
+
+
+def _logical_backend():
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.logical import LogicalBackend
+    return LogicalBackend
+
+
+def _rbd_backend():
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import RbdBackend
+    return RbdBackend
+
+
 BACKENDS = {
-    'dir': ('file', 'FileBackend'),
-    'fs': ('file', 'FileBackend'),
-    'netfs': ('file', 'FileBackend'),
-    'logical': ('logical', 'LogicalBackend'),
-    'rbd': ('rbd', 'RbdBackend'),
+    'dir': _file_backend,
+    'fs': _file_backend,
+    'netfs': _file_backend,
+    'logical': _logical_backend,
+    'rbd': _rbd_backend,
 }
 
 
 def backend_class(pool_type: str):
     """The StorageBackend subclass for libvirt pools of ``pool_type``, or None when there is none."""
     found = BACKENDS.get(pool_type)
-    if found is None:
-        return None
-    module = importlib.import_module('ansible_collections.storagepools.libvirt.plugins.module_utils._backends.'
-                                     + found[0])
-    return getattr(module, found[1])
+    return None if found is None else found()
 
 
 def backend_for(endpoint, option: str = 'pool', ceph_keyring: str | None = None, **kwargs) -> StorageBackend:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.faults import fault_point
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.private import privacy_problems
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
     from typing import Any
@@ -37,13 +38,7 @@ if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
 
 def _refuse_unless_private(info, path, what):
     """Only root may write where the journal and the lock live: anyone who could would steer our steps."""
-    problems = []
-    if info.st_uid != os.geteuid():
-        problems.append('owned by uid %d, not by uid %d (root)' % (info.st_uid, os.geteuid()))
-    if info.st_mode & 0o022:
-        writers = 'group and others' if info.st_mode & 0o022 == 0o022 else \
-            'its group' if info.st_mode & 0o020 else 'others'
-        problems.append('writable by %s (mode %04o)' % (writers, stat.S_IMODE(info.st_mode)))
+    problems = privacy_problems(info)
     if problems:
         raise StoragePoolsError('state_dir: the %s %s is %s; only root may write there. Fix it (chown root:root '
                                 '%s; chmod go-w %s) or choose another state_dir'

@@ -10,7 +10,10 @@ names the option at fault; libvirt's own words travel in ``libvirt_error``.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import sys
+from typing import Any
 
 try:
     import libvirt
@@ -20,7 +23,6 @@ except ImportError:  # reported by the modules through missing_libraries()
     HAS_LIBVIRT = False
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError, error_text
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import HAS_LXML
 
 
 def missing_libraries() -> str | None:
@@ -29,7 +31,7 @@ def missing_libraries() -> str | None:
     if not HAS_LIBVIRT:
         missing.append('the libvirt bindings (Debian/Ubuntu: python3-libvirt; '
                        'RHEL: python3-libvirt; pip: libvirt-python)')
-    if not HAS_LXML:
+    if importlib.util.find_spec('lxml') is None:  # found, not imported: a pool task never loads it
         missing.append('lxml (Debian/Ubuntu: python3-lxml; pip: lxml)')
     if not missing:
         return None
@@ -76,6 +78,27 @@ def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool |
             return None
         raise StoragePoolsError('name: looking up pool %r failed.' % name,
                                 libvirt_error=error_text(exc))
+
+
+# The sizes libvirt writes into a pool document: they change with every write into the pool, and no pool
+# task decides on them (the pool model drops them).
+_POOL_SIZES_RE = re.compile(r"\n *<(capacity|allocation|available) unit='bytes'>[0-9]+</\1>")
+
+
+def pool_answers(conn: libvirt.virConnect, name: str) -> list[Any] | None:
+    """What libvirt says of pool ``name``: [inactive XML, active, autostart, running XML or None], the
+    documents verbatim but for their sizes; None when there is no such pool. Every read a pool task decides
+    on, so equal answers decide the same."""
+    pool = lookup_pool(conn, name)
+    if pool is None:
+        return None
+    try:
+        active = bool(pool.isActive())
+        running = _POOL_SIZES_RE.sub('', pool.XMLDesc(0)) if active else None
+        return [_POOL_SIZES_RE.sub('', pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)), active,
+                bool(pool.autostart()), running]
+    except libvirt.libvirtError as exc:
+        raise StoragePoolsError('name: reading pool %r failed.' % name, libvirt_error=error_text(exc))
 
 
 def lookup_secret(conn: libvirt.virConnect, uuid: str | None = None,

@@ -33,8 +33,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.base imp
     XMLProperty,
     parse,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool_types import POOL_TYPES
 
-POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'rbd', 'iscsi', 'zfs', 'disk')
 RBD_NAMESPACE = 'http://libvirt.org/schemas/storagepool/rbd/1.0'
 _RBD = '{%s}' % RBD_NAMESPACE
 ET.register_namespace('rbd', RBD_NAMESPACE)  # serialise the Ceph options with libvirt's own prefix

@@ -13,11 +13,9 @@ library's ElementTree); the error class and the diff are that module's.
 from __future__ import annotations
 
 import copy
-import importlib.util
 
-# lxml is loaded on first use, not on import: a pool task imports this module (through _libvirt) but
-# never parses with lxml, and loading it costs several times what the standard library's parser does.
-HAS_LXML = importlib.util.find_spec('lxml') is not None  # reported by the modules through missing_libraries
+# lxml is loaded on first use, not on import: loading it costs several times what the standard library's
+# parser does, and only the domain document needs it.
 
 
 def _lxml():

@@ -246,6 +246,18 @@ def libvirt_errors_outside_adapter(root: Path) -> list[str]:
     return violations
 
 
+def imports_named_at_run_time(root: Path) -> list[str]:
+    """Rule (f): every import is an import statement. AnsiballZ ships a module only the module_utils it finds
+    imported in the source; one named at run time (importlib.import_module, __import__) is missing on the
+    managed host (an rbd pool once failed so)."""
+    violations = []
+    for source in source_files(root, 'plugins'):
+        for node in ast.walk(source.tree):
+            if isinstance(node, ast.Call) and dotted_name(node.func).split('.')[-1] in ('import_module', '__import__'):
+                violations.append('%s: imports with %s()' % (source.where(node), dotted_name(node.func)))
+    return violations
+
+
 # --- the rules hold on this repository -----------------------------------------------------------------
 
 OTHERS_FIXING = 'violated on the layout commit; being fixed in the same restructure (docs/development.md)'
@@ -255,6 +267,7 @@ RULES = [
     entry_points_building_xml,
     entry_points_building_qemu_img_argv,
     processes_outside_command,
+    imports_named_at_run_time,
     pytest.param(libvirt_errors_outside_adapter, marks=pytest.mark.xfail(
         strict=True, reason='virt_pool_info and _converge catch libvirtError: ' + OTHERS_FIXING)),
 ]
@@ -400,3 +413,14 @@ def test_a_libvirt_error_caught_outside_the_adapter_is_reported(tmp_path):
         'plugins/module_utils/_converge/pool.py:8: except libvirtError',
         'plugins/modules/info.py:4: except connection.libvirt.libvirtError',
     ]
+
+
+def test_an_import_named_at_run_time_is_reported(tmp_path):
+    root = write_tree(tmp_path, {
+        'plugins/module_utils/_backends/base.py': ('import importlib\n'
+                                                   'def pick(name):\n'
+                                                   '    return importlib.import_module(name)\n'),
+        'plugins/modules/clone.py': 'def main():\n    __import__("json")\n',
+    })
+    assert violations_in(imports_named_at_run_time(root)) == [
+        'plugins/module_utils/_backends/base.py:3', 'plugins/modules/clone.py:2']

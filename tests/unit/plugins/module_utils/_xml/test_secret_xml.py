@@ -12,14 +12,50 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import s
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.secret import SecretDefinition
 
 FINGERPRINT = 'pbkdf2-sha256$100000$c2FsdA==$aGFzaA=='
+FIELDS = ('uuid', 'usage_type', 'usage_name', 'private', 'ephemeral', 'description', 'fingerprint')
+# As libvirt 9 writes a secret back (virsh secret-dumpxml): single quotes, its own element order.
+LIBVIRT_DUMP = '''<secret ephemeral='no' private='yes'>
+  <uuid>2ec115d7-3a88-3ceb-bc12-0ac909a6fd87</uuid>
+  <description>ops note
+storagepools.libvirt key fingerprint: %s</description>
+  <usage type='ceph'>
+    <name>client.nova secret</name>
+  </usage>
+</secret>
+''' % FINGERPRINT
+
+
+def fields(definition):
+    return dict((field, getattr(definition, field)) for field in FIELDS)
 
 
 def test_format_then_parse_is_symmetric():
     definition = SecretDefinition('2ec115d7-3a88-3ceb-bc12-0ac909a6fd87', 'ceph', 'client.nova secret',
                                   description='nova\non compute', fingerprint=FINGERPRINT)
     parsed = SecretDefinition.from_xml(definition.to_xml())
-    assert vars(parsed) == vars(definition)
+    assert fields(parsed) == fields(definition) == {
+        'uuid': '2ec115d7-3a88-3ceb-bc12-0ac909a6fd87', 'usage_type': 'ceph', 'usage_name': 'client.nova secret',
+        'private': True, 'ephemeral': False, 'description': 'nova\non compute', 'fingerprint': FINGERPRINT}
     assert parsed.same_definition(definition)
+    assert parsed.to_xml() == definition.to_xml()
+
+
+def test_libvirts_dump_is_read_and_kept_whole():
+    parsed = SecretDefinition.from_xml(LIBVIRT_DUMP.replace('</usage>', '</usage>\n  <future knob="1"/>'))
+    assert fields(parsed) == {
+        'uuid': '2ec115d7-3a88-3ceb-bc12-0ac909a6fd87', 'usage_type': 'ceph', 'usage_name': 'client.nova secret',
+        'private': True, 'ephemeral': False, 'description': 'ops note', 'fingerprint': FINGERPRINT}
+    assert '<future knob="1"/>' in parsed.to_xml()
+    parsed.description = 'new note'
+    assert (parsed.description, parsed.fingerprint) == ('new note', FINGERPRINT)
+    parsed.fingerprint = None
+    assert '<description>new note</description>' in parsed.to_xml()
+
+
+def test_a_new_definition_is_written_in_libvirts_order():
+    written = SecretDefinition('u', 'ceph', 'client.nova secret', private=False, description='d').to_xml()
+    assert written == ('<secret ephemeral="no" private="no">\n  <uuid>u</uuid>\n  <description>d</description>\n'
+                       '  <usage type="ceph">\n    <name>client.nova secret</name>\n  </usage>\n</secret>\n')
 
 
 def test_the_fingerprint_is_masked_on_request():
@@ -27,6 +63,7 @@ def test_the_fingerprint_is_masked_on_request():
     assert FINGERPRINT in definition.to_xml()
     masked = definition.to_xml(mask=True)
     assert FINGERPRINT not in masked and secret_xml.MASKED_FINGERPRINT in masked
+    assert definition.fingerprint == FINGERPRINT, 'masking changed the definition'
 
 
 def test_a_hand_written_description_has_no_fingerprint():

@@ -260,7 +260,6 @@ def imports_named_at_run_time(root: Path) -> list[str]:
 
 # --- the rules hold on this repository -----------------------------------------------------------------
 
-OTHERS_FIXING = 'violated on the layout commit; being fixed in the same restructure (docs/development.md)'
 RULES = [
     lower_layer_imports,
     xml_layer_imports,
@@ -268,8 +267,7 @@ RULES = [
     entry_points_building_qemu_img_argv,
     processes_outside_command,
     imports_named_at_run_time,
-    pytest.param(libvirt_errors_outside_adapter, marks=pytest.mark.xfail(
-        strict=True, reason='virt_pool_info and _converge catch libvirtError: ' + OTHERS_FIXING)),
+    libvirt_errors_outside_adapter,
 ]
 
 

@@ -33,8 +33,8 @@ import stat
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout

@@ -12,10 +12,8 @@ import os
 import pytest
 from nova_instance import BASE, DIRECTORY, UUID, changed_lines, nova_domain
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import (
-    COPY,
-    LINK,
-    LIVE_COPY,
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import COPY, LINK, LIVE_COPY
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import (
     AdoptionObservation,
     DiskMove,
     plan_adoption,

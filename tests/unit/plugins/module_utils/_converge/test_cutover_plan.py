@@ -14,7 +14,7 @@ import pytest
 from nova_instance import BASE, DIRECTORY, UUID, changed_lines, nova_domain
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover_plan import (
     CutoverObservation,
     ImageImport,
     plan_cutover,

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import InstancePlan
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import InstancePlan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.faults import FAULT_ENV, InjectedFault
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
 

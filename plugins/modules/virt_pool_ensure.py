@@ -390,13 +390,17 @@ def run(module):
     (_core/noop_memo.py); any other converges in full."""
     params = module.params
     memo = None
-    if params['state'] != 'absent':
-        code = code_digest(globals())
-        if code is not None:
-            memo = NoopMemo(params['state_dir'], [params['uri'], params['name']], code,
-                            [params, module.check_mode, module._diff])
+    code = code_digest(globals())
+    if code is not None:
+        memo = NoopMemo(params['state_dir'], [params['uri'], params['name']], code,
+                        [params, module.check_mode, module._diff])
     conn = open_connection(params['uri'])
     try:
+        if params['state'] == 'absent':
+            result = converge(module, conn)[0]
+            if memo is not None and not module.check_mode:
+                memo.forget()  # the pool's record goes with it
+            return result
         answers = pool_answers(conn, params['name']) if memo is not None else None
         result = memo.lookup(answers) if answers is not None else None
         if result is not None:

@@ -84,6 +84,12 @@ def test_a_verified_noop_is_reused_until_anything_it_depends_on_changes(installe
     assert started.get('marked') is None and started['changed'] is True
     assert pools.lookup(name).isActive()
 
+    # the record goes with the pool
+    run(installed, name, target, state_dir)
+    the_record(state_dir)
+    assert run(installed, name, target, state_dir, state='absent')['changed'] is True
+    assert os.listdir(os.path.join(state_dir, 'noop')) == []
+
 
 def test_a_record_root_alone_could_not_have_written_is_ignored(installed, pools, workdir):
     name, target, state_dir = pools.new(), os.path.join(workdir, 'pool'), os.path.join(workdir, 'state')

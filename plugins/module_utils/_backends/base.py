@@ -24,7 +24,7 @@ import abc
 import functools
 import os
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming, space as limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image, virtual_size
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
@@ -149,7 +149,7 @@ class StorageBackend(abc.ABC):
     @staticmethod
     def volume_name(instance_uuid: str, disk_name: str) -> str:
         """The name Nova gives an instance's disk on this backend."""
-        return '%s_%s' % (instance_uuid, disk_name)
+        return naming.volume_name(instance_uuid, disk_name)
 
     @staticmethod
     def disk_name(suffix: str) -> str:

@@ -29,6 +29,7 @@ import json
 import os
 import struct
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import flush
@@ -165,7 +166,7 @@ class LogicalBackend(StorageBackend):
 
     @staticmethod
     def volume_name(instance_uuid, disk_name):
-        return '%s_%s' % (instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
+        return naming.volume_name(instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
 
     @staticmethod
     def disk_name(suffix):

@@ -15,6 +15,12 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 _DISK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]*$')
 
 
+def volume_name(instance_uuid: str, disk: str) -> str:
+    """The pool volume of an instance's disk, ``{instance_uuid}_{disk}``, as Nova names it (the parts as
+    found: a caller that takes them from an operator checks them with instance_volume_name)."""
+    return '%s_%s' % (instance_uuid, disk)
+
+
 def instance_volume_name(instance_uuid: str, disk: str) -> str:
     """``{instance_uuid}_{disk}`` with both parts checked (disk: disk, disk.local, disk.swap, ...)."""
     try:
@@ -25,4 +31,4 @@ def instance_volume_name(instance_uuid: str, disk: str) -> str:
         raise StoragePoolsError('instance_uuid: give the uuid in its canonical form (%s)' % parsed)
     if not disk or not _DISK_NAME_RE.match(disk):
         raise StoragePoolsError("disk: %r is not a disk name such as disk, disk.local or disk.swap" % (disk,))
-    return names.volume_name('%s_%s' % (str(parsed), disk))
+    return names.volume_name(volume_name(str(parsed), disk))

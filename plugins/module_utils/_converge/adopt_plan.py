@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import InstancePlan, deferred
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming, records as metadata
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import (
+    InstancePlan,
+    deferred,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
 
@@ -31,7 +34,7 @@ class DiskMove:
     def __init__(self, instance_uuid: str, legacy: nova_layout.LegacyDisk, pool_dir: str, cache_pool: str,
                  in_pool: bool = False) -> None:
         self.legacy = legacy
-        self.volume = '%s_%s' % (instance_uuid, legacy.name)
+        self.volume = naming.volume_name(instance_uuid, legacy.name)
         self.dest = os.path.join(pool_dir, self.volume)
         self.instance_uuid = instance_uuid
         self.cache_pool = cache_pool

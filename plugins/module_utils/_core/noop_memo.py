@@ -94,6 +94,20 @@ class NoopMemo:
         except ValueError:
             return None
 
+    def forget(self) -> None:
+        """Remove the record (the pool is gone); best effort, like store."""
+        try:
+            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            if not privacy_problems(os.fstat(dir_fd)):
+                os.unlink(self.name, dir_fd=dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
     def store(self, observed: Any, result: dict[str, Any]) -> None:
         """Record ``result`` as the clean no-op for ``observed``. Best effort: a state_dir that is not root's
         alone, or cannot be written, keeps no record (the next run compares in full), it fails no task."""

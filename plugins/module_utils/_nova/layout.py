@@ -30,6 +30,7 @@ import stat
 import uuid as uuidlib
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 
@@ -323,7 +324,7 @@ def _legacy_disks(instance_uuid, files, document, nova_conf, pool_dir, disks):
         try:
             if moved:  # only our own link to the pool volume (a directory only root writes) is followed
                 data_path = files.readlink(name)
-                if data_path != os.path.join(pool_dir, '%s_%s' % (instance_uuid, name)):
+                if data_path != os.path.join(pool_dir, naming.volume_name(instance_uuid, name)):
                     raise Skip('disk %s is a symlink to %s, not to its pool volume' % (path, data_path))
                 fd, info = open_regular_file(data_path, None)
             else:

@@ -57,6 +57,14 @@ def test_a_record_is_found_only_for_the_same_task_and_answers(tmp_path):
     assert len(records) == 1 and os.stat(tmp_path / 'noop' / records[0]).st_mode & 0o777 == 0o600
 
 
+def test_a_record_is_forgotten_with_its_pool(tmp_path):
+    memo(tmp_path).store(ANSWERS, {'changed': False})
+    memo(tmp_path).forget()
+    assert os.listdir(tmp_path / 'noop') == [] and memo(tmp_path).lookup(ANSWERS) is None
+    memo(tmp_path).forget()  # nothing to forget: no error
+    memo(tmp_path / 'missing').forget()
+
+
 def test_a_record_others_could_write_or_that_is_no_record_is_ignored(tmp_path):
     memo(tmp_path).store(ANSWERS, {'changed': False})
     record = tmp_path / 'noop' / os.listdir(tmp_path / 'noop')[0]

@@ -96,7 +96,7 @@ def main():
                        capture_output=True, env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections), check=True)
         ours_zip = ansiballz('storagepools.libvirt.virt_pool_ensure', ours_args, collections, workdir)
         their_zip = ansiballz('community.libvirt.virt_pool', their_args, collections, workdir)
-        ping_zip = ansiballz('ansible.builtin.ping', {}, collections, workdir)
+        ping_zip = ansiballz('ansible.builtin.ping', {'data': 'pong'}, collections, workdir)
 
         args_files = {}
         for key, args in (('ours', ours_args), ('theirs', their_args)):

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Dict, List, Optional
 
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
 
 
-def in_variables(text, variables):
+def in_variables(text: str, variables: Optional[Dict[str, Any]]) -> str:
     """``text`` with every module option it names (``running: skip``, ``force=true``) replaced by the
     variable ``variables`` ({option: variable}) says an operator set it with, e.g. a role variable."""
     if not text or not variables:
@@ -20,7 +21,7 @@ def in_variables(text, variables):
     return re.sub(r'(?<![\w./-])(%s)(?=[:=])' % options, lambda match: variables[match.group(1)], text)
 
 
-def host_report(host, adoption, variables=None):
+def host_report(host: str, adoption: Dict[str, Any], variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """One host's entry: its summary, instances and (rbd/logical) the nova.conf values to set.
 
     ``variables`` ({module option: variable}): the reasons name those variables instead of the options."""
@@ -30,7 +31,7 @@ def host_report(host, adoption, variables=None):
             'nova_conf_settings': adoption.get('nova_conf_settings')}
 
 
-def render_text(reports):
+def render_text(reports: List[Dict[str, Any]]) -> str:
     """The readable table over ``reports`` (host entries), totals first, nova.conf values last."""
     reports = sorted(reports, key=lambda report: report['host'])
     totals = ', '.join('%s %d' % (key, sum(report['summary'].get(key, 0) for report in reports)) for key in RESULTS)

@@ -72,7 +72,7 @@ class PoolSpecError(OptionError):
     """A pool definition that cannot be right, naming the option at fault."""
 
 
-def normalize_path(path):
+def normalize_path(path: Optional[str]) -> Optional[str]:
     """A path as libvirt stores it: no duplicate or trailing slashes."""
     if path is None:
         return None
@@ -82,7 +82,7 @@ def normalize_path(path):
     return normalized
 
 
-def normalize_mode(mode):
+def normalize_mode(mode: Optional[str]) -> Optional[str]:
     """'755', '0755', 0o755 -> '0755'; raise ValueError for anything else."""
     if isinstance(mode, int):
         value = mode
@@ -101,7 +101,7 @@ def normalize_mode(mode):
 SECRET_CEPH_OPTIONS = ('key',)
 
 
-def is_secret_ceph_option(name):
+def is_secret_ceph_option(name: str) -> bool:
     """Whether the Ceph option ``name`` holds a secret (any case; '-' or ' ' for '_', as Ceph spellings vary)."""
     return re.sub('[ -]', '_', str(name).strip()).lower() in SECRET_CEPH_OPTIONS
 
@@ -120,7 +120,8 @@ class PoolHost(XMLObject):
     name = XMLProperty('@name')
     _port = XMLProperty('@port')
 
-    def __init__(self, name: Optional[str] = None, port: Optional[int] = None, node=None) -> None:
+    def __init__(self, name: Optional[str] = None, port: Optional[int] = None,
+                 node: Optional[Element] = None) -> None:
         super().__init__(node)
         if node is None:
             self.name, self.port = name, port
@@ -148,7 +149,8 @@ class PoolAuth(XMLObject):
     secret_usage = XMLProperty('secret/@usage')
 
     def __init__(self, auth_type: Optional[str] = None, username: Optional[str] = None,
-                 secret_uuid: Optional[str] = None, secret_usage: Optional[str] = None, node=None) -> None:
+                 secret_uuid: Optional[str] = None, secret_usage: Optional[str] = None,
+                 node: Optional[Element] = None) -> None:
         super().__init__(node)
         if node is None:
             self.type, self.username = auth_type, username
@@ -170,7 +172,7 @@ class PoolPermissions(XMLObject):
     label = XMLProperty('label')
 
     def __init__(self, mode: Optional[str] = None, owner: Optional[int] = None, group: Optional[int] = None,
-                 label: Optional[str] = None, node=None) -> None:
+                 label: Optional[str] = None, node: Optional[Element] = None) -> None:
         super().__init__(node)
         if node is None:
             self.mode, self.owner, self.group, self.label = mode, owner, group, label
@@ -193,7 +195,7 @@ class PoolSource(XMLObject):
 
     def __init__(self, devices: Optional[List[str]] = None, hosts: Optional[List[PoolHost]] = None,
                  dir: Optional[str] = None, name: Optional[str] = None, format: Optional[str] = None,
-                 auth: Optional[PoolAuth] = None, node=None) -> None:
+                 auth: Optional[PoolAuth] = None, node: Optional[Element] = None) -> None:
         super().__init__(node)
         if node is None:
             self.hosts, self.devices = hosts, devices
@@ -231,7 +233,7 @@ class PoolDefinition(XMLObject):
     def __init__(self, name: Optional[str] = None, pool_type: Optional[str] = None,
                  target_path: Optional[str] = None, source: Optional[PoolSource] = None,
                  permissions: Optional[PoolPermissions] = None, config_opts: Optional[dict] = None,
-                 uuid: Optional[str] = None, node=None) -> None:
+                 uuid: Optional[str] = None, node: Optional[Element] = None) -> None:
         super().__init__(node)
         if node is None:
             self.type, self.name, self.uuid = pool_type, name, uuid

@@ -13,6 +13,7 @@ library's ElementTree); the error class and the diff are that module's.
 from __future__ import annotations
 
 import copy
+from typing import Any, Optional
 
 # lxml is loaded on first use, not on import: loading it costs several times what the standard library's
 # parser does, and only the domain document needs it.
@@ -42,7 +43,7 @@ def _parser():
                            remove_pis=True, huge_tree=False)
 
 
-def parse(text, root_tag=None):
+def parse(text: str, root_tag: Optional[str] = None) -> Any:
     """Parse ``text`` into an element; raise XMLError with lxml's reason."""
     if isinstance(text, str):
         text = text.encode('utf-8')
@@ -55,7 +56,7 @@ def parse(text, root_tag=None):
     return root
 
 
-def to_string(element):
+def to_string(element: Any) -> str:
     """Serialise ``element`` indented, two spaces per level, as libvirt does."""
     element = copy.deepcopy(element)
     strip_blank_text(element)
@@ -63,7 +64,7 @@ def to_string(element):
     return _lxml().tostring(element, encoding='unicode') + '\n'
 
 
-def sort_children(element):
+def sort_children(element: Any) -> Any:
     """Order the children of every element by tag, in place.
 
     The sort is stable: siblings with the same tag (a list of hosts or
@@ -79,13 +80,13 @@ def sort_children(element):
     return element
 
 
-def remove(element, path):
+def remove(element: Any, path: str) -> None:
     """Remove every node matching the relative XPath ``path``."""
     for node in element.xpath(path):
         node.getparent().remove(node)
 
 
-def drop_empty(element):
+def drop_empty(element: Any) -> Any:
     """Remove elements that carry nothing: no attributes, no text, no children."""
     changed = True
     while changed:
@@ -99,7 +100,7 @@ def drop_empty(element):
     return element
 
 
-def set_child_text(parent, tag, text):
+def set_child_text(parent: Any, tag: str, text: Optional[str]) -> Any:
     """Append <tag>text</tag> to ``parent`` when text is not None."""
     if text is None:
         return None

@@ -12,6 +12,7 @@ is never used to decide anything; recorded metadata is (_backends/records.py).
 
 from __future__ import annotations
 
+from typing import Any, Optional
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.tree import etree
@@ -20,8 +21,9 @@ VOLUME_FORMATS = ('raw', 'qcow2')
 
 
 class VolumeDefinition:
-    def __init__(self, name, capacity, volume_format, allocation=0, backing_path=None, backing_format=None,
-                 path=None):
+    def __init__(self, name: str, capacity: int, volume_format: str, allocation: int = 0,
+                 backing_path: Optional[str] = None, backing_format: Optional[str] = None,
+                 path: Optional[str] = None) -> None:
         self.name = name
         self.capacity = capacity
         self.format = volume_format
@@ -31,7 +33,7 @@ class VolumeDefinition:
         self.path = path
 
     @classmethod
-    def parse_dom(cls, root):
+    def parse_dom(cls, root: Any) -> VolumeDefinition:
         capacity = root.find('capacity')
         allocation = root.find('allocation')
         target_format = root.find('target/format')
@@ -45,10 +47,10 @@ class VolumeDefinition:
                    path=xml_tree.child_text(root, 'target/path'))
 
     @classmethod
-    def from_xml(cls, text):
+    def from_xml(cls, text: str) -> VolumeDefinition:
         return cls.parse_dom(xml_tree.parse(text, 'volume'))
 
-    def format_dom(self):
+    def format_dom(self) -> Any:
         root = etree.Element('volume')
         xml_tree.set_child_text(root, 'name', self.name)
         etree.SubElement(root, 'capacity', unit='bytes').text = str(self.capacity)
@@ -66,5 +68,5 @@ class VolumeDefinition:
             etree.SubElement(backing, 'format', type=self.backing_format)
         return root
 
-    def to_xml(self):
+    def to_xml(self) -> str:
         return xml_tree.to_string(self.format_dom())

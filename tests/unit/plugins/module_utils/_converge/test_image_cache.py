@@ -11,9 +11,9 @@ import json
 import os
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache import (
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache import ImageCache
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache_plan import (
     BASE_NAME_RE,
-    ImageCache,
     plan_base,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import ImageInfo

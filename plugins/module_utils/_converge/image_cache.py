@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
@@ -38,6 +39,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
 
 
 def overlay_backing_formats(instances_path: str) -> dict:
@@ -73,8 +77,8 @@ def _overlay_backing_formats(files, named):
 
 
 class ImageCache:
-    def __init__(self, conn, uri: str, instances_path: str, nova_conf, check_mode: bool, dest_pool: str | None = None,
-                 ceph_keyring: str | None = None) -> None:
+    def __init__(self, conn: Any, uri: str, instances_path: str, nova_conf: nova_layout.NovaConf, check_mode: bool,
+                 dest_pool: str | None = None, ceph_keyring: str | None = None) -> None:
         self.conn = conn
         self.uri = uri
         self.base_dir = os.path.join(os.path.normpath(instances_path), nova_layout.BASE_DIR)

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import ImageInfo
 
 BASE_NAME_RE = nova_layout.BASE_NAME_RE
 
@@ -58,7 +62,7 @@ def format_origin(recorded: dict | None, named: set, force_raw_images: bool) -> 
     return None, 'no overlay names its format and nova.conf sets force_raw_images=False'
 
 
-def plan_base(name: str, path: str, fd: int, disk_format: str, origin: str, info) -> Plan:
+def plan_base(name: str, path: str, fd: int, disk_format: str, origin: str, info: ImageInfo) -> Plan:
     """The plan of one base from what was observed: its format and where that came from (``origin``:
     record, overlay headers, force_raw_images), its inspected ImageInfo. A base without a record gets one,
     written in place through ``fd`` (the descriptor it was inspected through)."""

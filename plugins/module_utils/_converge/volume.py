@@ -24,6 +24,7 @@ Whatever another process wrote is flushed before it is recorded.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import (
@@ -43,10 +44,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images impor
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import is_local_uri
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
+
 FILE_POOLS = metadata.FILE_POOL_TYPES
 
 
-def cloner_for(conn, uri: str, pool: str, name: str, ceph_keyring: str | None = None,
+def cloner_for(conn: Any, uri: str, pool: str, name: str, ceph_keyring: str | None = None,
                backend: StorageBackend | None = None) -> VolumeCloner:
     """The cloner of volume ``name`` into ``pool``.
 
@@ -73,7 +77,7 @@ class Source:
         self.file = self.rbd = self.lv = self.ceph = None  # which kind of source it is (one of them is set)
 
     @classmethod
-    def resolve(cls, conn, spec: dict, dest: StorageBackend, ceph_keyring=None) -> Source:
+    def resolve(cls, conn: Any, spec: dict, dest: StorageBackend, ceph_keyring: str | None = None) -> Source:
         """Find the source ``spec`` (the task's source option) names, its format, and inspect its bytes."""
         source = cls()
         try:
@@ -177,7 +181,7 @@ class VolumeCloner(ClonePlanner):
 
     ``owns_backend``: close() closes the backend too (else its caller does)."""
 
-    def __init__(self, conn, uri: str, backend: StorageBackend, name: str, ceph_keyring: str | None = None,
+    def __init__(self, conn: Any, uri: str, backend: StorageBackend, name: str, ceph_keyring: str | None = None,
                  owns_backend: bool = True) -> None:
         if not is_local_uri(uri):
             if owns_backend:
@@ -189,7 +193,8 @@ class VolumeCloner(ClonePlanner):
         self.owns_backend = owns_backend
         self.ceph_keyring = ceph_keyring
 
-    def plan_clone(self, source: dict, mode: str, dest_format, capacity, extra_metadata, verify: bool) -> Plan:
+    def plan_clone(self, source: dict, mode: str, dest_format: str | None, capacity: int | None,
+                   extra_metadata: dict | None, verify: bool) -> Plan:
         """Resolve ``source`` (the task's option), look at the destination, plan (volume_plan.ClonePlanner)."""
         backend = self.backend
         self.source = Source.resolve(self.conn, source, backend, self.ceph_keyring)

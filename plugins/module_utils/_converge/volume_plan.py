@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import abc
 import json
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import Source
 
 VOLUME_FORMATS = ('raw', 'qcow2')
 ENOSPC = 28
@@ -52,7 +57,7 @@ class ClonePlanner(abc.ABC):
     holds. After them: ``wanted`` (the VolumeDefinition), ``record`` (what will be recorded), ``recorded``
     (the record of a volume an earlier run made), ``volume`` (libvirt's volume of that name), ``method``."""
 
-    def __init__(self, backend, name: str) -> None:
+    def __init__(self, backend: StorageBackend, name: str) -> None:
         self.backend = backend
         self.name = name
         self.plan = Plan()
@@ -65,7 +70,7 @@ class ClonePlanner(abc.ABC):
 
     # -- planning -----------------------------------------------------------
 
-    def want(self, source, mode: str, dest_format: str | None, capacity: int | None,
+    def want(self, source: Source, mode: str, dest_format: str | None, capacity: int | None,
              extra_metadata: dict | None) -> int:
         """Check the request against ``source`` (a resolved volume.Source); set the definition and the record
         wanted; the capacity the volume gets."""

@@ -23,11 +23,18 @@ from __future__ import annotations
 import abc
 import functools
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming, space as limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image, virtual_size
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 
 # pool type -> (module of this package, class); imported only when a pool of that type is used
 # Each backend is imported where it is picked, by a plain import statement: AnsiballZ ships only the modules
@@ -56,13 +63,14 @@ BACKENDS = {
 }
 
 
-def backend_class(pool_type: str):
+def backend_class(pool_type: str) -> type[StorageBackend] | None:
     """The StorageBackend subclass for libvirt pools of ``pool_type``, or None when there is none."""
     found = BACKENDS.get(pool_type)
     return None if found is None else found()
 
 
-def backend_for(endpoint, option: str = 'pool', ceph_keyring: str | None = None, **kwargs) -> StorageBackend:
+def backend_for(endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None,
+                **kwargs: Any) -> StorageBackend:
     """The backend of the active pool ``endpoint`` (an Endpoint); StoragePoolsError naming ``option`` for a
     pool type this collection writes no volumes of. ``kwargs`` go to the backend (rbd: ``rbd_pool``)."""
     cls = backend_class(endpoint.type)
@@ -80,7 +88,8 @@ class ImageData:
     file or device this process reads itself (sparse copies, librbd imports, space needs), None for an image
     of another Ceph pool; ``label``: how steps and messages name it."""
 
-    def __init__(self, filename: str, image_format: str, size: int, pass_fds=(), local=None,
+    def __init__(self, filename: str, image_format: str, size: int, pass_fds: Iterable[int] = (),
+                 local: int | str | None = None,
                  label: str | None = None) -> None:
         self.filename = filename
         self.format = image_format
@@ -90,13 +99,13 @@ class ImageData:
         self.label = label or filename
 
 
-def legacy_source(legacy):
+def legacy_source(legacy: Any) -> tuple[str, tuple[int, ...]]:
     """(qemu filename, descriptors) of a legacy disk as the guest sees it: an overlay with its base."""
     backing = (legacy.backing_fd, legacy.backing_format) if legacy.backing else None
     return pinned_image(legacy.fd, legacy.format, backing)
 
 
-def legacy_image(legacy) -> ImageData:
+def legacy_image(legacy: Any) -> ImageData:
     """A legacy Nova disk (its descriptors open, _nova/layout.LegacyDisk) as the image a cutover writes: an
     overlay flattened with its base, formats explicit; a raw file is read directly."""
     filename, fds = legacy_source(legacy)
@@ -114,7 +123,7 @@ class StorageBackend(abc.ABC):
     kind = 'volume'
     method = None
 
-    def __init__(self, endpoint, option: str = 'pool', ceph_keyring: str | None = None) -> None:
+    def __init__(self, endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None) -> None:
         self.endpoint = endpoint
         self.option = option
         self.ceph_keyring = ceph_keyring
@@ -132,7 +141,7 @@ class StorageBackend(abc.ABC):
     def exists(self, name: str) -> bool:
         return name in self.names()
 
-    def volume(self, name: str):
+    def volume(self, name: str) -> Any:
         """libvirt's volume ``name``, or None when libvirt does not list it."""
         return self.endpoint.volume(name)
 
@@ -140,7 +149,7 @@ class StorageBackend(abc.ABC):
     def location(self, name: str) -> str:
         """Where volume ``name`` is: its path, or ``<ceph pool>/<image>``."""
 
-    def existing(self, name: str):
+    def existing(self, name: str) -> tuple[Any, dict | None] | None:
         """None when ``name`` is free, else (libvirt's volume or None, the record or None)."""
         if not self.exists(name):
             return None
@@ -157,7 +166,7 @@ class StorageBackend(abc.ABC):
         return suffix
 
     @staticmethod
-    def moves(_legacy) -> bool:
+    def moves(_legacy: Any) -> bool:
         """Whether a cutover writes this legacy disk onto the backend (Nova keeps some as files)."""
         return True
 
@@ -168,7 +177,7 @@ class StorageBackend(abc.ABC):
     # -- records ------------------------------------------------------------
 
     @abc.abstractmethod
-    def read_record(self, name: str):
+    def read_record(self, name: str) -> dict | None:
         """The record kept with volume ``name``'s data, or None."""
 
     @abc.abstractmethod
@@ -189,7 +198,7 @@ class StorageBackend(abc.ABC):
         """The allocation of a new volume's definition: 0, sparse (libvirt does not preallocate)."""
         return 0
 
-    def max_virtual_size(self):
+    def max_virtual_size(self) -> int | None:
         """The most a volume can hold, for image inspection; None: its absolute ceiling."""
         return None
 
@@ -206,22 +215,22 @@ class StorageBackend(abc.ABC):
 
     # -- making and writing volumes -------------------------------------------
 
-    def clone_format(self, mode: str, volume_format, source) -> str:
+    def clone_format(self, mode: str, volume_format: str | None, source: Any) -> str:
         """The format of a volume made in ``mode`` (copy, cow) from ``source`` when the task asks for
         ``volume_format`` (None: the default); refuse what the backend cannot make."""
         if volume_format not in (None, 'raw'):
             raise StoragePoolsError('format: volumes of a %s pool are raw' % self.endpoint.type)
         return 'raw'
 
-    def backing_location(self, source) -> dict:
+    def backing_location(self, source: Any) -> dict:
         """Where a cow volume's parent is, for its record and volume definition."""
         return {'path': source.path}
 
-    def backing_path(self, source, definition: VolumeDefinition) -> str:
+    def backing_path(self, source: Any, definition: VolumeDefinition) -> str:
         """How a cow volume's result names its parent."""
         return definition.backing_path
 
-    def define(self, definition: VolumeDefinition):
+    def define(self, definition: VolumeDefinition) -> Any:
         """libvirt makes the volume ``definition`` describes; the new libvirt volume."""
         return self.endpoint.create_volume(definition.to_xml())
 
@@ -238,11 +247,12 @@ class StorageBackend(abc.ABC):
     def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
         """Write ``image`` into the existing empty volume ``name`` (of ``volume_format``); how (the method)."""
 
-    def write(self, name: str, legacy) -> None:
+    def write(self, name: str, legacy: Any) -> None:
         """A cutover's write of a legacy disk into the new volume ``name``."""
         self.write_image(name, legacy_image(legacy))
 
-    def copy_steps(self, name: str, image: ImageData, definition: VolumeDefinition, written) -> tuple:
+    def copy_steps(self, name: str, image: ImageData, definition: VolumeDefinition,
+                   written: Callable[[str], object]) -> tuple:
         """(method, [Plan.add keyword arguments]) of a full copy of ``image`` into the new volume ``name``:
         the volume is made, then the data is written. ``written(method)`` is called with how it was written."""
         method = self.copy_method(image, definition.format)
@@ -265,7 +275,7 @@ class StorageBackend(abc.ABC):
         """How write_image writes ``image`` (as planned; a raw file copy may turn out a reflink)."""
         return 'qemu-img-convert'
 
-    def cow_steps(self, name: str, source, definition: VolumeDefinition) -> tuple:
+    def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:
         """(method, [Plan.add keyword arguments]) of a copy-on-write volume ``name`` on ``source``."""
         raise StoragePoolsError('mode: a %s pool makes no copy-on-write volumes' % self.endpoint.type)
 
@@ -284,7 +294,7 @@ class StorageBackend(abc.ABC):
     def space_for(self, image: ImageData, capacity: int, volume_format: str = 'raw', cow: bool = False) -> int:
         """The bytes a new volume of ``capacity`` written from ``image`` takes here (_backends/space.py)."""
 
-    def space_needed(self, legacy) -> int:
+    def space_needed(self, legacy: Any) -> int:
         """The bytes a cutover's import of a legacy disk takes."""
         image = legacy_image(legacy)
         return self.space_for(image, image.virtual_size)
@@ -320,11 +330,11 @@ class StorageBackend(abc.ABC):
         return False
 
     @abc.abstractmethod
-    def point(self, disk, name: str) -> None:
+    def point(self, disk: Any, name: str) -> None:
         """Make domain disk ``disk`` (_xml/domain.py) use volume ``name``."""
 
     @abc.abstractmethod
-    def domain_volume(self, disk, instance_uuid: str):
+    def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         """The name of the volume of this backend that domain disk ``disk`` uses for ``instance_uuid``."""
 
     @staticmethod

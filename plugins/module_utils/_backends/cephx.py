@@ -35,7 +35,7 @@ FINGERPRINT_SALT_RANGE = (8, 64)
 _FINGERPRINT_RE = re.compile(r'^pbkdf2-sha256\$([0-9]{1,12})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$')
 
 
-def decode_key(key, option='key'):
+def decode_key(key: str | None, option: str = 'key') -> bytes:
     """The raw bytes of a base64 cephx key; StoragePoolsError (naming ``option``) otherwise."""
     text = key.strip() if isinstance(key, str) else ''
     try:
@@ -51,7 +51,7 @@ def decode_key(key, option='key'):
     return raw
 
 
-def read_keyring(path, user):
+def read_keyring(path: str, user: str) -> tuple[str, list]:
     """The key of ``client.<user>`` in the keyring file at ``path`` (as base64 text).
 
     Returns (key, warnings); the key is checked with decode_key.
@@ -84,7 +84,7 @@ def read_keyring(path, user):
     return key, warnings
 
 
-def fingerprint(raw_key, salt=None, rounds=FINGERPRINT_ROUNDS):
+def fingerprint(raw_key: bytes, salt: bytes | None = None, rounds: int = FINGERPRINT_ROUNDS) -> str:
     """A salted, slow one-way fingerprint of ``raw_key``: ``pbkdf2-sha256$rounds$salt$hash``."""
     salt = os.urandom(16) if salt is None else salt
     digest = hashlib.pbkdf2_hmac('sha256', raw_key, salt, rounds)
@@ -119,7 +119,7 @@ def _parse_fingerprint(recorded):
     return rounds, salt
 
 
-def fingerprint_matches(raw_key, recorded):
+def fingerprint_matches(raw_key: bytes, recorded: str | None) -> bool:
     """Whether ``recorded`` (a fingerprint string, None when there is none) was made from ``raw_key``.
 
     A malformed record is a StoragePoolsError, never a hang (bounded rounds) or another exception."""

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
@@ -36,6 +37,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
+
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import ImageData
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 TAG_PREFIX = 'storagepools.libvirt.'
 TAG_PART = 400  # characters of base64 per tag
@@ -57,7 +65,7 @@ def encode_record(record: dict) -> list:
     return ['%s%d=%s' % (TAG_PREFIX, index, part) for index, part in enumerate(parts)]
 
 
-def decode_record(tags: list):
+def decode_record(tags: list) -> dict | None:
     """The record held in ``tags`` (a list of LV tags), or None when there is none."""
     parts = {}
     for tag in tags:
@@ -90,7 +98,7 @@ def read_records(vg: str) -> dict:
     return dict((name, decode_record(tags)) for name, tags in lv_tags(vg).items())
 
 
-def read_record(vg: str, lv: str):
+def read_record(vg: str, lv: str) -> dict | None:
     return read_records(vg).get(lv)
 
 
@@ -141,7 +149,7 @@ def device_size(path: str) -> int:
 
 
 def convert_into_lv(source_path: str, source_format: str, source_size: int, lv_path: str, option: str,
-                    pass_fds=()) -> None:
+                    pass_fds: tuple[int, ...] = ()) -> None:
     """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
     beyond the source is zeroed, so no stale data of the volume group shows through."""
     qemu_img.convert(source_path, source_format, lv_path, 'raw', option, size=source_size, pass_fds=pass_fds)
@@ -155,28 +163,28 @@ class LogicalBackend(StorageBackend):
     kind = 'logical volume'
     method = 'lvm-import'
 
-    def __init__(self, endpoint, option='pool', ceph_keyring=None):
+    def __init__(self, endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None) -> None:
         super().__init__(endpoint, option, ceph_keyring)
         self.vg = xml_tree.child_text(endpoint.definition, 'source/name')
         self.dev_dir = endpoint.target or '/dev/%s' % self.vg
         self._records = None
 
-    def nova_settings(self):
+    def nova_settings(self) -> dict:
         return {'libvirt': {'images_type': 'lvm', 'images_volume_group': self.vg}}
 
     @staticmethod
-    def volume_name(instance_uuid, disk_name):
+    def volume_name(instance_uuid: str, disk_name: str) -> str:
         return naming.volume_name(instance_uuid, disk_name.replace('_', '__'))  # Nova's Lvm naming
 
     @staticmethod
-    def disk_name(suffix):
+    def disk_name(suffix: str) -> str:
         return suffix.replace('__', '_')
 
     @staticmethod
-    def moves(legacy):
+    def moves(legacy: Any) -> bool:
         return legacy.name != 'disk.config'  # Nova's lvm backend keeps the config drive a raw file
 
-    def location(self, name):
+    def location(self, name: str) -> str:
         return os.path.join(self.dev_dir, name)
 
     def _all(self):
@@ -184,10 +192,10 @@ class LogicalBackend(StorageBackend):
             self._records = read_records(self.vg)
         return self._records
 
-    def names(self):
+    def names(self) -> set:
         return set(self._all())
 
-    def existing(self, name):
+    def existing(self, name: str) -> tuple[Any, dict | None] | None:
         volume = self.volume(name)
         if volume is not None:
             return volume, self.read_record(name)
@@ -195,29 +203,29 @@ class LogicalBackend(StorageBackend):
             return None, None  # an LV libvirt has not listed yet: taken all the same
         return None
 
-    def read_record(self, name):
+    def read_record(self, name: str) -> dict | None:
         return self._all().get(name)
 
-    def write_record(self, name, record):
+    def write_record(self, name: str, record: dict) -> None:
         write_record(self.vg, name, record)
         if self._records is not None:
             self._records[name] = record
 
-    def whole(self, capacity):
+    def whole(self, capacity: int) -> int:
         return whole_extents(self.vg, capacity)
 
-    def allocation(self, capacity):
+    def allocation(self, capacity: int) -> int:
         # a logical volume is thick: with an allocation below its capacity libvirt would make an LVM
         # "sparse" volume, a snapshot of the zero target that breaks once its COW space is full
         return capacity
 
-    def max_virtual_size(self):
+    def max_virtual_size(self) -> int | None:
         return self.endpoint.capacity()  # a thick LV never outgrows its volume group (the pool's capacity)
 
-    def size(self, name):
+    def size(self, name: str) -> int:
         return device_size(self.location(name))
 
-    def clone_format(self, mode, volume_format, source):
+    def clone_format(self, mode: str, volume_format: str | None, source: Any) -> str:
         if volume_format not in (None, 'raw'):
             raise StoragePoolsError('format: volumes of a logical pool are raw block devices')
         if mode == 'cow' and source.lv is None:
@@ -225,42 +233,42 @@ class LogicalBackend(StorageBackend):
                                     'volume group')
         return 'raw'
 
-    def create(self, name, size):
+    def create(self, name: str, size: int) -> int:
         size = super().create(name, size)
         self._all()[name] = None
         return size
 
-    def remove(self, name):
+    def remove(self, name: str) -> None:
         super().remove(name)
         self._all().pop(name, None)
 
-    def create_detail(self, name, definition, method):
+    def create_detail(self, name: str, definition: VolumeDefinition, method: str) -> str:
         return "create logical volume '%s' (%d bytes)" % (name, definition.capacity)
 
-    def write_image(self, name, image, volume_format='raw'):
+    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
         convert_into_lv(image.filename, image.format, image.virtual_size, self.location(name), self.option,
                         pass_fds=image.pass_fds)
         return 'qemu-img-convert'
 
-    def cow_steps(self, name, source, definition):
+    def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:
         create = dict(action='create', detail="create LVM snapshot '%s' of %s" % (name, source.path),
                       do=lambda: self.define(definition), undo=lambda: self.remove(name), option='source')
         return 'lvm-snapshot', [create]
 
-    def space_for(self, image, capacity, volume_format='raw', cow=False):
+    def space_for(self, image: ImageData, capacity: int, volume_format: str = 'raw', cow: bool = False) -> int:
         return self.whole(capacity)  # thick, and a snapshot gets the origin's size of COW space (allocation)
 
-    def space_available(self):
+    def space_available(self) -> int:
         return vg_free(self.vg)
 
-    def space_freed(self, name):
+    def space_freed(self, name: str) -> int:
         return self.size(name)  # a killed import's LV, removed before the import is redone
 
-    def where(self):
+    def where(self) -> str:
         return "volume group '%s'" % self.vg
 
-    def point(self, disk, name):
+    def point(self, disk: Any, name: str) -> None:
         disk.point_at_block(self.location(name))
 
-    def domain_volume(self, disk, instance_uuid):
+    def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         return self._instance_volume_at(disk.source_block, self.dev_dir, instance_uuid)

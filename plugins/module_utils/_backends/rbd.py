@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
@@ -37,6 +38,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images.copy 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.listing import or_fail
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
+
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import ImageData
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 try:
     import rados
@@ -54,7 +62,8 @@ DEFAULT_MON_PORT = 6789
 class RbdPool:
     """The Ceph pool behind a libvirt rbd pool, opened with librbd."""
 
-    def __init__(self, pool_xml_root, keyring: str | None, connect_timeout: int = 10, op_timeout: int = 120) -> None:
+    def __init__(self, pool_xml_root: Any, keyring: str | None, connect_timeout: int = 10,
+                 op_timeout: int = 120) -> None:
         if not HAS_RBD:
             raise StoragePoolsError('pool: an rbd pool needs the Ceph Python bindings on the managed host '
                                     '(Debian/Ubuntu: python3-rados python3-rbd)')
@@ -120,7 +129,7 @@ class RbdPool:
     def exists(self, name: str) -> bool:
         return name in self.list()
 
-    def read_metadata(self, name: str):
+    def read_metadata(self, name: str) -> dict | None:
         with rbd.Image(self.open().ioctx, name, read_only=True) as image:
             try:
                 return json.loads(image.metadata_get(META_KEY))
@@ -153,7 +162,7 @@ class RbdPool:
     def remove(self, name: str) -> None:
         rbd.RBD().remove(self.open().ioctx, name)
 
-    def write_raw_file(self, name: str, path) -> None:
+    def write_raw_file(self, name: str, path: int | str) -> None:
         """Write the data extents of the raw file ``path`` (or an open descriptor) into image ``name``; skip
         zero chunks."""
         zero = bytes(CHUNK)
@@ -239,7 +248,8 @@ class RbdBackend(StorageBackend):
     kind = 'rbd image'
     method = 'rbd-import'
 
-    def __init__(self, endpoint, option='pool', ceph_keyring=None, rbd_pool=None):
+    def __init__(self, endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None,
+                 rbd_pool: RbdPool | None = None) -> None:
         super().__init__(endpoint, option, ceph_keyring)
         self._rbd = rbd_pool
         self._owns_rbd = rbd_pool is None
@@ -272,44 +282,44 @@ class RbdBackend(StorageBackend):
             self._auth = (auth.get('username'), uuid)
         return self._auth
 
-    def nova_settings(self):
+    def nova_settings(self) -> dict:
         user, secret_uuid = self._user_and_secret()
         return {'libvirt': {'images_type': 'rbd', 'images_rbd_pool': self.ceph_pool,
                             'rbd_user': user, 'rbd_secret_uuid': secret_uuid},
                 'DEFAULT': {'force_raw_images': 'True'}}
 
     @staticmethod
-    def moves(_legacy):
+    def moves(_legacy: Any) -> bool:
         return True  # Nova's rbd backend imports even the config drive
 
-    def location(self, name):
+    def location(self, name: str) -> str:
         return '%s/%s' % (self.ceph_pool, name)
 
-    def names(self):
+    def names(self) -> set:
         if self._names is None:
             self._names = set(self.rbd.list())
         return self._names
 
-    def read_record(self, name):
+    def read_record(self, name: str) -> dict | None:
         return self.rbd.read_metadata(name)
 
-    def write_record(self, name, record):
+    def write_record(self, name: str, record: dict) -> None:
         self.rbd.write_metadata(name, record)
 
-    def records_readable(self, local):
+    def records_readable(self, local: bool) -> bool:
         return bool(self.ceph_keyring)  # image-meta is read with the pool user's key, from anywhere
 
-    def size(self, name):
+    def size(self, name: str) -> int:
         return self.rbd.size(name)
 
-    def grow(self, name, capacity):
+    def grow(self, name: str, capacity: int) -> None:
         self.rbd.resize(name, capacity)
 
-    def untouched(self, name, size):
+    def untouched(self, name: str, size: int) -> bool:
         """Whether image ``name`` is still as ``create(name, size)`` made it: that size, no data written."""
         return self.rbd.size(name) == size and not self.rbd.has_data(name)
 
-    def clone_format(self, mode, volume_format, source):
+    def clone_format(self, mode: str, volume_format: str | None, source: Any) -> str:
         if volume_format not in (None, 'raw'):
             raise StoragePoolsError('format: volumes of an rbd pool are raw images')
         if (mode == 'cow') != (source.rbd is not None):
@@ -317,27 +327,27 @@ class RbdBackend(StorageBackend):
                                     'mode copy imports an image file or a file-pool volume')
         return 'raw'
 
-    def backing_location(self, source):
+    def backing_location(self, source: Any) -> dict:
         return {'snapshot': BASE_SNAPSHOT}
 
-    def backing_path(self, source, definition):
+    def backing_path(self, source: Any, definition: VolumeDefinition) -> str:
         return '%s@%s' % (self.location(source.rbd), BASE_SNAPSHOT)
 
-    def define(self, definition):
+    def define(self, definition: VolumeDefinition) -> None:
         self.rbd.create(definition.name, definition.capacity)
         self.names().add(definition.name)
 
-    def remove(self, name):
+    def remove(self, name: str) -> None:
         self.rbd.remove(name)
         self.names().discard(name)
 
-    def copy_method(self, image, volume_format):
+    def copy_method(self, image: ImageData, volume_format: str) -> str:
         return 'rbd-import'
 
-    def write_detail(self, name, image, volume_format, method):
+    def write_detail(self, name: str, image: ImageData, volume_format: str, method: str) -> tuple:
         return 'import', "import %s (%s) into rbd image '%s'" % (image.label, image.format, name)
 
-    def write_image(self, name, image, volume_format='raw'):
+    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
         """A raw file here through librbd (its data extents, zero chunks skipped), anything else (another
         format, another pool's image) through qemu's rbd driver with both formats explicit; the key stays in
         the keyring file."""
@@ -348,7 +358,7 @@ class RbdBackend(StorageBackend):
                              size=image.virtual_size, pass_fds=image.pass_fds)
         return 'rbd-import'
 
-    def cow_steps(self, name, source, definition):
+    def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:
         made = []
 
         def protect():
@@ -370,38 +380,38 @@ class RbdBackend(StorageBackend):
                     undo=lambda: self.remove(name), option=self.option)
         return 'rbd-clone', [snapshot, make]
 
-    def listing_steps(self, name):
+    def listing_steps(self, name: str) -> list:
         return [dict(action='refresh', detail="refresh pool '%s' so libvirt lists '%s'" % (self.pool_name, name),
                      do=self.endpoint.refresh, option=self.option)]
 
-    def parent_steps(self, name, planned, option=None):
+    def parent_steps(self, name: str, planned: bool, option: str | None = None) -> list:
         if not planned and self.rbd.snapshot_protected(name):
             return []
         return [dict(action='snapshot', detail="protect snapshot %s of '%s' for clones" % (BASE_SNAPSHOT, name),
                      do=lambda: self.rbd.ensure_protected_snapshot(name), option=option or self.option)]
 
-    def space_for(self, image, capacity, volume_format='raw', cow=False):
+    def space_for(self, image: ImageData, capacity: int, volume_format: str = 'raw', cow: bool = False) -> int:
         return 0 if cow else limits.rbd_need(image.virtual_size)  # a clone shares its parent
 
-    def space_available(self):
+    def space_available(self) -> int:
         return self.rbd.max_avail(option=self.option)
 
-    def where(self):
+    def where(self) -> str:
         return "Ceph pool '%s'" % self.ceph_pool
 
-    def qemu_target(self, name):
+    def qemu_target(self, name: str) -> str:
         return self.rbd.qemu_target(name)  # qemu's rbd driver; the key stays in the keyring file
 
-    def point(self, disk, name):
+    def point(self, disk: Any, name: str) -> None:
         user, secret_uuid = self._user_and_secret()
         hosts = [(host.get('name'), host.get('port')) for host in self.endpoint.definition.findall('source/host')]
         disk.point_at_rbd(self.location(name), hosts, user, secret_uuid)
 
-    def domain_volume(self, disk, instance_uuid):
+    def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         prefix = '%s/%s_' % (self.ceph_pool, instance_uuid)
         image = disk.rbd_image or ''
         return image.split('/', 1)[1] if image.startswith(prefix) else None
 
-    def close(self):
+    def close(self) -> None:
         if self._owns_rbd and self._rbd is not None:
             self._rbd.close()

@@ -15,14 +15,20 @@ to say which of the two it was.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable
+
+    from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool import PoolAuth, PoolDefinition
 
 MOUNT_TIMEOUT_OPTION = 'client_mount_timeout'
 DEFAULT_MON_PORT = 6789
 
 
-def with_connect_timeout(definition, seconds: int):
+def with_connect_timeout(definition: PoolDefinition, seconds: int) -> PoolDefinition:
     """Give an rbd PoolDefinition a bounded connect unless its config_opts set one."""
     options = definition.config_opts
     if definition.type == 'rbd' and seconds and MOUNT_TIMEOUT_OPTION not in options:
@@ -31,7 +37,7 @@ def with_connect_timeout(definition, seconds: int):
     return definition
 
 
-def check_secret(auth, has_secret) -> None:
+def check_secret(auth: PoolAuth, has_secret: Callable[[str | None, str | None], bool]) -> None:
     """Refuse, already in check mode, an rbd pool's PoolAuth naming a secret libvirt does not have.
 
     ``has_secret(uuid, usage)`` asks libvirt (the planner's observation).
@@ -48,7 +54,7 @@ def _monitors(wanted):
     return [(host.name, host.port or DEFAULT_MON_PORT) for host in wanted.source.hosts]
 
 
-def reachable_mons(wanted, timeout: float = 2.0):
+def reachable_mons(wanted: PoolDefinition, timeout: float = 2.0) -> list[tuple[str, int]]:
     """The (host, port) of the pool's monitors that accept a TCP connection."""
     reachable = []
     for address in _monitors(wanted):
@@ -60,7 +66,7 @@ def reachable_mons(wanted, timeout: float = 2.0):
     return reachable
 
 
-def explain_start_failure(text: str, wanted):
+def explain_start_failure(text: str, wanted: PoolDefinition) -> tuple[str, str] | None:
     """(option, hint) for libvirt's message ``text`` when an rbd pool (a PoolDefinition) did not start."""
     ceph_pool = wanted.source.name
     if 'Does the pool' in text or 'create the RBD IoCTX' in text:

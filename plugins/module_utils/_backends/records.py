@@ -49,7 +49,7 @@ def make_record(volume_format: str, virtual_size: int, source: dict, backing: di
     }
 
 
-def same_volume(record, wanted: dict) -> bool:
+def same_volume(record: dict | None, wanted: dict) -> bool:
     """Whether an existing record describes the volume a task wants (its identity, not its history)."""
     keys = ('format', 'source', 'backing')
     return record is not None and all(record.get(key) == wanted.get(key) for key in keys)

@@ -30,7 +30,7 @@ MARGIN_PERCENT = 1
 QCOW2_CLUSTER = 64 * 1024
 
 
-def allocated_bytes(path):
+def allocated_bytes(path: int | str) -> int | None:
     """The bytes a regular file (a path, never followed, or an open descriptor) occupies on its filesystem
     (holes count nothing); None for anything else (a block device's blocks say nothing of its data)."""
     if isinstance(path, int):
@@ -40,7 +40,7 @@ def allocated_bytes(path):
     return info.st_blocks * 512 if stat.S_ISREG(info.st_mode) else None
 
 
-def thin_file_need(path, virtual_size: int, new_qcow2: bool = False) -> int:
+def thin_file_need(path: int | str | None, virtual_size: int, new_qcow2: bool = False) -> int:
     """The bytes a copy of ``path`` takes in a sparse file of a file pool.
 
     Our sparse copy writes only the source's data extents, and ``qemu-img convert`` into a fresh file writes

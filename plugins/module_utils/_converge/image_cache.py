@@ -18,28 +18,30 @@ base is reported and left alone. The declared format is then checked
 against the bytes (image_inspect), which refuses e.g. a "raw" base that
 carries a qcow2 header.
 
-What a base gets is planned first (``plan_base``: a function of what was
-observed, its format, where that came from, its inspected size), then the
-plan is applied; check mode returns the same plan and writes nothing. The
+What a base gets is planned first (image_cache_plan.py: functions of what
+was observed, its format, where that came from, its inspected size), then
+the plan is applied; check mode returns the same plan and writes nothing. The
 in-place record is written only as a step of that plan.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge import image_cache_plan
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache_plan import plan_base
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
-BASE_NAME_RE = nova_layout.BASE_NAME_RE
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
 
 
 def overlay_backing_formats(instances_path: str) -> dict:
@@ -71,27 +73,12 @@ def _overlay_backing_formats(files, named):
         finally:
             os.close(fd)
         if backing and backing_format:
-            backing = os.path.normpath(backing if os.path.isabs(backing) else os.path.join(directory, backing))
-            named.setdefault(backing, set()).add(backing_format)
-
-
-def plan_base(name: str, path: str, fd: int, disk_format: str, origin: str, info) -> Plan:
-    """The plan of one base from what was observed: its format and where that came from (``origin``:
-    record, overlay headers, force_raw_images), its inspected ImageInfo. A base without a record gets one,
-    written in place through ``fd`` (the descriptor it was inspected through)."""
-    plan = Plan()
-    if origin != 'record':
-        record = metadata.make_record(disk_format, info.virtual_size, {'path': path, 'nova_base': name},
-                                      method='in-place')
-        plan.add('record', "record %s as %s (%d bytes; format from %s)" % (path, disk_format, info.virtual_size,
-                                                                         origin),
-                 functools.partial(metadata.write_file_metadata, fd, record), option='instances_path')
-    return plan
+            named.setdefault(image_cache_plan.backing_base(directory, backing), set()).add(backing_format)
 
 
 class ImageCache:
-    def __init__(self, conn, uri: str, instances_path: str, nova_conf, check_mode: bool, dest_pool: str | None = None,
-                 ceph_keyring: str | None = None) -> None:
+    def __init__(self, conn: Any, uri: str, instances_path: str, nova_conf: nova_layout.NovaConf, check_mode: bool,
+                 dest_pool: str | None = None, ceph_keyring: str | None = None) -> None:
         self.conn = conn
         self.uri = uri
         self.base_dir = os.path.join(os.path.normpath(instances_path), nova_layout.BASE_DIR)
@@ -127,45 +114,42 @@ class ImageCache:
     def declared_format(self, path: str, fd: int) -> tuple:
         """(format, where it comes from), or (None, why not)."""
         recorded = metadata.read_file_metadata(fd)
-        if recorded and recorded.get('format'):
-            return recorded['format'], 'record'
+        named = set()
+        if not (recorded and recorded.get('format')):  # a recorded base needs no overlay read
+            named = self._overlay_formats().get(path, set())
+        return image_cache_plan.format_origin(recorded, named, self.nova_conf.force_raw_images)
+
+    def _overlay_formats(self):
+        """overlay_backing_formats() of the host, read once for all bases."""
         if self._named is None:
             self._named = overlay_backing_formats(self.instances_path)
-        named = self._named.get(path, set())
-        if len(named) > 1:
-            return None, 'the overlays that back onto it disagree on its format (%s)' % ', '.join(sorted(named))
-        if named:
-            return next(iter(named)), 'overlay headers'
-        if self.nova_conf.force_raw_images:
-            return 'raw', 'force_raw_images'
-        return None, 'no overlay names its format and nova.conf sets force_raw_images=False'
+        return self._named
 
     def ensure(self, name: str) -> dict:
         """One base's result: {result, reason, format, virtual_size, volume}; never raises for the base itself."""
         path = os.path.join(self.base_dir, name)
-        result = {'result': None, 'reason': None, 'format': None, 'virtual_size': None, 'volume': None,
-                  'actions': []}
-        if not BASE_NAME_RE.match(name):
-            return dict(result, result='skipped', reason='not a name Nova gives a base (in flight or foreign)')
+        not_a_base = image_cache_plan.name_skip_reason(name)
+        if not_a_base:
+            return image_cache_plan.skipped(not_a_base)
         try:
             fd, found = nova_layout.open_regular_file(name, self._base_fd())
         except OSError as exc:
-            return dict(result, result='skipped', reason='%s %s; never followed' % (path, nova_layout.why_not_opened(exc)))
+            return image_cache_plan.skipped('%s %s; never followed' % (path, nova_layout.why_not_opened(exc)))
         try:
-            return self._ensure(name, path, fd, found, result)
+            return self._ensure(name, path, fd, found)
         finally:
             os.close(fd)
 
-    def _ensure(self, name, path, fd, found, result):
+    def _ensure(self, name, path, fd, found):
         disk_format, origin = self.declared_format(path, fd)
         if disk_format is None:
-            return dict(result, result='skipped', reason=origin)
+            return image_cache_plan.skipped(origin)
         try:
             with os.fdopen(fd, 'rb', closefd=False) as handle:
                 info = image_inspect.inspect_handle(handle, found.st_size, path, disk_format)
         except image_inspect.ImageRefused as exc:
-            return dict(result, result='skipped', reason='%s (format from %s)' % (exc.msg, origin))
-        result.update(format=disk_format, virtual_size=info.virtual_size)
+            return image_cache_plan.skipped('%s (format from %s)' % (exc.msg, origin))
+        result = dict(image_cache_plan.empty_result(), format=disk_format, virtual_size=info.virtual_size)
         plan = plan_base(name, path, fd, disk_format, origin, info)
         cloner = None
         try:
@@ -177,7 +161,7 @@ class ImageCache:
         finally:
             if cloner is not None:
                 cloner.close()
-        return dict(result, result='changed' if plan else 'unchanged', actions=plan.describe())
+        return image_cache_plan.planned_result(result, plan)
 
     def _plan_import(self, plan, name, path, fd, disk_format):
         """Add to ``plan`` the base's import as a volume of the destination pool (rbd: with its protected
@@ -186,9 +170,8 @@ class ImageCache:
         try:
             imported = cloner.plan_clone({'path': path, 'format': disk_format, 'opened': fd}, 'copy', None, None,
                                          {'nova_base': name}, verify=True)
-            plan.steps.extend(imported.steps)
-            for step in cloner.backend.parent_steps(name, bool(imported), option='dest_pool'):
-                plan.add(**step)
+            image_cache_plan.add_import(plan, imported, cloner.backend.parent_steps(name, bool(imported),
+                                                                                   option='dest_pool'))
         except Exception:
             cloner.close()
             raise

@@ -2,7 +2,7 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Planning one ``virt_volume_clone`` task: a volume made from a volume or an image file.
+"""One ``virt_volume_clone`` task: a volume made from a volume or an image file.
 
 The source's format is a recorded fact (_backends/records.py) or declared by the
 task, never probed, and never libvirt's (it keeps the format its own probe
@@ -11,9 +11,10 @@ steers). A file source is opened once and inspected through that descriptor
 (_images/inspect.OpenedImage); every tool then reads the same file through
 ``/proc/self/fd/N`` and is told the format explicitly.
 
-This is the workflow only: resolve the source, check the request, recognise
-a volume an earlier run made (idempotence), check the space, plan the steps,
-verify, record, report. How the destination's volumes are found, made,
+This is the workflow only: resolve the source, look at the destination,
+check the space, then verify and record. Checking the request, recognising
+a volume an earlier run made (idempotence), the steps and what they change
+are planned from what was observed in volume_plan.py. How the destination's volumes are found, made,
 written, recorded and grown is its backend's (_backends: file, logical,
 rbd); how the bytes move is chosen per case there (docs/volumes.md).
 
@@ -22,8 +23,8 @@ Whatever another process wrote is flushed before it is recorded.
 
 from __future__ import annotations
 
-import json
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import (
@@ -32,6 +33,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.bas
     backend_class,
     backend_for,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import ClonePlanner
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import (
@@ -41,22 +43,14 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images impor
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import is_local_uri
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
 
 FILE_POOLS = metadata.FILE_POOL_TYPES
 
 
-def _explain_write(exc, where=None):
-    full = isinstance(exc, OSError) and exc.errno == 28  # ENOSPC, from our own copy
-    full = full or 'No space left on device' in (getattr(exc, 'libvirt_error', None) or '')  # from qemu-img
-    if full:
-        return ('pool', 'No space left on device at %s: the destination pool ran out of space (another writer '
-                'used it after the space check?); the partial volume was removed' % (where or 'the destination'))
-    return None
-
-
-def cloner_for(conn, uri: str, pool: str, name: str, ceph_keyring: str | None = None,
+def cloner_for(conn: Any, uri: str, pool: str, name: str, ceph_keyring: str | None = None,
                backend: StorageBackend | None = None) -> VolumeCloner:
     """The cloner of volume ``name`` into ``pool``.
 
@@ -83,7 +77,7 @@ class Source:
         self.file = self.rbd = self.lv = self.ceph = None  # which kind of source it is (one of them is set)
 
     @classmethod
-    def resolve(cls, conn, spec: dict, dest: StorageBackend, ceph_keyring=None) -> Source:
+    def resolve(cls, conn: Any, spec: dict, dest: StorageBackend, ceph_keyring: str | None = None) -> Source:
         """Find the source ``spec`` (the task's source option) names, its format, and inspect its bytes."""
         source = cls()
         try:
@@ -181,109 +175,40 @@ class Source:
             self.ceph.close()
 
 
-class VolumeCloner:
-    """One volume ``name`` made from a source onto ``backend`` (the destination pool's): the workflow.
+class VolumeCloner(ClonePlanner):
+    """One volume ``name`` made from a source onto ``backend`` (the destination pool's): what is observed
+    and the writes; the plan is ClonePlanner's (volume_plan.py).
 
     ``owns_backend``: close() closes the backend too (else its caller does)."""
 
-    def __init__(self, conn, uri: str, backend: StorageBackend, name: str, ceph_keyring: str | None = None,
+    def __init__(self, conn: Any, uri: str, backend: StorageBackend, name: str, ceph_keyring: str | None = None,
                  owns_backend: bool = True) -> None:
         if not is_local_uri(uri):
             if owns_backend:
                 backend.close()
             raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
                                     'run the task on that host with a local uri (qemu:///system)')
+        super().__init__(backend, name)
         self.conn = conn
-        self.backend = backend
         self.owns_backend = owns_backend
-        self.name = name
         self.ceph_keyring = ceph_keyring
-        self.plan = Plan()
-        self.method = None
-        self.record = None
-        self.recorded = None  # the record of a volume an earlier run made
-        self.wanted = None
-        self.volume = None
-        self.source = None
 
-    # -- planning -----------------------------------------------------------
-
-    def plan_clone(self, source: dict, mode: str, dest_format, capacity, extra_metadata, verify: bool) -> Plan:
+    def plan_clone(self, source: dict, mode: str, dest_format: str | None, capacity: int | None,
+                   extra_metadata: dict | None, verify: bool) -> Plan:
+        """Resolve ``source`` (the task's option), look at the destination, plan (volume_plan.ClonePlanner)."""
         backend = self.backend
         self.source = Source.resolve(self.conn, source, backend, self.ceph_keyring)
-        info = self.source.info
-        identity = dict(self.source.identity)
-        if extra_metadata:
-            identity.update(extra_metadata)
-        dest_format = backend.clone_format(mode, dest_format, self.source)
-        if dest_format not in ('raw', 'qcow2'):
-            raise StoragePoolsError('format: %r is not a volume format this collection writes (raw, qcow2)'
-                                    % dest_format)
-        if capacity is not None and capacity < info.virtual_size:
-            raise StoragePoolsError('capacity: %d bytes is smaller than the source (%d bytes); volumes only '
-                                    'grow' % (capacity, info.virtual_size))
-        capacity = backend.whole(capacity or info.virtual_size)
-        backing = None
-        if mode == 'cow':
-            backing = dict(identity, format=self.source.format)
-            backing.pop('image_id', None)
-            backing.update(backend.backing_location(self.source))
-        self.wanted = VolumeDefinition(self.name, capacity, dest_format, allocation=backend.allocation(capacity),
-                                       backing_path=backing.get('path') if backing else None,
-                                       backing_format=self.source.format if backing else None)
-        self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
+        capacity = self.want(self.source, mode, dest_format, capacity, extra_metadata)
         existing = backend.existing(self.name)
-        if existing is not None:
-            self._plan_existing(*existing, capacity=capacity)
-        else:
-            self._plan_new(mode, dest_format, capacity, verify)
-        if self.volume is None:  # a volume libvirt did not make (an rbd image) is listed after a refresh
-            for step in backend.listing_steps(self.name):
-                self.plan.add(**step)
-        return self.plan
-
-    def _plan_new(self, mode, dest_format, capacity, verify):
-        backend = self.backend
-        image = self.source.image()
-        backend.require_space(backend.space_for(image, capacity, dest_format, cow=mode == 'cow'),
-                              "volume '%s'" % self.name)
-        if mode == 'cow':
-            self.method, steps = backend.cow_steps(self.name, self.source, self.wanted)
-        else:
-            self.method, steps = backend.copy_steps(self.name, image, self.wanted, self._written)
-        for step in steps:
-            self.plan.add(explain=self._explain_write, **step)
-        if verify and mode == 'copy':
-            self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
-        self.record['method'] = self.method
-        self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
-
-    def _plan_existing(self, existing, recorded, capacity):
-        if existing is None or not metadata.same_volume(recorded, self.record):
-            raise StoragePoolsError(
-                "name: pool '%s' already has a volume '%s' that this task did not make (its recorded "
-                "source or format differs); choose another name or remove it" % (self.backend.pool_name, self.name))
-        self.volume = existing
-        self.method = recorded.get('method')
-        self.record = self.recorded = recorded
-        if capacity > recorded['virtual_size']:
-            self.record = dict(recorded, virtual_size=capacity)
-            self.plan.add('resize', "grow volume '%s' to %d bytes" % (self.name, capacity),
-                          lambda: self.backend.grow(self.name, capacity), option='capacity')
-            self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record,
-                          option='metadata')
-        elif capacity < recorded['virtual_size']:
-            raise StoragePoolsError('capacity: volume %s is %d bytes; volumes only grow'
-                                    % (self.name, recorded['virtual_size']))
+        if existing is None:
+            backend.require_space(backend.space_for(self.source.image(), capacity, self.wanted.format,
+                                                    cow=mode == 'cow'), "volume '%s'" % self.name)
+        return self.plan_steps(existing, mode, capacity, verify)
 
     # -- the writes ---------------------------------------------------------
 
-    def _written(self, method):
-        self.method = method  # a raw copy is a reflink where the filesystem allows one
-        self.record['method'] = method
-
-    def _explain_write(self, exc):
-        return _explain_write(exc, self._result_path())
+    def _grow(self, capacity):
+        self.backend.grow(self.name, capacity)
 
     def _write_record(self):
         self.backend.write_record(self.name, self.record)
@@ -300,45 +225,8 @@ class VolumeCloner:
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
 
-    # -- results ------------------------------------------------------------
-
-    def _result_path(self):
-        return self.volume.path() if self.volume is not None else self.backend.location(self.name)
-
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
         if self.owns_backend:
             self.backend.close()
-
-    def result_volume(self) -> dict:
-        definition = self.wanted
-        backing = None
-        if definition.backing_format:
-            backing = {'path': self.backend.backing_path(self.source, definition), 'format': definition.backing_format}
-        return {'name': self.name, 'pool': self.backend.pool_name, 'path': self._result_path(),
-                'format': definition.format, 'capacity': self.record['virtual_size'], 'backing': backing}
-
-    def diff(self) -> list:
-        """What the plan changes, as Ansible's --diff shows it: the volume's definition (canonical XML of what
-        is recorded, never libvirt's probe) and its record, before and after; [] when nothing changes."""
-        if not self.plan:
-            return []
-        volume = "volume '%s' of pool '%s'" % (self.name, self.backend.pool_name)
-        pairs = [(volume, self._definition_xml(self.recorded), self._definition_xml(self.record)),
-                 ('record of %s' % volume, _record_text(self.recorded), _record_text(self.record))]
-        return [{'before_header': '%s (before)' % header, 'after_header': '%s (after)' % header,
-                 'before': before, 'after': after} for header, before, after in pairs if before != after]
-
-    def _definition_xml(self, record):
-        if record is None:
-            return ''
-        backing = record.get('backing') or {}
-        definition = VolumeDefinition(self.name, record.get('virtual_size'), record.get('format'), allocation=None,
-                                      backing_path=backing.get('path'), backing_format=backing.get('format'),
-                                      path=self.backend.location(self.name))
-        return xml_tree.to_string(definition.format_dom())
-
-
-def _record_text(record):
-    return '' if record is None else json.dumps(record, sort_keys=True, indent=2) + '\n'

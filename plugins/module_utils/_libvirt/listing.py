@@ -11,13 +11,19 @@ fails, with libvirt's own words.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import error_text, libvirt
+
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable
+    from typing import Any
 
 VANISHED = object()  # what unless_vanished returns for an object libvirt no longer has
 
 
-def unless_vanished(call, *args):
+def unless_vanished(call: Callable[..., Any], *args: Any) -> Any:
     """``call(*args)``, or VANISHED when libvirt refused it (the object was undefined while we listed)."""
     try:
         return call(*args)
@@ -25,7 +31,7 @@ def unless_vanished(call, *args):
         return VANISHED
 
 
-def or_fail(message: str, call, *args):
+def or_fail(message: str, call: Callable[..., Any], *args: Any) -> Any:
     """``call(*args)``; StoragePoolsError ``message`` with libvirt's words when libvirt refused it."""
     try:
         return call(*args)
@@ -33,7 +39,7 @@ def or_fail(message: str, call, *args):
         raise StoragePoolsError(message, libvirt_error=error_text(exc))
 
 
-def domain_xmls(conn) -> list:
+def domain_xmls(conn: libvirt.virConnect) -> list[str]:
     """The XML of every domain still defined when it is read."""
     found = (unless_vanished(domain.XMLDesc, 0) for domain in conn.listAllDomains(0))
     return [text for text in found if text is not VANISHED]

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     error_code,
@@ -17,17 +19,20 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import t
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.base import parse
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool import ObservedPool, PoolDefinition
 
+if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
+
 
 class LivePool(ObservedPool):
     """What libvirt says about one existing pool (read once, no writes), as PoolDefinition models."""
 
-    def __init__(self, pool) -> None:
+    def __init__(self, pool: libvirt.virStoragePool) -> None:
         self.pool = pool
         running = PoolDefinition(node=parse(pool.XMLDesc(0), 'pool')) if pool.isActive() else None
         super().__init__(self.inactive_definition(pool), running, bool(pool.autostart()))
 
     @staticmethod
-    def inactive_definition(pool) -> PoolDefinition:
+    def inactive_definition(pool: libvirt.virStoragePool) -> PoolDefinition:
         """The pool's defined document (what a start would run), whole."""
         return PoolDefinition(node=parse(pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE), 'pool'))
 
@@ -38,7 +43,7 @@ class Endpoint:
     Every libvirt call on the pool's volumes goes through here, so libvirt's errors are translated in one place.
     """
 
-    def __init__(self, conn, pool_name: str, option: str) -> None:
+    def __init__(self, conn: libvirt.virConnect, pool_name: str, option: str) -> None:
         pool = lookup_pool(conn, pool_name)
         if pool is None:
             raise StoragePoolsError("%s: libvirt has no pool named '%s'" % (option, pool_name))
@@ -48,7 +53,7 @@ class Endpoint:
         self._take(conn, pool, xml_tree.parse(pool.XMLDesc(0), 'pool'), option)
 
     @classmethod
-    def of(cls, conn, pool, definition, option: str) -> Endpoint:
+    def of(cls, conn: libvirt.virConnect, pool: libvirt.virStoragePool, definition: Any, option: str) -> Endpoint:
         """The Endpoint of a pool already looked up, active, and its running ``definition`` already parsed."""
         endpoint = cls.__new__(cls)
         endpoint._take(conn, pool, definition, option)
@@ -63,7 +68,7 @@ class Endpoint:
         self.type = definition.get('type')
         self.target = xml_tree.child_text(definition, 'target/path')
 
-    def volume(self, name: str):
+    def volume(self, name: str) -> libvirt.virStorageVol | None:
         """The libvirt volume ``name`` of the pool, or None when libvirt lists none of that name."""
         try:
             return self.pool.storageVolLookupByName(name)
@@ -72,7 +77,7 @@ class Endpoint:
                 return None
             raise StoragePoolsError("name: looking up volume '%s' failed" % name, libvirt_error=error_text(exc))
 
-    def create_volume(self, volume_xml: str):
+    def create_volume(self, volume_xml: str) -> libvirt.virStorageVol:
         """libvirt makes the volume ``volume_xml`` describes (a file, an LV, a snapshot); the new volume."""
         return self.pool.createXML(volume_xml, 0)
 

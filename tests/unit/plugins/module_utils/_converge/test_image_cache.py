@@ -9,13 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+
+import pytest
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache import (
-    BASE_NAME_RE,
     ImageCache,
+    overlay_backing_formats,
+)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache_plan import (
+    BASE_NAME_RE,
     plan_base,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import ImageInfo
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova.layout import NovaConf
 
@@ -111,3 +118,76 @@ def test_check_mode_returns_the_plan_a_real_run_applies(tmp_path):
         cache.close()
     assert rerun['result'] == 'unchanged' and rerun['actions'] == [] and rerun['format'] == 'raw'
     assert metadata.read_file_metadata(path)['virtual_size'] == 4096
+
+
+UUID = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b'
+
+
+def overlay_instance(tmp_path, base, backing_format='raw', listed_format='qcow2'):
+    """An instance directory with a qcow2 overlay ``disk`` (made by qemu-img) on ``base``, listed in disk.info."""
+    directory = tmp_path / UUID
+    directory.mkdir()
+    disk = directory / 'disk'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-u', '-b', '../_base/%s' % os.path.basename(base),
+                    '-F', backing_format, str(disk), '4096'], check=True)  # -u: the base is not opened
+    (directory / 'disk.info').write_text(json.dumps({str(disk): listed_format}))
+
+
+def test_the_overlays_name_their_bases_format_through_their_headers(tmp_path):
+    base, fd = base_file(tmp_path)
+    os.close(fd)
+    overlay_instance(tmp_path, base, backing_format='qcow2')
+    (tmp_path / 'not-an-instance').mkdir()
+    assert overlay_backing_formats(str(tmp_path)) == {base: {'qcow2'}}
+    cache = cache_with(tmp_path, '', None)
+    try:
+        result = cache.ensure(SHA1)  # a qcow2 format for a base of zeros: the bytes refute it
+    finally:
+        cache.close()
+    assert result['result'] == 'skipped' and result['reason'].endswith('(format from overlay headers)')
+
+
+def test_only_qcow2_overlays_of_disk_info_are_read(tmp_path):
+    base, fd = base_file(tmp_path)
+    os.close(fd)
+    overlay_instance(tmp_path, base, listed_format='raw')
+    assert overlay_backing_formats(str(tmp_path)) == {}
+
+
+def test_what_is_not_a_regular_base_file_is_skipped_and_never_followed(tmp_path):
+    base, fd = base_file(tmp_path)
+    os.close(fd)
+    (tmp_path / '_base' / 'swap_512').symlink_to(base)
+    (tmp_path / '_base' / (SHA1 + '.part')).write_bytes(b'')
+    (tmp_path / '_base' / 'ephemeral_10_40d1321').mkdir()
+    cache = cache_with(tmp_path, '', {})
+    try:
+        assert cache.bases() == [SHA1, SHA1 + '.part', 'swap_512']
+        link = cache.ensure('swap_512')
+        part = cache.ensure(SHA1 + '.part')
+        directory = cache.ensure('ephemeral_10_40d1321')
+    finally:
+        cache.close()
+    assert link['result'] == 'skipped' and link['reason'].endswith('/_base/swap_512 is a symlink; never followed')
+    assert part['reason'] == 'not a name Nova gives a base (in flight or foreign)'
+    assert directory['reason'].endswith('is not a regular file; never followed')
+
+
+def test_a_base_whose_format_is_unknown_is_left_alone(tmp_path):
+    base_file(tmp_path)
+    cache = cache_with(tmp_path, '[DEFAULT]\nforce_raw_images = False\n', {}, check_mode=False)
+    try:
+        result = cache.ensure(SHA1)
+    finally:
+        cache.close()
+    assert result['result'] == 'skipped' and 'force_raw_images=False' in result['reason']
+    assert metadata.read_file_metadata(str(tmp_path / '_base' / SHA1)) is None
+
+
+def test_an_image_cache_without_base_directory_names_instances_path(tmp_path):
+    cache = cache_with(tmp_path, '', {})
+    try:
+        with pytest.raises(StoragePoolsError, match='^instances_path: .*/_base cannot be opened'):
+            cache.bases()
+    finally:
+        cache.close()

@@ -7,11 +7,18 @@ libvirt's in-process test driver (``test:///default``) over that directory."""
 
 from __future__ import annotations
 
+import gc
+import subprocess
+
 import libvirt
 import pytest
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import (
+    explain_write,
+    record_text,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
@@ -31,11 +38,15 @@ def pool(tmp_path):
 
 
 def destroy_test_pools(conn):
-    """The test driver keeps its state for the whole process: the pools a test started go with it."""
+    """The test driver keeps its state for the whole process: the pools a test started go with it.
+
+    The test's garbage goes now too: a libvirt object freed by the cycle collector resets libvirt's last error,
+    and a collection that falls between a failed lookup and its libvirtError would lose the error's code."""
     for started in conn.listAllStoragePools(0):
         if started.name() != 'default-pool':
             started.destroy()
     conn.close()
+    gc.collect()
 
 
 def image(tmp_path, name='base.raw', size=4 * MiB):
@@ -46,10 +57,11 @@ def image(tmp_path, name='base.raw', size=4 * MiB):
     return str(path)
 
 
-def planned(conn, source, mode='copy', volume_format=None, capacity=None, verify=True, name='v.img'):
+def planned(conn, source, mode='copy', volume_format=None, capacity=None, verify=True, name='v.img',
+            extra_metadata=None):
     cloner = cloner_for(conn, 'qemu:///system', 'files', name)
     try:
-        plan = cloner.plan_clone(source, mode, volume_format, capacity, None, verify)
+        plan = cloner.plan_clone(source, mode, volume_format, capacity, extra_metadata, verify)
         return cloner, [step.action for step in plan.steps]
     finally:
         cloner.close()
@@ -147,3 +159,145 @@ def test_a_pool_without_backend_is_refused_naming_pool(pool):
                               "<target><path>/dev/disk/by-path</path></target></pool>", 0)
     with pytest.raises(StoragePoolsError, match="^pool: 'lun' is a iscsi pool; this version clones into"):
         cloner_for(conn, 'qemu:///system', 'lun', 'v.img')
+
+
+def test_only_raw_and_qcow2_volumes_are_written(pool, tmp_path):
+    conn, _target = pool
+    with pytest.raises(StoragePoolsError, match="^format: 'vmdk' is not a volume format this collection writes"):
+        planned(conn, {'path': image(tmp_path), 'format': 'raw'}, volume_format='vmdk')
+
+
+def test_a_volume_an_earlier_run_made_larger_is_never_shrunk(pool, tmp_path):
+    conn, target = pool
+    source = image(tmp_path)
+    made_earlier(conn, target, source, 8 * MiB)
+    with pytest.raises(StoragePoolsError, match='^capacity: volume v.img is 8388608 bytes; volumes only grow'):
+        planned(conn, {'path': source, 'format': 'raw'})
+
+
+def test_a_file_with_the_right_record_that_libvirt_does_not_list_is_not_taken_for_ours(pool, tmp_path):
+    """The name is taken (a file is there) but libvirt has no volume of it: not a volume this task made."""
+    conn, target = pool
+    source = image(tmp_path)
+    path = target / 'v.img'
+    path.write_bytes(b'')
+    metadata.write_file_metadata(str(path), metadata.make_record('raw', 4 * MiB, {'path': source},
+                                                                  method='sparse-copy'))
+    with pytest.raises(StoragePoolsError, match="^name: pool 'files' already has a volume 'v.img'"):
+        planned(conn, {'path': source, 'format': 'raw'})
+
+
+def test_extra_metadata_is_recorded_but_an_image_id_is_not_the_parent_s(pool, tmp_path):
+    conn, _target = pool
+    source = image(tmp_path)
+    cloner, _actions = planned(conn, {'path': source, 'format': 'raw'}, mode='cow',
+                               extra_metadata={'image_id': 'c0ffee', 'nova_base': 'b'})
+    assert cloner.record['source'] == {'path': source, 'image_id': 'c0ffee', 'nova_base': 'b'}
+    assert cloner.record['backing'] == {'path': source, 'format': 'raw', 'nova_base': 'b'}
+    assert cloner.wanted.allocation == 0 and cloner.wanted.capacity == 4 * MiB
+
+
+def test_a_full_destination_is_named_as_the_pool_with_where_the_write_stopped(pool, tmp_path):
+    conn, target = pool
+    cloner, _actions = planned(conn, {'path': image(tmp_path), 'format': 'raw'})
+    copy = cloner.plan.steps[1]
+    assert copy.action == 'copy'
+    failure = copy.failure(OSError(28, 'No space left on device'))
+    assert str(failure).startswith("pool: copy %s into 'v.img' (reflink or sparse copy) failed. No space left on "
+                                   "device at %s: the destination pool ran out of space" % (tmp_path / 'base.raw',
+                                                                                           target / 'v.img'))
+    other = copy.failure(OSError(5, 'Input/output error'))  # not a full disk: the step's own option, no hint
+    assert str(other) == "pool: copy %s into 'v.img' (reflink or sparse copy) failed" % (tmp_path / 'base.raw')
+
+
+def test_explain_write_knows_a_full_disk_from_any_other_failure():
+    assert explain_write(OSError(28, 'No space left on device'), '/pool/v.img')[0] == 'pool'
+    from_qemu_img = StoragePoolsError('convert failed', libvirt_error='qemu-img: error while writing at byte 0: '
+                                                                      'No space left on device')
+    option, hint = explain_write(from_qemu_img)
+    assert option == 'pool' and 'at the destination:' in hint
+    assert explain_write(OSError(13, 'Permission denied')) is None
+    assert explain_write(StoragePoolsError('refused')) is None
+
+
+def test_a_record_shows_as_sorted_indented_json_and_none_as_nothing():
+    assert record_text(None) == ''
+    assert record_text({'b': 1, 'a': {'c': 2}}) == '{\n  "a": {\n    "c": 2\n  },\n  "b": 1\n}\n'
+
+
+def test_a_cow_volume_diffs_its_backing_from_nothing(pool, tmp_path):
+    conn, _target = pool
+    source = image(tmp_path)
+    cloner, _actions = planned(conn, {'path': source, 'format': 'raw'}, mode='cow')
+    volume, record = cloner.diff()
+    assert "<backingStore>" in volume['after'] and "<path>%s</path>" % source in volume['after']
+    assert "<format type=\"raw\"/>" in volume['after'] and '"format": "qcow2"' in record['after']
+
+
+# -- the source, resolved: a file or a volume of a pool ----------------------------------------------------------
+
+def source_volume(conn, target, name='src.img', record=None, size=4 * MiB):
+    """A volume of pool 'files' as libvirt lists it, its file written here (the test driver keeps no files)."""
+    conn.storagePoolLookupByName('files').createXML(VolumeDefinition(name, size, 'raw').to_xml(), 0)
+    path = image(target, name, size)
+    if record is not None:
+        metadata.write_file_metadata(path, record)
+    return path
+
+
+def test_a_volume_source_takes_its_format_from_its_record(pool):
+    conn, target = pool
+    path = source_volume(conn, target, record=metadata.make_record('raw', 4 * MiB, {'path': '/images/a.raw'}))
+    cloner, actions = planned(conn, {'pool': 'files', 'volume': 'src.img'})
+    assert actions == ['create', 'copy', 'verify', 'record'] and cloner.source.format == 'raw'
+    assert cloner.source.path == path and cloner.record['source'] == {'pool': 'files', 'volume': 'src.img'}
+
+
+def test_a_volume_source_s_record_and_the_task_must_agree_on_its_format(pool):
+    conn, target = pool
+    source_volume(conn, target, record=metadata.make_record('qcow2', 4 * MiB, {'path': '/images/a.qcow2'}))
+    with pytest.raises(StoragePoolsError, match='^source.format: .*src.img is recorded as qcow2, the task declares'):
+        planned(conn, {'pool': 'files', 'volume': 'src.img', 'format': 'raw'})
+
+
+def test_a_source_without_recorded_or_declared_format_is_refused(pool):
+    conn, target = pool
+    source_volume(conn, target)
+    with pytest.raises(StoragePoolsError, match='^source.format: .*src.img has no recorded format; declare it'):
+        planned(conn, {'pool': 'files', 'volume': 'src.img'})
+
+
+def test_a_source_names_an_absolute_path_or_a_volume_libvirt_lists(pool):
+    conn, _target = pool
+    with pytest.raises(StoragePoolsError, match="^source.path: 'base.raw' must be an absolute path"):
+        planned(conn, {'path': 'base.raw', 'format': 'raw'})
+    with pytest.raises(StoragePoolsError, match="^source.volume: pool 'files' has no volume 'nope.img'"):
+        planned(conn, {'pool': 'files', 'volume': 'nope.img', 'format': 'raw'})
+    with pytest.raises(StoragePoolsError, match="^source.pool: libvirt has no pool named 'elsewhere'"):
+        planned(conn, {'pool': 'elsewhere', 'volume': 'nope.img', 'format': 'raw'})
+
+
+def test_a_source_of_a_pool_type_without_backend_is_refused(pool):
+    conn, _target = pool
+    lun = conn.storagePoolCreateXML("<pool type='iscsi'><name>lun</name><source><host name='10.0.0.3'/>"
+                                    "<device path='iqn.2013-06.com.example:iscsi-pool'/></source>"
+                                    "<target><path>/dev/disk/by-path</path></target></pool>", 0)
+    lun.createXML(VolumeDefinition('unit:0:0:1', MiB, 'raw').to_xml(), 0)
+    with pytest.raises(StoragePoolsError, match="^source.pool: 'lun' is a iscsi pool; this version clones from file "
+                                                "and logical pools"):
+        planned(conn, {'pool': 'lun', 'volume': 'unit:0:0:1', 'format': 'raw'})
+
+
+def test_cloning_runs_on_the_libvirt_host_only(pool):
+    conn, _target = pool
+    with pytest.raises(StoragePoolsError, match='^uri: cloning reads and writes the volume files on the libvirt host'):
+        cloner_for(conn, 'qemu+ssh://elsewhere/system', 'files', 'v.img')
+
+
+def test_a_qcow2_source_is_converted_into_a_raw_volume(pool, tmp_path):
+    conn, _target = pool
+    path = str(tmp_path / 'base.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, str(4 * MiB)], check=True)
+    cloner, actions = planned(conn, {'path': path, 'format': 'qcow2'}, volume_format='raw')
+    assert actions == ['create', 'convert', 'verify', 'record'] and cloner.method == 'qemu-img-convert'
+    assert cloner.source.info.virtual_size == 4 * MiB and cloner.wanted.format == 'raw'

@@ -20,12 +20,15 @@ from typing import Any, Optional
 
 
 def _lxml():
-    from lxml import etree
+    try:
+        from lxml import etree
+    except ImportError:  # reported by the modules through missing_libraries, before anything parses
+        return None
     return etree
 
 
 def __getattr__(name):
-    """``tree.etree``: lxml's etree module, imported when first asked for."""
+    """``tree.etree``: lxml's etree module (None without lxml), imported when first asked for."""
     if name == 'etree':
         return _lxml()
     raise AttributeError(name)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
 
     from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 
-# pool type -> (module of this package, class); imported only when a pool of that type is used
+
 # Each backend is imported where it is picked, by a plain import statement: AnsiballZ ships only the modules
 # it finds imported in the source (never one named at run time), and a pool task loads only its own backend.
 def _file_backend():

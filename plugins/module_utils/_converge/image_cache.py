@@ -170,8 +170,8 @@ class ImageCache:
         try:
             imported = cloner.plan_clone({'path': path, 'format': disk_format, 'opened': fd}, 'copy', None, None,
                                          {'nova_base': name}, verify=True)
-            image_cache_plan.add_import(plan, imported, cloner.backend.parent_steps(name, bool(imported),
-                                                                                   option='dest_pool'))
+            parent_steps = cloner.backend.parent_steps(name, bool(imported), option='dest_pool')
+            image_cache_plan.add_import(plan, imported, parent_steps)
         except Exception:
             cloner.close()
             raise

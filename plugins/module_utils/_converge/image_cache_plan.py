@@ -70,8 +70,8 @@ def plan_base(name: str, path: str, fd: int, disk_format: str, origin: str, info
     if origin != 'record':
         record = metadata.make_record(disk_format, info.virtual_size, {'path': path, 'nova_base': name},
                                       method='in-place')
-        plan.add('record', "record %s as %s (%d bytes; format from %s)" % (path, disk_format, info.virtual_size,
-                                                                         origin),
+        detail = "record %s as %s (%d bytes; format from %s)" % (path, disk_format, info.virtual_size, origin)
+        plan.add('record', detail,
                  functools.partial(metadata.write_file_metadata, fd, record), option='instances_path')
     return plan
 

@@ -318,4 +318,3 @@ class XMLObject:
             if node.attrib or (node.text or '').strip() or len(node):
                 return
             parent.remove(node)
-

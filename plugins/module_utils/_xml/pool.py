@@ -406,7 +406,6 @@ class PoolDefinition(XMLObject):
                 if value is not None:
                     names.ceph_name(value, prefix + option)
 
-
     def relative_source_dir(self) -> bool:
         """Whether the protocol names its source dir relative: a cifs share is 'share', not '/share'."""
         return self.type == 'netfs' and self.source.format == 'cifs'

@@ -33,6 +33,7 @@ def __getattr__(name):
         return _lxml()
     raise AttributeError(name)
 
+
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import base as xml_base
 
 XMLError = xml_base.XMLError
@@ -42,8 +43,8 @@ child_text = xml_base.child_text
 
 
 def _parser():
-    return _lxml().XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
-                           remove_pis=True, huge_tree=False)
+    return _lxml().XMLParser(resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True,
+                             huge_tree=False)
 
 
 def parse(text: str, root_tag: Optional[str] = None) -> Any:

@@ -174,8 +174,8 @@ def xml_layer_imports(root: Path) -> list[str]:
             for node, imported in files[chain[-1]].imports():
                 if is_ansible_or_libvirt(imported):
                     via = ' via %s' % ' -> '.join(chain[1:]) if len(chain) > 1 else ''
-                    violations.append('%s: imports %s%s' % (source.where(node if len(chain) == 1 else source.tree),
-                                                             imported, via))
+                    where = source.where(node if len(chain) == 1 else source.tree)
+                    violations.append('%s: imports %s%s' % (where, imported, via))
                 elif imported in files and imported not in seen:
                     seen.add(imported)
                     chains.append(chain + [imported])
@@ -192,7 +192,7 @@ def entry_points_building_xml(root: Path) -> list[str]:
                 violations.append('%s: imports %s' % (source.where(node), imported))
         for node in ast.walk(source.tree):
             if isinstance(node, ast.Call):
-                called = dotted_name(node.func).split('.')[-1]
+                called = dotted_name(node.func).rsplit('.', maxsplit=1)[-1]
                 if called in XML_CONSTRUCTORS:
                     violations.append('%s: builds XML with %s()' % (source.where(node), dotted_name(node.func)))
             elif isinstance(node, ast.Attribute) and node.attr == 'etree':
@@ -239,7 +239,7 @@ def libvirt_errors_outside_adapter(root: Path) -> list[str]:
             if isinstance(node, ast.ExceptHandler) and node.type is not None:
                 caught = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
                 for expression in caught:
-                    if dotted_name(expression).split('.')[-1] == 'libvirtError':
+                    if dotted_name(expression).rsplit('.', maxsplit=1)[-1] == 'libvirtError':
                         violations.append('%s: except %s' % (source.where(node), dotted_name(expression)))
             elif isinstance(node, ast.ImportFrom) and any(alias.name == 'libvirtError' for alias in node.names):
                 violations.append('%s: imports libvirtError' % source.where(node))
@@ -253,7 +253,7 @@ def imports_named_at_run_time(root: Path) -> list[str]:
     violations = []
     for source in source_files(root, 'plugins'):
         for node in ast.walk(source.tree):
-            if isinstance(node, ast.Call) and dotted_name(node.func).split('.')[-1] in ('import_module', '__import__'):
+            if isinstance(node, ast.Call) and dotted_name(node.func).rsplit('.', maxsplit=1)[-1] in ('import_module', '__import__'):
                 violations.append('%s: imports with %s()' % (source.where(node), dotted_name(node.func)))
     return violations
 

@@ -181,8 +181,8 @@ def test_a_file_with_the_right_record_that_libvirt_does_not_list_is_not_taken_fo
     source = image(tmp_path)
     path = target / 'v.img'
     path.write_bytes(b'')
-    metadata.write_file_metadata(str(path), metadata.make_record('raw', 4 * MiB, {'path': source},
-                                                                  method='sparse-copy'))
+    record = metadata.make_record('raw', 4 * MiB, {'path': source}, method='sparse-copy')
+    metadata.write_file_metadata(str(path), record)
     with pytest.raises(StoragePoolsError, match="^name: pool 'files' already has a volume 'v.img'"):
         planned(conn, {'path': source, 'format': 'raw'})
 
@@ -203,9 +203,9 @@ def test_a_full_destination_is_named_as_the_pool_with_where_the_write_stopped(po
     copy = cloner.plan.steps[1]
     assert copy.action == 'copy'
     failure = copy.failure(OSError(28, 'No space left on device'))
-    assert str(failure).startswith("pool: copy %s into 'v.img' (reflink or sparse copy) failed. No space left on "
-                                   "device at %s: the destination pool ran out of space" % (tmp_path / 'base.raw',
-                                                                                           target / 'v.img'))
+    expected = ("pool: copy %s into 'v.img' (reflink or sparse copy) failed. No space left on device at %s: the "
+                "destination pool ran out of space" % (tmp_path / 'base.raw', target / 'v.img'))
+    assert str(failure).startswith(expected)
     other = copy.failure(OSError(5, 'Input/output error'))  # not a full disk: the step's own option, no hint
     assert str(other) == "pool: copy %s into 'v.img' (reflink or sparse copy) failed" % (tmp_path / 'base.raw')
 

@@ -45,8 +45,8 @@ def test_an_error_result_holds_the_message_libvirts_words_and_the_details():
 
 def test_an_option_error_names_its_option_first():
     error = OptionError('source.format', 'unknown format', hint='raw or qcow2')
-    assert (error.option, error.msg, error.details) == ('source.format', 'source.format: unknown format',
-                                                          {'hint': 'raw or qcow2'})
+    expected = ('source.format', 'source.format: unknown format', {'hint': 'raw or qcow2'})
+    assert (error.option, error.msg, error.details) == expected
     assert isinstance(error, StoragePoolsError)
 
 

@@ -24,9 +24,8 @@ def reversed_attributes(text):
     """The same document with every element's attributes in reverse order and double quotes."""
     def flip(match):
         attributes = re.findall(r"""([^\s=]+)=(['"])(.*?)\2""", match.group(2))
-        return '<%s %s%s>' % (match.group(1), ' '.join('%s="%s"' % (name, value) for name, _quote, value
-                                                        in reversed(attributes)),
-                              match.group(3))
+        flipped = ' '.join('%s="%s"' % (name, value) for name, _quote, value in reversed(attributes))
+        return '<%s %s%s>' % (match.group(1), flipped, match.group(3))
     return re.sub(r"<([\w:]+) ([^<>]*?)(/?)>", flip, text)
 
 

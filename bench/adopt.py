@@ -114,7 +114,8 @@ def main():
         adopt_time, _result = module(bench.args(host))
         journal = os.path.join(host.root, 'state', 'journal', '%s.json' % instance)
         with open(journal) as handle:
-            steps = json.load(handle)['done']
+            entry = json.load(handle)
+        steps = entry['history'][-1]['steps'] if entry.get('history') else entry['done']  # a finished run: history
         first = [step for step in steps if step.get('disk') == 'disk.local']
         last = [step for step in steps if step['step'] in ('disk_info', 'domain')]
         disk_time = (last[0]['at'] - first[0]['at']) if first and last else float('nan')

@@ -166,7 +166,7 @@ def main():
             print('cow clone of a %2d GiB parent: %.3f s (qcow2 overlay; goal: equal for both sizes, < 0.2 s)'
                   % (size, statistics.median(values)))
         module = [sys.executable, '-c', 'import ansible.module_utils.basic, libvirt, lxml.etree; '
-                  'import ansible_collections.storagepools.libvirt.plugins.module_utils.volume_plan']
+                  'import ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume']
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.build', 'collections'))
         startup = statistics.median(timed(lambda: subprocess.run(module, env=env, check=True))
                                     for _run in range(5))

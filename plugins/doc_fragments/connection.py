@@ -25,22 +25,23 @@ notes:
     is returned separately as C(libvirt_error).
 '''
 
-    # Check mode of the modules that compute a plan of actions and then apply it (RV(actions)).
-    _PLANNED_CHECK_MODE = r'''
+    # Each writing module's fragment says what its check mode and --diff do, and only that (plain strings:
+    # ansible-test reads fragments without running them).
+    POOL_ACTIONS = r'''
 attributes:
   check_mode:
     description: Computes the same plan as a real run, returns it in RV(actions), and applies nothing.
     support: full
-'''
-
-    # Each writing module's diff says what its --diff shows, and only that.
-    POOL_ACTIONS = _PLANNED_CHECK_MODE + r'''
   diff_mode:
     description: Shows the pool's canonical definition before and after, with state and autostart.
     support: full
 '''
 
-    SECRET_ACTIONS = _PLANNED_CHECK_MODE + r'''
+    SECRET_ACTIONS = r'''
+attributes:
+  check_mode:
+    description: Computes the same plan as a real run, returns it in RV(actions), and applies nothing.
+    support: full
   diff_mode:
     description:
       - Shows the secret's definition before and after, with the key fingerprint in its description masked.
@@ -48,7 +49,11 @@ attributes:
     support: full
 '''
 
-    VOLUME_ACTIONS = _PLANNED_CHECK_MODE + r'''
+    VOLUME_ACTIONS = r'''
+attributes:
+  check_mode:
+    description: Computes the same plan as a real run, returns it in RV(actions), and applies nothing.
+    support: full
   diff_mode:
     description: Shows the volume's canonical XML and its recorded metadata before and after.
     support: full

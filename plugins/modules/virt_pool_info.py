@@ -208,9 +208,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.list
     or_fail,
     unless_vanished,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint, running_definition
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
 
 # libvirt's volume.info() re-reads the volume first: on a file pool it probes the file and opens the backing
@@ -268,7 +267,7 @@ def file_volume(path):
 
 
 def volume_facts(pool, definition, local, instances_path, ceph_keyring):
-    pool_type = definition.get('type')
+    pool_type = definition.type
     records = None
     if pool_type in INFO_POOL_TYPES:  # records of a file pool are read with its sizes (file_volume)
         backend = backend_for(Endpoint.of(None, pool, definition, 'volumes'), 'volumes', ceph_keyring)
@@ -323,7 +322,7 @@ def domain_disks(conn):
 def guest_disk(pool, definition, local, disks):
     """Why a file pool holds a guest disk ((volume, reason)), or None: a recorded volume, one named for an
     instance, or a file some domain uses."""
-    target = os.path.normpath(xml_tree.child_text(definition, 'target/path') or '')
+    target = os.path.normpath(definition.target_path or '')
     files, volumes = disks
     for volume in pool.listAllVolumes(0):
         name, path = volume.name(), os.path.normpath(volume.path())
@@ -347,8 +346,8 @@ def check_refresh(conn, pools, local):
     disks = {}  # domain_disks(conn), read once and only when a file pool is active
 
     def guest_disk_of(pool):
-        definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
-        if definition.get('type') not in FILE_POOL_TYPES or not pool.isActive():
+        definition = running_definition(pool)
+        if definition.type not in FILE_POOL_TYPES or not pool.isActive():
             return None
         if not disks:
             disks['all'] = domain_disks(conn)
@@ -365,16 +364,16 @@ def check_refresh(conn, pools, local):
 
 
 def pool_facts(pool, want_volumes, refresh, local, instances_path, ceph_keyring):
-    definition = xml_tree.parse(pool.XMLDesc(0), 'pool')
+    definition = running_definition(pool)
     _state, capacity, allocation, available = pool.info()  # statvfs of the target, or the backend's totals
     active = bool(pool.isActive())
     facts = dict(
         uuid=pool.UUIDString(),
-        type=definition.get('type'),
+        type=definition.type,
         state='active' if active else 'inactive',
         autostart=bool(pool.autostart()),
         persistent=bool(pool.isPersistent()),
-        target=xml_tree.child_text(definition, 'target/path'),
+        target=definition.target_path,
         capacity=capacity, allocation=allocation, available=available,
         volumes=None,
     )

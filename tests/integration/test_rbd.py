@@ -511,8 +511,8 @@ def test_an_image_name_with_qemu_separators_is_refused_and_writes_nowhere(ceph, 
 
         # Safe by construction: even an unchecked name reaches qemu as one image name.
         from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import rbd as rbd_volume
-        from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
-        ceph_pool = rbd_volume.RbdPool(xml_tree.parse(pools.lookup(name).XMLDesc(0), 'pool'), keyring)
+        from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import running_definition
+        ceph_pool = rbd_volume.RbdPool(running_definition(pools.lookup(name)), keyring)
         info = subprocess.run(['qemu-img', 'info', '--output=json', '-f', 'raw', ceph_pool.qemu_target(victim)],
                               capture_output=True, text=True, check=False)
         assert info.returncode == 0 and json.loads(info.stdout)['virtual-size'] == 4 * 1024 * 1024, info.stderr

@@ -36,7 +36,6 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core import 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import flush
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
     from typing import Any
@@ -165,7 +164,7 @@ class LogicalBackend(StorageBackend):
 
     def __init__(self, endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None) -> None:
         super().__init__(endpoint, option, ceph_keyring)
-        self.vg = xml_tree.child_text(endpoint.definition, 'source/name')
+        self.vg = endpoint.definition.source.name
         self.dev_dir = endpoint.target or '/dev/%s' % self.vg
         self._records = None
 

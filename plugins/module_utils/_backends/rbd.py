@@ -37,7 +37,6 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images.copy 
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import libvirt
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.listing import or_fail
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
     from typing import Any
@@ -62,17 +61,16 @@ DEFAULT_MON_PORT = 6789
 class RbdPool:
     """The Ceph pool behind a libvirt rbd pool, opened with librbd."""
 
-    def __init__(self, pool_xml_root: Any, keyring: str | None, connect_timeout: int = 10,
+    def __init__(self, definition: Any, keyring: str | None, connect_timeout: int = 10,
                  op_timeout: int = 120) -> None:
         if not HAS_RBD:
             raise StoragePoolsError('pool: an rbd pool needs the Ceph Python bindings on the managed host '
                                     '(Debian/Ubuntu: python3-rados python3-rbd)')
-        self.ceph_pool = pool_xml_root.findtext('source/name')
-        auth = pool_xml_root.find('source/auth')
-        self.user = auth.get('username') if auth is not None else 'admin'
+        source = definition.source
+        self.ceph_pool = source.name
+        self.user = source.auth.username if source.auth is not None and source.auth.username else 'admin'
         self.keyring = keyring or '/etc/ceph/ceph.client.%s.keyring' % self.user
-        self.mon_host = ','.join('%s:%s' % (host.get('name'), host.get('port') or DEFAULT_MON_PORT)
-                                 for host in pool_xml_root.findall('source/host'))
+        self.mon_host = ','.join('%s:%s' % (host.name, host.port or DEFAULT_MON_PORT) for host in source.hosts)
         self.timeout = connect_timeout
         self.op_timeout = op_timeout  # one OSD or monitor operation (an 8 MiB write at most)
         self.cluster = None
@@ -253,7 +251,7 @@ class RbdBackend(StorageBackend):
         super().__init__(endpoint, option, ceph_keyring)
         self._rbd = rbd_pool
         self._owns_rbd = rbd_pool is None
-        self.ceph_pool = xml_tree.child_text(endpoint.definition, 'source/name')
+        self.ceph_pool = endpoint.definition.source.name
         self._names = None
         self._auth = None
 
@@ -266,20 +264,19 @@ class RbdBackend(StorageBackend):
     def _user_and_secret(self):
         """(cephx user, libvirt secret uuid) of the pool's <auth>, which Nova's rbd disks name."""
         if self._auth is None:
-            auth = self.endpoint.definition.find('source/auth')
-            secret = auth.find('secret') if auth is not None else None
-            if secret is None:
+            auth = self.endpoint.definition.source.auth
+            if auth is None or not (auth.secret_uuid or auth.secret_usage):
                 raise StoragePoolsError("%s: rbd pool '%s' has no <auth>; Nova's rbd disks need a cephx user and "
                                         "a libvirt secret (rbd_pool_secret, virt_pool_ensure source.auth)"
                                         % (self.option, self.pool_name))
-            uuid = secret.get('uuid')
+            uuid = auth.secret_uuid
             if not uuid:
                 found = or_fail("%s: the secret of rbd pool '%s' (usage %s) cannot be found"
-                                % (self.option, self.pool_name, secret.get('usage')),
+                                % (self.option, self.pool_name, auth.secret_usage),
                                 self.endpoint.conn.secretLookupByUsage, libvirt.VIR_SECRET_USAGE_TYPE_CEPH,
-                                secret.get('usage'))
+                                auth.secret_usage)
                 uuid = found.UUIDString()
-            self._auth = (auth.get('username'), uuid)
+            self._auth = (auth.username, uuid)
         return self._auth
 
     def nova_settings(self) -> dict:
@@ -404,7 +401,7 @@ class RbdBackend(StorageBackend):
 
     def point(self, disk: Any, name: str) -> None:
         user, secret_uuid = self._user_and_secret()
-        hosts = [(host.get('name'), host.get('port')) for host in self.endpoint.definition.findall('source/host')]
+        hosts = [(host.name, host.port) for host in self.endpoint.definition.source.hosts]
         disk.point_at_rbd(self.location(name), hosts, user, secret_uuid)
 
     def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     error_code,
@@ -15,12 +13,13 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     libvirt,
     lookup_pool,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.base import parse
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.pool import ObservedPool, PoolDefinition
 
-if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
-    from typing import Any
+
+def running_definition(pool: libvirt.virStoragePool) -> PoolDefinition:
+    """The document the pool runs (or would run, when inactive), whole, as the pool model."""
+    return PoolDefinition(node=parse(pool.XMLDesc(0), 'pool'))
 
 
 class LivePool(ObservedPool):
@@ -28,7 +27,7 @@ class LivePool(ObservedPool):
 
     def __init__(self, pool: libvirt.virStoragePool) -> None:
         self.pool = pool
-        running = PoolDefinition(node=parse(pool.XMLDesc(0), 'pool')) if pool.isActive() else None
+        running = running_definition(pool) if pool.isActive() else None
         super().__init__(self.inactive_definition(pool), running, bool(pool.autostart()))
 
     @staticmethod
@@ -50,10 +49,11 @@ class Endpoint:
         if not pool.isActive():
             raise StoragePoolsError("%s: pool '%s' is not active; start it first (virt_pool_ensure)"
                                     % (option, pool_name))
-        self._take(conn, pool, xml_tree.parse(pool.XMLDesc(0), 'pool'), option)
+        self._take(conn, pool, running_definition(pool), option)
 
     @classmethod
-    def of(cls, conn: libvirt.virConnect, pool: libvirt.virStoragePool, definition: Any, option: str) -> Endpoint:
+    def of(cls, conn: libvirt.virConnect, pool: libvirt.virStoragePool, definition: PoolDefinition,
+           option: str) -> Endpoint:
         """The Endpoint of a pool already looked up, active, and its running ``definition`` already parsed."""
         endpoint = cls.__new__(cls)
         endpoint._take(conn, pool, definition, option)
@@ -65,8 +65,8 @@ class Endpoint:
         self.name = pool.name()
         self.option = option
         self.definition = definition
-        self.type = definition.get('type')
-        self.target = xml_tree.child_text(definition, 'target/path')
+        self.type = definition.type
+        self.target = definition.target_path
 
     def volume(self, name: str) -> libvirt.virStorageVol | None:
         """The libvirt volume ``name`` of the pool, or None when libvirt lists none of that name."""

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
-from ansible_collections.storagepools.libvirt.plugins.module_utils._xml import tree as xml_tree
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
@@ -195,4 +194,4 @@ class ClonePlanner(abc.ABC):
         definition = VolumeDefinition(self.name, record.get('virtual_size'), record.get('format'), allocation=None,
                                       backing_path=backing.get('path'), backing_format=backing.get('format'),
                                       path=self.backend.location(self.name))
-        return xml_tree.to_string(definition.format_dom())
+        return definition.to_xml()

@@ -19,7 +19,44 @@ def test_format_then_parse_is_symmetric_and_formats_explicit():
     assert "<format type=\"qcow2\"/>" in xml and '<compat>1.1</compat>' in xml
     assert '<backingStore>' in xml and "<format type=\"raw\"/>" in xml
     parsed = VolumeDefinition.from_xml(xml)
-    assert vars(parsed) == vars(definition)
+    fields = ('name', 'capacity', 'allocation', 'format', 'path', 'backing_path', 'backing_format', 'compat')
+    assert [getattr(parsed, field) for field in fields] == [getattr(definition, field) for field in fields]
+    assert [getattr(parsed, field) for field in fields] == ['u_disk', 1 << 30, 0, 'qcow2', None, '/base/abc', 'raw',
+                                                            '1.1']
+    assert parsed.to_xml() == xml
+
+
+def test_a_volume_libvirt_wrote_is_read_and_kept_whole():
+    # as `virsh vol-dumpxml` writes a qcow2 overlay of a dir pool
+    dumped = '''<volume type='file'>
+  <name>u_disk</name>
+  <key>/var/lib/nova/pool/u_disk</key>
+  <capacity unit='bytes'>1073741824</capacity>
+  <allocation unit='bytes'>200704</allocation>
+  <physical unit='bytes'>196624</physical>
+  <target>
+    <path>/var/lib/nova/pool/u_disk</path>
+    <format type='qcow2'/>
+    <permissions>
+      <mode>0600</mode>
+      <owner>0</owner>
+      <group>0</group>
+    </permissions>
+    <compat>1.1</compat>
+    <clusterSize unit='B'>65536</clusterSize>
+  </target>
+  <backingStore>
+    <path>/var/lib/nova/instances/_base/abc</path>
+    <format type='raw'/>
+  </backingStore>
+</volume>
+'''
+    parsed = VolumeDefinition.from_xml(dumped)
+    assert (parsed.name, parsed.capacity, parsed.allocation, parsed.format, parsed.path) == (
+        'u_disk', 1 << 30, 200704, 'qcow2', '/var/lib/nova/pool/u_disk')
+    assert (parsed.backing_path, parsed.backing_format) == ('/var/lib/nova/instances/_base/abc', 'raw')
+    again = VolumeDefinition.from_xml(parsed.to_xml())
+    assert again.same_as(parsed) and '<clusterSize unit="B">65536</clusterSize>' in again.to_xml()
 
 
 def test_instance_volume_names():

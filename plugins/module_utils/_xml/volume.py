@@ -36,13 +36,14 @@ class VolumeDefinition(XMLObject):
     format = XMLProperty('target/format/@type')
     compat = XMLProperty('target/compat')
     backing_path = XMLProperty('backingStore/path')
-    backing_format = XMLProperty('backingStore/format/@type')
+    _backing_format = XMLProperty('backingStore/format/@type')
 
     def __init__(self, name: Optional[str] = None, capacity: Optional[int] = None,
                  volume_format: Optional[str] = None, allocation: Optional[int] = 0,
                  backing_path: Optional[str] = None, backing_format: Optional[str] = None,
                  path: Optional[str] = None, node: Any = None) -> None:
         super().__init__(node)
+        self._parent_format = None
         if node is not None:
             return
         self.name = name
@@ -54,5 +55,18 @@ class VolumeDefinition(XMLObject):
         self.format = volume_format
         if volume_format == 'qcow2':
             self.compat = '1.1'
-        if backing_path:
-            self.backing_path, self.backing_format = backing_path, backing_format
+        self.backing_path = backing_path
+        self.backing_format = backing_format
+
+    @property
+    def backing_format(self) -> Optional[str]:
+        """The parent's format. An rbd clone's parent is a snapshot, no path a <backingStore> holds: then the
+        format is kept beside the document, which libvirt never sees for rbd."""
+        return self._backing_format or self._parent_format
+
+    @backing_format.setter
+    def backing_format(self, value: Optional[str]) -> None:
+        if self.backing_path:
+            self._backing_format, self._parent_format = value, None
+        else:
+            self._parent_format = value

@@ -76,3 +76,10 @@ def test_bad_instance_names_name_the_option(instance_uuid, disk, option):
     with pytest.raises(StoragePoolsError) as err:
         instance_volume_name(instance_uuid, disk)
     assert err.value.msg.startswith(option + ': ')
+
+
+def test_a_parent_without_a_path_keeps_its_format_beside_the_document():
+    # an rbd clone's parent is a snapshot: no <backingStore> path, but the result still names its format
+    clone = VolumeDefinition('child', 1 << 30, 'raw', backing_path=None, backing_format='raw')
+    assert clone.backing_format == 'raw' and clone.backing_path is None
+    assert '<backingStore>' not in clone.to_xml()

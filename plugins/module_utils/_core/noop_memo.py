@@ -71,14 +71,22 @@ class NoopMemo:
         result = record.get('result')
         return result if isinstance(result, dict) else None
 
-    def _read(self) -> Any:
+    def _open_directory(self) -> int | None:
+        """A descriptor of the record directory, never through a symlink, when only root can write it."""
         try:
             dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
+        if privacy_problems(os.fstat(dir_fd)):
+            os.close(dir_fd)
+            return None
+        return dir_fd
+
+    def _read(self) -> Any:
+        dir_fd = self._open_directory()
+        if dir_fd is None:
+            return None
         try:
-            if privacy_problems(os.fstat(dir_fd)):
-                return None
             fd = os.open(self.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
         except OSError:
             return None
@@ -96,13 +104,11 @@ class NoopMemo:
 
     def forget(self) -> None:
         """Remove the record (the pool is gone); best effort, like store."""
-        try:
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
+        dir_fd = self._open_directory()
+        if dir_fd is None:
             return
         try:
-            if not privacy_problems(os.fstat(dir_fd)):
-                os.unlink(self.name, dir_fd=dir_fd)
+            os.unlink(self.name, dir_fd=dir_fd)
         except OSError:
             pass
         finally:

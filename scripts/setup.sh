@@ -38,6 +38,26 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     echo "$want" > "$stamp"
 fi
 
+# Nova's own code for the tests where Nova is the client, in a venv of its own (see
+# tests/nova-requirements.txt); only Debian's libvirt bindings are linked into it.
+NOVA_VENV=.venv-nova
+stamp="$NOVA_VENV/.requirements.sha256"
+want=$(sha256sum tests/nova-requirements.txt | cut -d' ' -f1)
+if [ ! -x "$NOVA_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: creating $NOVA_VENV"
+    rm -rf "$NOVA_VENV"
+    /usr/bin/python3 -m venv "$NOVA_VENV"
+    "$NOVA_VENV/bin/pip" install -q --disable-pip-version-check -r tests/nova-requirements.txt
+    bindings="$NOVA_VENV/libvirt-bindings"
+    mkdir -p "$bindings"
+    ln -sf /usr/lib/python3/dist-packages/libvirt.py /usr/lib/python3/dist-packages/libvirtmod.cpython-311-*.so \
+        /usr/lib/python3/dist-packages/libvirt_qemu.py /usr/lib/python3/dist-packages/libvirtmod_qemu.cpython-311-*.so \
+        "$bindings/"
+    "$NOVA_VENV/bin/python" -c 'import site; print(site.getsitepackages()[0])' | xargs -I{} sh -c "echo $PWD/$bindings > {}/libvirt-bindings.pth"
+    "$NOVA_VENV/bin/python" -W ignore -c 'import libvirt, nova.virt.libvirt.imagecache, nova.virt.libvirt.driver'
+    echo "$want" > "$stamp"
+fi
+
 # The collection is importable as ansible_collections.storagepools.libvirt from
 # .build/collections (the repository root is the collection root).
 mkdir -p .build/collections/ansible_collections/storagepools

@@ -40,7 +40,7 @@ def nova(request: dict) -> dict:
 
 
 def test_cache_fname_is_nova_get_cache_fname():
-    image_ids = [str(uuid.uuid4()) for _ in range(3)] + ['cirros', 'ïmage-ünicode', '']
+    image_ids = [str(uuid.uuid4()) for _count in range(3)] + ['cirros', 'ïmage-ünicode', '']
     assert nova({'action': 'cache_fname', 'image_ids': image_ids}) == dict(
         (image_id, rules.cache_fname(image_id)) for image_id in image_ids)
 

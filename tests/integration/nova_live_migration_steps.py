@@ -14,6 +14,9 @@ destination), ``_live_migration_copy_disk_paths``' selection rule's inputs,
 the block-migration flags, the migration URI and the destination XML from
 ``migration.get_updated_guest_xml``.
 
+``role: migrate`` runs the source's ``_live_migration_operation`` (libvirt's
+migrateToURI3 to ``dest_host``) and prints its error, if any.
+
 ``role: destination`` (CONF instances_path = the destination's) runs
 ``pre_live_migration`` with that disk info for a block migration on a
 non-shared instances_path, and prints the files it made.
@@ -58,34 +61,56 @@ def driver_and_instance(request):
     return libvirt_driver, instance, context.get_admin_context()
 
 
+def source_migrate_data(request):
+    from nova import objects
+    return objects.LibvirtLiveMigrateData(
+        block_migration=True, is_shared_block_storage=False, is_shared_instance_path=False,
+        instance_relative_path=request['uuid'], bdms=[], graphics_listen_addr_vnc='127.0.0.1',
+        graphics_listen_addr_spice='127.0.0.1', serial_listen_addr=None, serial_listen_ports=[],
+        supported_perf_events=[], target_connect_addr=request.get('dest_host'))
+
+
+def copied_device_names(guest):
+    """``_live_migration_copy_disk_paths``' rule (it reads BDMs from Nova's database first: there are
+    none, the instance has no volumes): every file/block disk that is neither readonly nor shareable."""
+    return [dev.target_dev for dev in guest.get_all_disks()
+            if not (dev.readonly or dev.shareable) and dev.source_type in ('file', 'block')]
+
+
 def source(request):
     import libvirt
-    from nova import objects
     from nova.virt.libvirt import migration
     libvirt_driver, instance, _context = driver_and_instance(request)
     disk_info = libvirt_driver.get_instance_disk_info(instance)
     guest = libvirt_driver._host.get_guest(instance)
-    migrate_data = objects.LibvirtLiveMigrateData(
-        block_migration=True, is_shared_block_storage=False, is_shared_instance_path=False,
-        instance_relative_path=instance.uuid, bdms=[], graphics_listen_addr_vnc='127.0.0.1',
-        graphics_listen_addr_spice='127.0.0.1', serial_listen_addr=None, serial_listen_ports=[], supported_perf_events=[],
-        target_connect_addr=None)
     destination_xml = migration.get_updated_guest_xml(
-        instance, guest, migrate_data, libvirt_driver._get_volume_config)
+        instance, guest, source_migrate_data(request), libvirt_driver._get_volume_config)
     flags = libvirt_driver._block_migration_flags
     return {
         'disk_info': disk_info,
         'destination_xml': destination_xml,
-        # _live_migration_copy_disk_paths reads BDMs from the database first (none here: no volumes),
-        # then takes every file/block disk that is neither readonly nor shareable
-        'copy_disks': [{'path': dev.source_path, 'dev': dev.target_dev, 'source_type': dev.source_type,
-                        'readonly': bool(dev.readonly), 'shareable': bool(dev.shareable)}
-                       for dev in guest.get_all_disks()],
+        'disks': [{'path': dev.source_path, 'dev': dev.target_dev, 'source_type': dev.source_type,
+                   'readonly': bool(dev.readonly), 'shareable': bool(dev.shareable)}
+                  for dev in guest.get_all_disks()],
+        'copied_devices': copied_device_names(guest),
         'block_migration_flags': flags,
         'non_shared_inc': bool(flags & libvirt.VIR_MIGRATE_NON_SHARED_INC),
         'non_shared_disk': bool(flags & libvirt.VIR_MIGRATE_NON_SHARED_DISK),
-        'migration_uri': libvirt_driver._live_migration_uri(request.get('dest_host', 'dest-host')),
+        'migration_uri': libvirt_driver._live_migration_uri(request.get('dest_host') or 'dest-host'),
     }
+
+
+def migrate(request):
+    """The source's ``_live_migration_operation`` for a block migration to ``dest_host``: the migration
+    URI, flags, destination XML and ``guest.migrate`` call are Nova's."""
+    libvirt_driver, instance, admin = driver_and_instance(request)
+    guest = libvirt_driver._host.get_guest(instance)
+    try:
+        libvirt_driver._live_migration_operation(admin, instance, request['dest_host'], True,
+                                                 source_migrate_data(request), guest, copied_device_names(guest))
+    except Exception as exc:  # the migration's error is the finding
+        return {'migrated': False, 'error': str(exc)}
+    return {'migrated': True, 'error': None}
 
 
 def destination(request):
@@ -110,7 +135,7 @@ def main():
     with open(sys.argv[1]) as handle:
         request = json.load(handle)
     configure(request)
-    result = {'source': source, 'destination': destination}[request['role']](request)
+    result = {'source': source, 'destination': destination, 'migrate': migrate}[request['role']](request)
     print(json.dumps(result))
 
 

@@ -127,8 +127,8 @@ def _precreate_hint(source: VolumeFacts, copied: bool) -> str:
 
 def _check_volume(source: VolumeFacts, found: VolumeFacts, copied: bool, problems: List[str], what: str) -> None:
     if found.format != source.format:
-        problems.append('%s: the destination volume is %s, the domain opens it as %s' % (what, found.format,
-                                                                                          source.format))
+        problems.append('%s: the destination volume is %s, the domain opens it as %s'
+                        % (what, found.format, source.format))
     if source.capacity is not None and found.capacity != source.capacity:
         problems.append('%s: the destination volume has %s bytes, the source disk %s' % (what, found.capacity,
                                                                                          source.capacity))

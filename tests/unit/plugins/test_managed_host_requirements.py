@@ -141,3 +141,47 @@ def test_the_scan_reads_function_level_imports_and_find_spec(tmp_path):
         'import importlib.util\n\ndef run():\n    import yaml\n    return importlib.util.find_spec("jinja2")\n')
     source = SourceFile(tmp_path, tmp_path / 'plugins/modules/probe.py')
     assert python_needs([source]) == {'yaml', 'jinja2'}
+
+
+def requirement_names(path) -> set[str]:
+    lines = [line.split('#')[0].strip() for line in path.read_text().splitlines()]
+    return {re.split(r'[<>=!~\[; ]', line)[0].lower() for line in lines if line}
+
+
+def test_the_controller_needs_only_what_meta_ee_requirements_lists():
+    """The action plugins' imports, transitively: whatever is not the standard library or Ansible is listed
+    in meta/ee-requirements.txt (today nothing is), so an execution environment gets it."""
+    files = dict(FILES)
+    actions = source_files(REPOSITORY, 'plugins/action')
+    files.update((source.name, source) for source in actions)
+    seen, pending = {source.name for source in actions}, [source.name for source in actions]
+    while pending:
+        for _node, imported in files[pending.pop()].imports():
+            if imported in files and imported not in seen:
+                seen.add(imported)
+                pending.append(imported)
+    assert 'plugins.module_utils._converge.report' in seen  # the walk follows the plugin into module_utils
+    needed = python_needs([files[name] for name in seen])
+    assert {name.lower() for name in needed} <= requirement_names(REPOSITORY / 'meta/ee-requirements.txt')
+    assert 'ansible-core' not in requirement_names(REPOSITORY / 'meta/ee-requirements.txt')
+
+
+def test_the_roles_and_playbooks_use_no_other_collection():
+    """A task action outside ansible.builtin and this collection would need a collection dependency."""
+    yaml = pytest.importorskip('yaml')
+    actions = set()
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            actions.update(key for key in node if isinstance(key, str) and key.count('.') == 2)
+            for key in ('tasks', 'block', 'rescue', 'always', 'pre_tasks', 'post_tasks', 'handlers'):
+                walk(node.get(key))
+
+    paths = sorted(REPOSITORY.glob('roles/*/tasks/*.yml')) + sorted(REPOSITORY.glob('playbooks/*.yml'))
+    for path in paths:
+        walk(yaml.safe_load(path.read_text()))
+    assert 'storagepools.libvirt.legacy_disk_adopt' in actions
+    assert {action.rsplit('.', 1)[0] for action in actions} <= {'ansible.builtin', 'storagepools.libvirt'}, actions

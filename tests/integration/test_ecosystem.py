@@ -198,3 +198,26 @@ def test_make_docs_builds_every_module_role_and_playbook_without_warnings():
     for path in glob.glob(os.path.join(REPO, 'playbooks', '*.yml')):
         name = os.path.basename(path)[:-4]
         assert 'ansible-playbook storagepools.libvirt.%s -i inventory' % name in playbooks, name
+
+
+# -- README: the install commands -------------------------------------------------------------------------
+
+def test_the_readme_install_commands_install_the_collection(tmp_path):
+    """Each command of README's install section, run as written (the checkout path filled in), into a
+    collections path of its own: build, install from the tarball, from git, from the directory."""
+    with open(os.path.join(REPO, 'README.md')) as handle:
+        section = handle.read().split('## Install\n', 1)[1].split('\n## ', 1)[0]
+    block = section.split('```sh\n', 1)[1].split('```', 1)[0]
+    commands = [line.split('  #')[0].strip().replace('/path/to/checkout', REPO) for line in block.splitlines()]
+    assert [command.split()[:3] for command in commands] == [['ansible-galaxy', 'collection', 'build']] + \
+        [['ansible-galaxy', 'collection', 'install']] * 3
+    for number, command in enumerate(commands):
+        collections = tmp_path / ('collections-%d' % number)
+        argv = command.split()
+        proc = subprocess.run([os.path.join(BIN, argv[0])] + argv[1:], cwd=tmp_path, capture_output=True,
+                              text=True, env=ansible_env(str(collections)), timeout=300, check=False)
+        assert proc.returncode == 0, (command, proc.stdout + proc.stderr)
+        if argv[2] == 'install':
+            manifest = collections / 'ansible_collections/storagepools/libvirt/MANIFEST.json'
+            assert json.loads(manifest.read_text())['collection_info']['version'] == '0.1.0', command
+            assert (manifest.parent / 'meta/execution-environment.yml').is_file(), command

@@ -9,7 +9,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup libvirtd test units integration sanity docs-lint lint test-molecule demo bench clean
+.PHONY: setup libvirtd test units integration sanity docs-lint docs lint test-molecule demo bench clean
 
 setup:
 	scripts/setup.sh
@@ -40,6 +40,12 @@ sanity: setup
 
 docs-lint: setup
 	antsibull-docs lint-collection-docs --plugin-docs .
+
+# The docs as an HTML site (.build/docs/site/build/html): every module, role and playbook, built by
+# antsibull-docs and Sphinx (in .build/docs-venv, tests/docs-requirements.txt) with warnings as errors.
+docs: setup
+	scripts/tool-venv.sh .build/docs-venv tests/docs-requirements.txt
+	.build/docs-venv/bin/python scripts/build_docs.py
 
 # ansible-lint --profile production on the roles and playbooks (.ansible-lint)
 lint: setup

@@ -58,6 +58,9 @@ if [ ! -x "$NOVA_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want
     echo "$want" > "$stamp"
 fi
 
+# ansible-builder for the execution-environment test, in a venv of its own.
+scripts/tool-venv.sh .build/builder-venv tests/builder-requirements.txt
+
 # The collection is importable as ansible_collections.storagepools.libvirt from
 # .build/collections (the repository root is the collection root).
 mkdir -p .build/collections/ansible_collections/storagepools

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) storagepools.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""nova_storage_prune on an adopted fake Nova host (real libvirtd): Nova's delete and resize-confirm paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+
+import pytest
+from canary import Canary
+from conftest import run_module, start_module
+from nova_host import NovaHost
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
+
+DISKS = ('disk', 'disk.local')
+
+
+@pytest.fixture
+def host(conn, pools, workdir):
+    nova = NovaHost(conn, os.path.join(workdir, 'nova'), pools.new())
+    disks, cache = pools.new(), pools.new()
+    nova.disks_dir = os.path.join(workdir, 'nova', 'disks')
+    for name, target in ((disks, nova.disks_dir), (cache, nova.base_dir)):
+        made = run_module('virt_pool_ensure', dict(name=name, type='dir', target=target, autostart=False))
+        assert not made.get('failed'), made
+    nova.disks_pool, nova.cache_pool = disks, cache
+    nova.state_dir = os.path.join(workdir, 'state')
+    nova.quarantine_dir = os.path.join(workdir, 'nova', '.disks.quarantine')
+    yield nova
+    nova.cleanup()
+
+
+def adopt(host):
+    result = run_module('legacy_disk_adopt', dict(instances_path=host.instances, disks_pool=host.disks_pool,
+                                                  cache_pool=host.cache_pool, state_dir=host.state_dir,
+                                                  nova_conf=host.nova_conf))
+    assert not result.get('failed'), result
+    return result
+
+
+def prune_args(host, **args):
+    params = dict(instances_path=host.instances, disks_pool=host.disks_pool, cache_pool=host.cache_pool,
+                  state_dir=host.state_dir, orphan_min_age=0, shared_instances_path='local')
+    params.update(args)
+    return params
+
+
+def prune(host, check=False, diff=False, env=None, **args):
+    return run_module('nova_storage_prune', prune_args(host, **args), check=check, diff=diff, env=env)
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def volumes(host, instance):
+    return ['%s_%s' % (instance, name) for name in DISKS]
+
+
+def pool_state(conn, host):
+    """(files in the pool with their checksums, what libvirt lists)."""
+    files = dict((name, sha256(os.path.join(host.disks_dir, name))) for name in os.listdir(host.disks_dir))
+    listed = sorted(conn.storagePoolLookupByName(host.disks_pool).listVolumes())
+    return files, listed
+
+
+def nova_deletes(conn, host, instance):
+    """What LibvirtDriver.destroy + _delete_instance_files do: undefine the domain, remove the directory."""
+    conn.lookupByUUIDString(instance).undefine()
+    shutil.rmtree(os.path.join(host.instances, instance))
+
+
+def nova_confirms_a_resize(conn, host, instance):
+    """The source side of a resize to another host: the directory became <uuid>_resize and the domain went
+    (migrate_disk_and_power_off); confirm removes <uuid>_resize (_cleanup_resize)."""
+    os.rename(os.path.join(host.instances, instance), os.path.join(host.instances, instance + '_resize'))
+    conn.lookupByUUIDString(instance).undefine()
+    return os.path.join(host.instances, instance + '_resize')
+
+
+def reclaimed(result, action):
+    return sorted(entry['volume'] for entry in result['reclaimed'] if entry['action'] == action)
+
+
+def test_nova_delete_and_resize_confirm_then_prune_restore_and_purge(conn, host):
+    kept, deleted, resized, attached_to = (host.instance(config=False) for _index in range(4))
+    adopt(host)
+    # a volume of a deleted instance that another domain uses as its second disk is never an orphan
+    shared_disk = volumes(host, deleted)[1]
+    xml = conn.lookupByUUIDString(attached_to).XMLDesc(0).replace(
+        '</devices>', "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
+        "<target dev='vdc' bus='virtio'/></disk></devices>" % os.path.join(host.disks_dir, shared_disk))
+    conn.defineXML(xml)
+    nova_deletes(conn, host, deleted)
+    resize_dir = nova_confirms_a_resize(conn, host, resized)
+
+    # while <uuid>_resize exists its links keep the volumes
+    waiting = prune(host, check=True)
+    assert reclaimed(waiting, 'quarantined') == [volumes(host, deleted)[0]], waiting
+    why = dict((entry['volume'], entry['reason']) for entry in waiting['reclaimed'])
+    assert all(why[name].startswith('linked from %s/' % resize_dir) for name in volumes(host, resized)), why
+    shutil.rmtree(resize_dir)
+    files_before, listed_before = pool_state(conn, host)
+
+    check = prune(host, check=True, diff=True)
+    assert pool_state(conn, host) == (files_before, listed_before)  # check mode changed nothing
+    expected = sorted([volumes(host, deleted)[0]] + volumes(host, resized))
+    result = prune(host, diff=True)
+    assert result['changed'] is True and reclaimed(result, 'quarantined') == expected, result
+    assert check['reclaimed'] == result['reclaimed'] and check['actions'] == result['actions']
+    assert check['diff'] == result['diff'] and '%s/%s: in the pool' % (host.disks_pool, expected[0]) in \
+        result['diff']['before'] and 'quarantined for 604800 s' in result['diff']['after']
+    why = dict((entry['volume'], entry['reason']) for entry in result['reclaimed'])
+    assert 'used by domain' in why[shared_disk] and 'vdc' in why[shared_disk]
+    assert why[volumes(host, kept)[0]].startswith('its instance has domain')
+
+    files_after, listed_after = pool_state(conn, host)
+    assert sorted(set(files_before) - set(files_after)) == expected
+    assert all(files_after[name] == files_before[name] for name in files_after)  # the others untouched
+    assert listed_after == sorted(files_after)  # libvirt no longer lists them (no refresh)
+    quarantine = os.lstat(host.quarantine_dir)
+    assert stat.S_ISDIR(quarantine.st_mode) and stat.S_IMODE(quarantine.st_mode) == 0o700
+    assert quarantine.st_uid == 0 and sorted(os.listdir(host.quarantine_dir)) == expected
+    assert os.stat(host.quarantine_dir).st_dev == os.stat(host.disks_dir).st_dev
+
+    rerun = prune(host)
+    assert rerun['changed'] is False, rerun
+    assert reclaimed(rerun, 'kept') == sorted(set(files_after) | set(expected))
+
+    # restore brings one back: name, record, data, and libvirt lists it again
+    back = expected[0]
+    record = read_file_metadata(os.path.join(host.quarantine_dir, back))
+    restored = prune(host, restore=[back])
+    assert restored['changed'] is True and reclaimed(restored, 'restored') == [back], restored
+    assert sha256(os.path.join(host.disks_dir, back)) == files_before[back]
+    assert read_file_metadata(os.path.join(host.disks_dir, back)) == record
+    assert back in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
+    assert prune(host, restore=[back], check=True)['changed'] is False
+
+    # a run after the quarantine expired purges (a quarantine of 0 s: purged at once)
+    purged = prune(host, quarantine=0)
+    assert reclaimed(purged, 'purged') == expected, purged
+    assert os.listdir(host.quarantine_dir) == []
+    assert back not in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
+    final = prune(host, quarantine=0)
+    assert final['changed'] is False, final
+    assert pool_state(conn, host)[0] == files_after  # every other instance's volume as it was

@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import stat
+import time
 
 import pytest
 from canary import Canary
@@ -19,6 +20,7 @@ from nova_host import NovaHost
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
 
 DISKS = ('disk', 'disk.local')
+QUARANTINE = 8  # seconds: the test waits for the expiry
 
 
 @pytest.fixture
@@ -112,14 +114,15 @@ def test_nova_delete_and_resize_confirm_then_prune_restore_and_purge(conn, host)
     shutil.rmtree(resize_dir)
     files_before, listed_before = pool_state(conn, host)
 
-    check = prune(host, check=True, diff=True)
+    check = prune(host, check=True, diff=True, quarantine=QUARANTINE)
     assert pool_state(conn, host) == (files_before, listed_before)  # check mode changed nothing
     expected = sorted([volumes(host, deleted)[0]] + volumes(host, resized))
-    result = prune(host, diff=True)
+    result = prune(host, diff=True, quarantine=QUARANTINE)
+    quarantined_at = time.time()
     assert result['changed'] is True and reclaimed(result, 'quarantined') == expected, result
     assert check['reclaimed'] == result['reclaimed'] and check['actions'] == result['actions']
     assert check['diff'] == result['diff'] and '%s/%s: in the pool' % (host.disks_pool, expected[0]) in \
-        result['diff']['before'] and 'quarantined for 604800 s' in result['diff']['after']
+        result['diff']['before'] and 'quarantined for %d s' % QUARANTINE in result['diff']['after']
     why = dict((entry['volume'], entry['reason']) for entry in result['reclaimed'])
     assert 'used by domain' in why[shared_disk] and 'vdc' in why[shared_disk]
     assert why[volumes(host, kept)[0]].startswith('its instance has domain')
@@ -147,11 +150,18 @@ def test_nova_delete_and_resize_confirm_then_prune_restore_and_purge(conn, host)
     assert back in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
     assert prune(host, restore=[back], check=True)['changed'] is False
 
-    # a run after the quarantine expired purges (a quarantine of 0 s: purged at once)
-    purged = prune(host, quarantine=0)
-    assert reclaimed(purged, 'purged') == expected, purged
+    # a run after the quarantine expired purges; the restored volume's orphan clock started afresh
+    time.sleep(max(0, quarantined_at + QUARANTINE + 1 - time.time()))
+    purged = prune(host, orphan_min_age=3600)
+    assert reclaimed(purged, 'purged') == expected[1:], purged
     assert os.listdir(host.quarantine_dir) == []
-    assert back not in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
-    final = prune(host, quarantine=0)
+    assert back in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
+    assert sha256(os.path.join(host.disks_dir, back)) == files_before[back]
+    final = prune(host, orphan_min_age=3600)
     assert final['changed'] is False, final
-    assert pool_state(conn, host)[0] == files_after  # every other instance's volume as it was
+    assert pool_state(conn, host)[0] == dict(files_after, **{back: files_before[back]})  # the others as they were
+    # quarantine 0 purges at once
+    gone = prune(host, quarantine=0)
+    assert reclaimed(gone, 'purged') == [back] and not os.path.exists(os.path.join(host.disks_dir, back)), gone
+    assert back not in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
+    assert prune(host, quarantine=0)['changed'] is False

@@ -165,3 +165,42 @@ def test_nova_delete_and_resize_confirm_then_prune_restore_and_purge(conn, host)
     assert reclaimed(gone, 'purged') == [back] and not os.path.exists(os.path.join(host.disks_dir, back)), gone
     assert back not in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
     assert prune(host, quarantine=0)['changed'] is False
+
+
+def clone_absent(host, volume, check=False, diff=False, **args):
+    params = dict(pool=host.disks_pool, name=volume, state='absent', state_dir=host.state_dir)
+    params.update(args)
+    return run_module('virt_volume_clone', params, check=check, diff=diff)
+
+
+def test_virt_volume_clone_absent_is_refused_while_used_then_quarantines(conn, host):
+    instance = host.instance(config=False)
+    adopt(host)
+    disk, local = volumes(host, instance)
+    refused = clone_absent(host, disk)
+    assert refused['failed'] and refused['msg'].startswith("name: volume '%s' of pool '%s' is used by domain"
+                                                            % (disk, host.disks_pool)), refused
+    before = sha256(os.path.join(host.disks_dir, disk))
+    # the domain lets go of disk.local (detached); still a domain of the instance, but nothing uses the volume
+    domain = conn.lookupByUUIDString(instance)
+    xml = domain.XMLDesc(0)
+    start = xml.index("<disk type='file' device='disk'>", xml.index("<target dev='vda'") - 400 + 1)
+    xml = xml[:start] + xml[xml.index('</disk>', start) + len('</disk>'):]
+    assert os.path.join(host.disks_dir, local) not in xml
+    conn.defineXML(xml)
+    check = clone_absent(host, local, check=True, diff=True)
+    assert check['changed'] is True and os.path.exists(os.path.join(host.disks_dir, local)), check
+    assert check['diff']['after'] == '%s/%s: quarantined for 604800 s\n' % (host.disks_pool, local)
+    gone = clone_absent(host, local, diff=True)
+    assert gone['changed'] is True and gone['reclaimed'][0]['action'] == 'quarantined', gone
+    assert gone['actions'] == check['actions'] and gone['diff'] == check['diff']
+    assert sorted(os.listdir(host.quarantine_dir)) == [local]
+    assert local not in conn.storagePoolLookupByName(host.disks_pool).listVolumes()
+    again = clone_absent(host, local)
+    assert again['changed'] is False, again
+    assert sha256(os.path.join(host.disks_dir, disk)) == before
+    # restore is nova_storage_prune's; quarantine 0 deletes
+    assert prune(host, restore=[local], orphan_min_age=3600)['summary']['restored'] == 1
+    assert clone_absent(host, local, quarantine=0)['reclaimed'][0]['action'] == 'purged'
+    assert not os.path.exists(os.path.join(host.disks_dir, local)) and os.listdir(host.quarantine_dir) == []
+    assert clone_absent(host, local, quarantine=0)['changed'] is False

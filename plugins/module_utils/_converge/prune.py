@@ -307,7 +307,7 @@ def remove_volume(conn: Any, params: dict, name: str, check_mode: bool) -> dict:
             now = time.time()
             action = prune_plan.PURGED if params['quarantine'] == 0 else prune_plan.QUARANTINED
             decision = prune_plan.Reclaim(view.name, name, 'state: absent', view.sizes.get(name, 0), action,
-                                          now + params['quarantine'])
+                                          now + params['quarantine'], decided_at=now)
             actions = apply_decisions(backend, [decision], None if check_mode else Journal(params['state_dir']))
     finally:
         backend.close()

@@ -204,3 +204,41 @@ def test_virt_volume_clone_absent_is_refused_while_used_then_quarantines(conn, h
     assert clone_absent(host, local, quarantine=0)['reclaimed'][0]['action'] == 'purged'
     assert not os.path.exists(os.path.join(host.disks_dir, local)) and os.listdir(host.quarantine_dir) == []
     assert clone_absent(host, local, quarantine=0)['changed'] is False
+
+
+@pytest.mark.parametrize('step', ['mark:1', 'quarantine:1', 'unlist:1', 'mark:2', 'register:1', 'restore:1',
+                                  'unmark:1', 'purge:1'])
+def test_sigkill_at_every_journalled_step_then_rerun_converges(conn, host, step):
+    kept, deleted = host.instance(config=False), host.instance(config=False)
+    adopt(host)
+    nova_deletes(conn, host, deleted)
+    files, _listed = pool_state(conn, host)
+    orphans = volumes(host, deleted)
+    phase = step.split(':')[0]
+    args = prune_args(host)
+    if phase in ('register', 'restore', 'unmark'):
+        prune(host)
+        args['restore'] = [orphans[0]]
+    elif phase == 'purge':
+        args['quarantine'] = 0
+    killed = start_module('nova_storage_prune', args, {'STORAGEPOOLS_KILL_AT': step})
+    killed.communicate()
+    assert killed.returncode == -9, 'the module was not killed at %s' % step
+    result = run_module('nova_storage_prune', args)
+    assert not result.get('failed'), result
+    assert run_module('nova_storage_prune', args)['changed'] is False
+    now, listed = pool_state(conn, host)
+    quarantined = sorted(os.listdir(host.quarantine_dir)) if os.path.isdir(host.quarantine_dir) else []
+    if phase == 'purge':
+        assert quarantined == [] and sorted(now) == volumes(host, kept)
+    elif phase in ('register', 'restore', 'unmark'):
+        assert quarantined == orphans[1:] and now[orphans[0]] == files[orphans[0]]
+        assert os.listxattr(os.path.join(host.disks_dir, orphans[0])) == \
+            os.listxattr(os.path.join(host.disks_dir, volumes(host, kept)[0]))  # no quarantine mark left
+    else:
+        assert quarantined == orphans
+        for name in orphans:  # nothing lost: the data is in quarantine
+            assert sha256(os.path.join(host.quarantine_dir, name)) == files[name]
+    assert listed == sorted(now)  # libvirt lists exactly what the pool holds
+    for name in volumes(host, kept):
+        assert now[name] == files[name]

@@ -365,6 +365,10 @@ class StorageBackend(abc.ABC):
         """[(name, expires_at, bytes)] of the volumes this collection quarantined in the pool."""
         return []
 
+    def marked_volumes(self) -> set:
+        """Volumes in the pool that still carry a quarantine mark (left by a killed run)."""
+        return set()
+
     def _no_quarantine(self):
         return StoragePoolsError('%s: %s pools keep no quarantine in this version' % (self.option, self.endpoint.type))
 

@@ -249,6 +249,16 @@ class FileBackend(StorageBackend):
                 records[name] = read_file_metadata(path)
         return locations, sizes, records, unusable
 
+    def marked_volumes(self) -> set:
+        marked = set()
+        for name in self.names():
+            try:
+                if QUARANTINE_XATTR in os.listxattr(self.location(name), follow_symlinks=False):
+                    marked.add(name)
+            except OSError:
+                continue
+        return marked
+
     def quarantined(self) -> list:
         fd = self._quarantine_fd()
         if fd is None:
@@ -277,6 +287,8 @@ class FileBackend(StorageBackend):
 
     def quarantine_steps(self, name: str, expires_at: float) -> list:
         def mark(target_fd, _quarantine_fd):
+            if not _lexists(name, target_fd):
+                return  # moved already (a killed run)
             fd, _info = _open_file(name, target_fd)
             try:
                 os.setxattr(fd, QUARANTINE_XATTR, json.dumps({'pool': self.pool_name, 'volume': name,

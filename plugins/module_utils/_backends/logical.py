@@ -304,6 +304,10 @@ class LvmQuarantine:
                 found.append((name[len(QUARANTINE_PREFIX):], float(expiry[0]), sizes.get(name, 0)))
         return found
 
+    def marked_volumes(self) -> set:
+        return set(name for name, tags in lv_tags(self.vg).items()
+                   if not name.startswith(QUARANTINE_PREFIX) and any(tag.startswith(EXPIRY_TAG) for tag in tags))
+
     def _rename(self, old, new):
         if old in lv_tags(self.vg):
             _lvm(['lvrename', self.vg, old, new], self.backend.option)
@@ -358,7 +362,7 @@ def _lvm_quarantine_methods():
     """LogicalBackend's quarantine methods: those of LvmQuarantine (kept in their own section)."""
     def delegate(method):
         return lambda self, *args: getattr(LvmQuarantine(self), method)(*args)
-    for method in ('quarantined', 'quarantine_steps', 'purge_steps', 'restore_steps'):
+    for method in ('quarantined', 'quarantine_steps', 'purge_steps', 'restore_steps', 'marked_volumes'):
         setattr(LogicalBackend, method, delegate(method))
     LogicalBackend.observe_volumes = _observe_lvs
 

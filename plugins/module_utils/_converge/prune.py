@@ -68,7 +68,8 @@ def pool_view(backend: StorageBackend) -> prune_plan.PoolView:
     locations, sizes, records, unusable = backend.observe_volumes()
     quarantined = [prune_plan.QuarantinedVolume(*entry) for entry in backend.quarantined()]
     rbd_names = locations if backend.endpoint.type == 'rbd' else {}
-    return prune_plan.PoolView(backend.pool_name, locations, sizes, records, quarantined, unusable, rbd_names)
+    return prune_plan.PoolView(backend.pool_name, locations, sizes, records, quarantined, unusable, rbd_names,
+                               listed=backend.endpoint.pool.listVolumes(), marked=backend.marked_volumes())
 
 
 def references_of(conn: Any, peers: list[str] = (), origin: str = 'this host') -> prune_plan.DomainReferences:

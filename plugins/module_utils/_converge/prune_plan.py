@@ -154,8 +154,11 @@ class PoolView:
 
     def __init__(self, name: str, locations: dict[str, str], sizes: dict[str, int],
                  records: dict[str, dict | None], quarantined: Iterable[QuarantinedVolume] = (),
-                 unusable: dict[str, str] | None = None, rbd_names: dict[str, str] | None = None) -> None:
+                 unusable: dict[str, str] | None = None, rbd_names: dict[str, str] | None = None,
+                 listed: Iterable[str] = (), marked: Iterable[str] = ()) -> None:
         self.name = name
+        self.listed = set(listed)  # what libvirt lists
+        self.marked = set(marked)  # volumes in the pool still carrying a quarantine mark (a killed run's)
         self.locations = locations
         self.sizes = sizes
         self.records = records
@@ -242,6 +245,10 @@ def plan_orphans(view: PoolView, references: DomainReferences, links: InstanceLi
                 decisions.append(Reclaim(view.name, name, reason, size, action, now + policy.quarantine,
                                          decided_at=now))
                 continue
+        if name in view.marked:  # a restore killed after its move, or a quarantine killed after its mark
+            decisions.append(Reclaim(view.name, name, '%s; dropping the quarantine mark a killed run left' % reason,
+                                     size, RESTORED, None, True))
+            continue
         decisions.append(Reclaim(view.name, name, reason, size, KEPT))
     decisions.extend(plan_quarantined(view, policy))
     return decisions, seen
@@ -262,6 +269,9 @@ def plan_quarantined(view: PoolView, policy: Policy) -> list[Reclaim]:
                 decisions.append(Reclaim(view.name, name, reason, entry.bytes, KEPT, entry.expires_at, True))
                 continue
             decisions.append(Reclaim(view.name, name, 'named in restore', entry.bytes, RESTORED, None, True))
+        elif name in view.listed and name not in view.locations:  # libvirt lists it still: a killed run's
+            decisions.append(Reclaim(view.name, name, 'completing the quarantine a killed run left', entry.bytes,
+                                     QUARANTINED, entry.expires_at, True, decided_at=policy.now))
         elif entry.expires_at <= policy.now:
             decisions.append(Reclaim(view.name, name, 'quarantine expired at %s' % when(entry.expires_at),
                                      entry.bytes, PURGED, entry.expires_at, True))

@@ -242,3 +242,41 @@ def test_sigkill_at_every_journalled_step_then_rerun_converges(conn, host, step)
     assert listed == sorted(now)  # libvirt lists exactly what the pool holds
     for name in volumes(host, kept):
         assert now[name] == files[name]
+
+
+def test_the_nova_users_symlinks_neither_keep_nor_reclaim_the_wrong_thing(conn, host, workdir):
+    kept, linked_away, planted = (host.instance(config=False) for _index in range(3))
+    adopt(host)
+    canary = Canary(os.path.join(workdir, 'shadow'))
+    files, _listed = pool_state(conn, host)
+    nova_deletes(conn, host, linked_away)
+    nova_deletes(conn, host, planted)
+    # an instance directory that is a symlink, to a directory whose "legacy path" links a pool volume
+    elsewhere = os.path.join(workdir, 'elsewhere')
+    os.mkdir(elsewhere)
+    os.symlink(os.path.join(host.disks_dir, volumes(host, linked_away)[0]), os.path.join(elsewhere, 'disk'))
+    os.symlink(elsewhere, os.path.join(host.instances, linked_away))
+    # a real instance directory whose legacy paths are symlinks to a root-only file and to a kept instance's disk
+    directory = os.path.join(host.instances, planted)
+    os.mkdir(directory)
+    os.symlink(canary.path, os.path.join(directory, 'disk'))
+    os.symlink(os.path.join(host.disks_dir, volumes(host, kept)[0]) + '/../' + volumes(host, planted)[1],
+               os.path.join(directory, 'disk.local'))
+    # the quarantine directory swapped for a symlink: refused, nothing moved
+    os.symlink(elsewhere, host.quarantine_dir)
+    refused = prune(host)
+    assert refused['failed'] and 'quarantine_dir: %s is a symlink' % host.quarantine_dir in refused['msg'], refused
+    assert pool_state(conn, host)[0] == files and sorted(os.listdir(elsewhere)) == ['disk']
+    os.unlink(host.quarantine_dir)
+
+    result = prune(host)
+    expected = sorted(volumes(host, linked_away) + volumes(host, planted))
+    assert reclaimed(result, 'quarantined') == expected, result
+    assert result['ignored'] == [os.path.join(host.instances, linked_away)]
+    assert sorted(os.listdir(host.quarantine_dir)) == expected
+    for name in expected:
+        assert sha256(os.path.join(host.quarantine_dir, name)) == files[name]
+    now, _listed = pool_state(conn, host)
+    assert now == dict((name, files[name]) for name in volumes(host, kept))
+    assert os.path.islink(os.path.join(directory, 'disk')) and sorted(os.listdir(elsewhere)) == ['disk']
+    canary.assert_untouched()

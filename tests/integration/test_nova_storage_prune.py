@@ -7,15 +7,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
 import time
+import uuid
 
 import pytest
 from canary import Canary
 from conftest import run_module, start_module
-from nova_host import NovaHost
+from nova_host import DOMAIN, NovaHost
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
 
@@ -280,3 +282,60 @@ def test_the_nova_users_symlinks_neither_keep_nor_reclaim_the_wrong_thing(conn, 
     assert now == dict((name, files[name]) for name in volumes(host, kept))
     assert os.path.islink(os.path.join(directory, 'disk')) and sorted(os.listdir(elsewhere)) == ['disk']
     canary.assert_untouched()
+
+
+def test_rbd_pool_orphans_go_to_the_ceph_trash_and_back(conn, ceph, pools, ceph_user, workdir):
+    user, _key, keyring, _usage, secret_uuid = ceph_user
+    pool = pools.new()
+    made = run_module('virt_pool_ensure', dict(name=pool, type='rbd', source={
+        'name': ceph.pool, 'host': [ceph.mon], 'auth': {'username': user, 'secret_uuid': secret_uuid}}))
+    assert not made.get('failed'), made
+    instance, deleted = str(uuid.uuid4()), str(uuid.uuid4())
+    source = os.path.join(workdir, 'data.raw')
+    with open(source, 'wb') as handle:
+        handle.truncate(8 << 20)
+        handle.write(os.urandom(1 << 20))
+    images = ['%s_disk' % instance, '%s_disk' % deleted, '%s_disk.local' % deleted]
+    for image in images:
+        cloned = run_module('virt_volume_clone', dict(pool=pool, name=image, source={'path': source, 'format': 'raw'},
+                                                      ceph_keyring=keyring))
+        assert not cloned.get('failed'), cloned
+    attached = "<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='rbd' " \
+               "name='%s/%s'><host name='%s' port='%d'/></source><target dev='vdb' bus='virtio'/></disk>" % (
+                   ceph.pool, images[2], ceph.mon['name'], ceph.mon['port'])
+    conn.defineXML(DOMAIN.format(name='spl-rbd-%s' % instance[:8], uuid=instance, disks=attached))
+    try:
+        sums = dict((image, ceph.image_sha256(image, workdir)) for image in images)
+        args = dict(disks_pool=pool, ceph_keyring=keyring, instances_path=os.path.join(workdir, 'instances'),
+                    state_dir=os.path.join(workdir, 'state'), orphan_min_age=0, quarantine=QUARANTINE,
+                    shared_instances_path='local')
+        check = run_module('nova_storage_prune', args, check=True)
+        result = run_module('nova_storage_prune', args)
+        quarantined_at = time.time()
+        mine = [entry for entry in result['reclaimed'] if entry['volume'] in images]
+        assert dict((entry['volume'], entry['action']) for entry in mine) == {
+            images[0]: 'kept', images[1]: 'quarantined', images[2]: 'kept'}, result
+        assert [entry for entry in check['reclaimed'] if entry['volume'] in images] == mine
+        assert images[1] not in ceph.rbd_ls() and images[1] not in conn.storagePoolLookupByName(pool).listVolumes()
+        trash = json.loads(ceph.admin('trash', 'ls', ceph.pool, '--format=json', tool='rbd'))
+        assert images[1] in [entry['name'] for entry in trash]
+        assert run_module('nova_storage_prune', args)['changed'] is False
+        restored = run_module('nova_storage_prune', dict(args, restore=[images[1]]))
+        assert restored['changed'] is True, restored
+        assert ceph.image_sha256(images[1], workdir) == sums[images[1]]
+        assert images[1] in conn.storagePoolLookupByName(pool).listVolumes()
+        again = run_module('nova_storage_prune', args)  # an orphan again: quarantined again
+        quarantined_at = time.time()
+        assert [entry['action'] for entry in again['reclaimed'] if entry['volume'] == images[1]] == ['quarantined']
+        time.sleep(max(0, quarantined_at + QUARANTINE + 1 - time.time()))
+        purged = run_module('nova_storage_prune', args)
+        assert [entry['action'] for entry in purged['reclaimed'] if entry['volume'] == images[1]] == ['purged']
+        trash = json.loads(ceph.admin('trash', 'ls', ceph.pool, '--format=json', tool='rbd'))
+        assert images[1] not in [entry['name'] for entry in trash]
+        assert run_module('nova_storage_prune', args)['changed'] is False
+        for image in (images[0], images[2]):
+            assert ceph.image_sha256(image, workdir) == sums[image]
+    finally:
+        conn.lookupByUUIDString(instance).undefine()
+        ceph.remove_images(instance)
+        ceph.remove_images(deleted)

@@ -73,6 +73,17 @@ attributes:
     support: full
 '''
 
+    PRUNE_ACTIONS = r'''
+attributes:
+  check_mode:
+    description: Computes the same decisions as a real run (RV(reclaimed), RV(actions)) and changes nothing; no
+      first-seen time is recorded and the host lock is not taken.
+    support: full
+  diff_mode:
+    description: Shows where each reclaimed or restored volume is before and after.
+    support: full
+'''
+
     # For read-only modules.
     INFO = r'''
 attributes:

@@ -59,10 +59,30 @@ options:
   disk:
     description: The disk's name, for example V(disk), V(disk.local), V(disk.swap), V(disk.config).
     type: str
+  state:
+    description:
+      - V(present) makes the volume. V(absent) removes it the way M(storagepools.libvirt.nova_storage_prune)
+        reclaims a volume - quarantined (restorable with nova_storage_prune's C(restore)) for O(quarantine)
+        seconds, deleted at once with O(quarantine=0). Refused while any domain on this host references the
+        volume (by path, by pool and volume, in a backing chain) or the record of a volume of an active pool
+        of this host names it as its backing.
+    type: str
+    choices: [present, absent]
+    default: present
+  quarantine:
+    description: With O(state=absent), seconds the removed volume is kept restorable; V(0) deletes it.
+    type: int
+    default: 604800
+  quarantine_dir:
+    description: With O(state=absent) on a file pool, the quarantine directory (see nova_storage_prune).
+    type: path
+  state_dir:
+    description: With O(state=absent), the root-only directory of the host lock and the journal.
+    type: path
+    default: /var/lib/storagepools-libvirt
   source:
-    description: Where the data comes from.
+    description: Where the data comes from. Required with O(state=present).
     type: dict
-    required: true
     suboptions:
       pool:
         description: Pool of a source volume (with O(source.volume)).
@@ -154,8 +174,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+reclaimed:
+  description: With O(state=absent), the volume removed, as nova_storage_prune reports it (pool, volume,
+    reason, bytes, action V(quarantined) or V(purged)); empty when there was nothing to remove.
+  returned: state absent
+  type: list
+  elements: dict
 volume:
-  description: The volume after the run (in check mode, as the run would make it).
+  description: The volume after the run (in check mode, as the run would make it); None with O(state=absent).
   returned: success
   type: dict
   contains:
@@ -178,15 +204,15 @@ volume:
       description: The backing file and its format of a copy-on-write volume, else None.
       type: dict
 method:
-  description: How the data was (or would be) made; V(reflink), V(sparse-copy), V(qemu-img-convert),
+  description: With O(state=present), how the data was (or would be) made; V(reflink), V(sparse-copy), V(qemu-img-convert),
     V(qcow2-overlay), V(lvm-snapshot), V(rbd-import) or V(rbd-clone). In check mode a raw copy says
     V(sparse-copy) even where the real run would manage a reflink.
-  returned: success
+  returned: state present
   type: str
   sample: sparse-copy
 metadata:
   description: The metadata recorded with the volume.
-  returned: success
+  returned: state present
   type: dict
 diff:
   description: With --diff, the volume definition (canonical XML) and the record, before and after; only
@@ -208,11 +234,13 @@ libvirt_error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.naming import instance_volume_name
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.prune import remove_volume
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    is_local_uri,
     missing_libraries,
     open_connection,
 )
@@ -224,13 +252,36 @@ def volume_name(params):
     return instance_volume_name(params['instance_uuid'], params['disk'])
 
 
+def remove(module, name):
+    """state: absent: the volume quarantined (or deleted), as nova_storage_prune reclaims one."""
+    params = module.params
+    if params['quarantine'] < 0:
+        raise StoragePoolsError('quarantine: give a number of seconds, 0 or more')
+    if not is_local_uri(params['uri']):
+        raise StoragePoolsError('uri: state absent moves the volume on the libvirt host; run the task there with '
+                                'a local uri (qemu:///system)')
+    conn = open_connection(params['uri'])
+    try:
+        result = remove_volume(conn, params, name, module.check_mode)
+    finally:
+        conn.close()
+    diff = result.pop('diff', None)
+    if module._diff and diff:
+        result['diff'] = diff
+    return result
+
+
 def run(module):
     params = module.params
     names.check_options(params, {'pool': names.pool_name, 'name': names.volume_name, 'source.pool': names.pool_name,
                                  'source.volume': names.volume_name, 'source.path': names.path,
-                                 'ceph_keyring': names.path})
+                                 'ceph_keyring': names.path, 'state_dir': names.path, 'quarantine_dir': names.path})
     name = volume_name(params)
+    if params['state'] == 'absent':
+        return remove(module, name)
     source = params['source']
+    if source is None:
+        raise StoragePoolsError('source: state present makes a volume from a source; give source')
     if bool(source.get('path')) == bool(source.get('volume')):
         raise StoragePoolsError('source: give either path (with format) or pool and volume')
     if source.get('volume') and not source.get('pool'):
@@ -262,7 +313,11 @@ def main():
             name=dict(type='str'),
             instance_uuid=dict(type='str'),
             disk=dict(type='str'),
-            source=dict(type='dict', required=True, options=dict(
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            quarantine=dict(type='int', default=604800),
+            quarantine_dir=dict(type='path'),
+            state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
+            source=dict(type='dict', options=dict(
                 pool=dict(type='str'),
                 volume=dict(type='str'),
                 path=dict(type='path'),

@@ -345,3 +345,41 @@ class StorageBackend(abc.ABC):
 
     def close(self) -> None:
         """Let go of what the backend opened (a Ceph connection)."""
+
+    # -- quarantine: reclaimed volumes kept restorable in O(1) until purged (nova_storage_prune) ----------------
+    # A step is (journal step name, detail, do); each one is safe to run again after a kill, and a rerun
+    # re-observes the pool, so whatever a killed run left converges.
+
+    def observe_volumes(self) -> tuple[dict, dict, dict, dict]:
+        """(locations, sizes, records, unusable) of the pool's volumes, quarantined ones not among them:
+        {name: path or ``<ceph pool>/<image>``}, {name: bytes it takes}, {name: record}, {name: why it is never
+        touched}."""
+        locations, sizes, records = {}, {}, {}
+        for name in sorted(self.names()):
+            locations[name] = self.location(name)
+            sizes[name] = self.size(name)
+            records[name] = self.read_record(name)
+        return locations, sizes, records, {}
+
+    def quarantined(self) -> list:
+        """[(name, expires_at, bytes)] of the volumes this collection quarantined in the pool."""
+        return []
+
+    def marked_volumes(self) -> set:
+        """Volumes in the pool that still carry a quarantine mark (left by a killed run)."""
+        return set()
+
+    def _no_quarantine(self):
+        return StoragePoolsError('%s: %s pools keep no quarantine in this version' % (self.option, self.endpoint.type))
+
+    def quarantine_steps(self, name: str, expires_at: float) -> list:
+        """Steps that move volume ``name`` into quarantine until ``expires_at`` (out of libvirt's list)."""
+        raise self._no_quarantine()
+
+    def purge_steps(self, name: str) -> list:
+        """Steps that delete the quarantined volume ``name``."""
+        raise self._no_quarantine()
+
+    def restore_steps(self, name: str) -> list:
+        """Steps that bring the quarantined volume ``name`` back (name, record, data), listed by libvirt."""
+        raise self._no_quarantine()

@@ -271,3 +271,100 @@ class LogicalBackend(StorageBackend):
 
     def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         return self._instance_volume_at(disk.source_block, self.dev_dir, instance_uuid)
+
+
+# -- quarantine: the LV renamed with a prefix (it stays in the volume group) and tagged with the expiry --------
+# Tested only in the Molecule lvm guest (LVs need device-mapper, which this host's kernel lacks).
+QUARANTINE_PREFIX = 'storagepools-quarantine.'
+EXPIRY_TAG = 'storagepools.quarantine.expires_at='
+
+
+def lv_sizes(vg: str) -> dict:
+    """{LV name: bytes} of every LV in ``vg`` (one lvs call)."""
+    out = _lvm(['lvs', '--noheadings', '--units', 'b', '--nosuffix', '--separator', '|', '-o', 'lv_name,lv_size',
+                vg], 'pool')
+    return dict((line.strip().split('|')[0], int(line.strip().split('|')[1])) for line in out.splitlines()
+                if '|' in line)
+
+
+class LvmQuarantine:
+    """The quarantine steps of a LogicalBackend (lvrename, lvchange tags, lvremove; the pool refreshed so
+    libvirt's list follows; a logical pool's refresh runs lvs, it reads no volume's bytes)."""
+
+    def __init__(self, backend: LogicalBackend) -> None:
+        self.backend = backend
+        self.vg = backend.vg
+
+    def quarantined(self) -> list:
+        sizes = lv_sizes(self.vg)
+        found = []
+        for name, tags in sorted(lv_tags(self.vg).items()):
+            expiry = [tag[len(EXPIRY_TAG):] for tag in tags if tag.startswith(EXPIRY_TAG)]
+            if name.startswith(QUARANTINE_PREFIX) and expiry and expiry[0].isdigit():
+                found.append((name[len(QUARANTINE_PREFIX):], float(expiry[0]), sizes.get(name, 0)))
+        return found
+
+    def marked_volumes(self) -> set:
+        return set(name for name, tags in lv_tags(self.vg).items()
+                   if not name.startswith(QUARANTINE_PREFIX) and any(tag.startswith(EXPIRY_TAG) for tag in tags))
+
+    def _rename(self, old, new):
+        if old in lv_tags(self.vg):
+            _lvm(['lvrename', self.vg, old, new], self.backend.option)
+        self.backend._records = None
+
+    def quarantine_steps(self, name: str, expires_at: float) -> list:
+        hidden = QUARANTINE_PREFIX + name
+
+        def mark():
+            tags = lv_tags(self.vg).get(name)
+            if tags is not None:
+                argv = ['lvchange'] + sum((['--deltag', tag] for tag in tags if tag.startswith(EXPIRY_TAG)), [])
+                _lvm(argv + ['--addtag', '%s%d' % (EXPIRY_TAG, expires_at), '%s/%s' % (self.vg, name)], 'metadata')
+
+        return [('mark', "tag LV '%s' with its quarantine expiry" % name, mark),
+                ('quarantine', "rename LV '%s' to '%s'" % (name, hidden), lambda: self._rename(name, hidden)),
+                ('unlist', "refresh pool '%s'" % self.backend.pool_name, self.backend.endpoint.refresh)]
+
+    def purge_steps(self, name: str) -> list:
+        hidden = QUARANTINE_PREFIX + name
+
+        def purge():
+            if hidden in lv_tags(self.vg):
+                _lvm(['lvremove', '-f', '%s/%s' % (self.vg, hidden)], self.backend.option)
+
+        return [('purge', "remove LV '%s'" % hidden, purge),
+                ('unlist', "refresh pool '%s'" % self.backend.pool_name, self.backend.endpoint.refresh)]
+
+    def restore_steps(self, name: str) -> list:
+        hidden = QUARANTINE_PREFIX + name
+
+        def unmark():
+            tags = [tag for tag in lv_tags(self.vg).get(name, []) if tag.startswith(EXPIRY_TAG)]
+            if tags:
+                _lvm(['lvchange'] + sum((['--deltag', tag] for tag in tags), []) + ['%s/%s' % (self.vg, name)],
+                     'metadata')
+
+        return [('restore', "rename LV '%s' back to '%s'" % (hidden, name), lambda: self._rename(hidden, name)),
+                ('unmark', "drop the quarantine tag of LV '%s'" % name, unmark),
+                ('register', "refresh pool '%s'" % self.backend.pool_name, self.backend.endpoint.refresh)]
+
+
+def _observe_lvs(backend):
+    """LogicalBackend.observe_volumes: quarantined LVs are not volumes; sizes from one lvs call."""
+    sizes = lv_sizes(backend.vg)
+    names = sorted(name for name in backend.names() if not name.startswith(QUARANTINE_PREFIX))
+    return (dict((name, backend.location(name)) for name in names), dict((name, sizes.get(name, 0)) for name in names),
+            dict((name, backend.read_record(name)) for name in names), {})
+
+
+def _lvm_quarantine_methods():
+    """LogicalBackend's quarantine methods: those of LvmQuarantine (kept in their own section)."""
+    def delegate(method):
+        return lambda self, *args: getattr(LvmQuarantine(self), method)(*args)
+    for method in ('quarantined', 'quarantine_steps', 'purge_steps', 'restore_steps', 'marked_volumes'):
+        setattr(LogicalBackend, method, delegate(method))
+    LogicalBackend.observe_volumes = _observe_lvs
+
+
+_lvm_quarantine_methods()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
@@ -412,3 +413,101 @@ class RbdBackend(StorageBackend):
     def close(self) -> None:
         if self._owns_rbd and self._rbd is not None:
             self._rbd.close()
+
+
+# -- quarantine: the Ceph trash, with the expiry as the trash's deferment and our mark in the image-meta ------
+QUARANTINE_KEY = META_KEY + '.quarantine'
+
+
+def _trash_entries(pool: RbdPool) -> list:
+    """[(id, name, expires_at, bytes)] of the images in the trash that this collection quarantined (our mark
+    in their image-meta; another tool's trash entries are never touched)."""
+    found = []
+    ioctx = pool.open().ioctx
+    for entry in rbd.RBD().trash_list(ioctx):
+        try:
+            with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as image:
+                mark = json.loads(image.metadata_get(QUARANTINE_KEY))
+                found.append((entry['id'], entry['name'], float(mark['expires_at']), image.size()))
+        except (KeyError, ValueError, TypeError, rbd.Error):
+            continue
+    return found
+
+
+class RbdQuarantine:
+    """The quarantine steps of an RbdBackend (librbd's trash_move / trash_restore / trash_remove)."""
+
+    def __init__(self, backend: RbdBackend) -> None:
+        self.backend = backend
+
+    def _trash_id(self, name):
+        for image_id, trashed, _expires, _size in _trash_entries(self.backend.rbd):
+            if trashed == name:
+                return image_id
+        return None
+
+    def quarantined(self) -> list:
+        return [(name, expires, size) for _id, name, expires, size in _trash_entries(self.backend.rbd)]
+
+    def quarantine_steps(self, name: str, expires_at: float) -> list:
+        backend = self.backend
+
+        def mark():
+            if name in backend.rbd.list():
+                with rbd.Image(backend.rbd.open().ioctx, name) as image:
+                    image.metadata_set(QUARANTINE_KEY, json.dumps({'volume': name, 'expires_at': expires_at}))
+
+        def trash():
+            if name in backend.rbd.list():
+                delay = max(0, int(expires_at - time.time()))
+                rbd.RBD().trash_move(backend.rbd.open().ioctx, name, delay)
+            backend.names().discard(name)
+
+        return [('mark', "mark rbd image '%s' as quarantined (with its expiry)" % name, mark),
+                ('quarantine', "move rbd image '%s' into the trash of Ceph pool '%s'" % (name, backend.ceph_pool),
+                 trash),
+                ('unlist', "refresh pool '%s' so libvirt stops listing '%s'" % (backend.pool_name, name),
+                 backend.endpoint.refresh)]
+
+    def purge_steps(self, name: str) -> list:
+        def purge():
+            image_id = self._trash_id(name)
+            if image_id is not None:  # our own expiry decides: force past the trash's deferment
+                rbd.RBD().trash_remove(self.backend.rbd.open().ioctx, image_id, force=True)
+
+        return [('purge', "delete rbd image '%s' from the trash" % name, purge)]
+
+    def restore_steps(self, name: str) -> list:
+        backend = self.backend
+
+        def restore():
+            image_id = self._trash_id(name)
+            if image_id is not None:
+                if name in backend.rbd.list():
+                    raise StoragePoolsError("restore: Ceph pool '%s' holds another image '%s'; it stays in the "
+                                            "trash" % (backend.ceph_pool, name))
+                rbd.RBD().trash_restore(backend.rbd.open().ioctx, image_id, name)
+            backend.names().add(name)
+
+        def unmark():
+            with rbd.Image(backend.rbd.open().ioctx, name) as image:
+                try:
+                    image.metadata_remove(QUARANTINE_KEY)
+                except KeyError:
+                    pass
+
+        return [('restore', "restore rbd image '%s' from the trash" % name, restore),
+                ('unmark', "drop the quarantine mark of rbd image '%s'" % name, unmark),
+                ('register', "refresh pool '%s' so libvirt lists '%s' again" % (backend.pool_name, name),
+                 backend.endpoint.refresh)]
+
+
+def _rbd_quarantine_methods():
+    """RbdBackend's quarantine methods: those of RbdQuarantine (kept in their own section)."""
+    def delegate(method):
+        return lambda self, *args: getattr(RbdQuarantine(self), method)(*args)
+    for method in ('quarantined', 'quarantine_steps', 'purge_steps', 'restore_steps'):
+        setattr(RbdBackend, method, delegate(method))
+
+
+_rbd_quarantine_methods()

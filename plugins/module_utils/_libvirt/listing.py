@@ -43,3 +43,16 @@ def domain_xmls(conn: libvirt.virConnect) -> list[str]:
     """The XML of every domain still defined when it is read."""
     found = (unless_vanished(domain.XMLDesc, 0) for domain in conn.listAllDomains(0))
     return [text for text in found if text is not VANISHED]
+
+
+def domain_documents(conn: libvirt.virConnect) -> list[str]:
+    """Every domain's live XML and, for a persistent one, its inactive XML too (a disk may be in one only);
+    a domain undefined while we list is skipped."""
+    documents = []
+    for domain in conn.listAllDomains(0):
+        persistent = unless_vanished(domain.isPersistent)
+        for flags in (0, libvirt.VIR_DOMAIN_XML_INACTIVE) if persistent not in (VANISHED, 0) else (0,):
+            text = unless_vanished(domain.XMLDesc, flags)
+            if text is not VANISHED:
+                documents.append(text)
+    return documents

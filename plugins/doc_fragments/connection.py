@@ -84,6 +84,21 @@ attributes:
     support: full
 '''
 
+    # For the modules that take a pool the play's pools step makes (the transition's check mode).
+    PLANNED_POOLS = r'''
+options:
+  planned_pools:
+    description:
+      - Check mode only (ignored otherwise). The RV(storagepools.libvirt.virt_pool_ensure#module:pool) results of
+        the play's earlier virt_pool_ensure tasks, run in check mode too. When libvirt has no active pool of a
+        name the task uses, it plans against the dir pool of that name that those tasks would define and start,
+        so check mode on a host that was never transitioned shows the plan the real run makes.
+      - A pool that libvirt has and runs is planned against as it is. Only dir pools can be planned before they
+        exist; what an fs, netfs, logical or rbd pool would hold is known only once it runs.
+    type: list
+    elements: dict
+'''
+
     # For read-only modules.
     INFO = r'''
 attributes:

@@ -47,6 +47,7 @@ author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
+  - storagepools.libvirt.connection.planned_pools
   - storagepools.libvirt.connection.adopt_actions
 options:
   instances:
@@ -248,7 +249,10 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     missing_libraries,
     open_connection,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import (
+    endpoint_or_planned,
+    planned_definitions,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
@@ -266,7 +270,8 @@ def instance_list(params):
 
 def adopter_for(conn, params, check_mode):
     """The Adopter (file pools) or the two-phase Cutover (rbd, logical pools) for the disks pool's type."""
-    pool = Endpoint(conn, params['disks_pool'], 'disks_pool')
+    planned = planned_definitions(params['planned_pools'] if check_mode else None, 'planned_pools')
+    pool = endpoint_or_planned(conn, params['disks_pool'], 'disks_pool', planned, 'planned_pools')
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
     if pool.type in ('rbd', 'logical'):
         if params['running'] == 'live':
@@ -346,6 +351,7 @@ def main():
             ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
             lock_timeout=dict(type='int', default=600),
+            planned_pools=dict(type='list', elements='dict'),
             uri=dict(type='str', default='qemu:///system'),
         ),
         supports_check_mode=True,

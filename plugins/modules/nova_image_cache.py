@@ -31,6 +31,7 @@ author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
   - storagepools.libvirt.connection
+  - storagepools.libvirt.connection.planned_pools
 attributes:
   check_mode:
     description: Computes the same results as a real run and writes nothing.
@@ -118,7 +119,10 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     missing_libraries,
     open_connection,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import (
+    endpoint_or_planned,
+    planned_definitions,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
 RESULTS = ('changed', 'unchanged', 'skipped', 'failed')
@@ -132,14 +136,15 @@ def run(module):
         raise StoragePoolsError('uri: the bases are files on the libvirt host; run the task on that host with a '
                                 'local uri (qemu:///system)')
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
+    planned = planned_definitions(params['planned_pools'] if module.check_mode else None, 'planned_pools')
     conn = open_connection(params['uri'])
     try:
-        pool = Endpoint(conn, params['cache_pool'], 'cache_pool')
+        pool = endpoint_or_planned(conn, params['cache_pool'], 'cache_pool', planned, 'planned_pools')
         base_dir = os.path.join(os.path.normpath(params['instances_path']), nova_layout.BASE_DIR)
         if pool.target != base_dir:
             raise StoragePoolsError("cache_pool: pool '%s' has target %s, not %s" % (pool.name, pool.target, base_dir))
         if params['dest_pool'] is not None:
-            dest = Endpoint(conn, params['dest_pool'], 'dest_pool')
+            dest = endpoint_or_planned(conn, params['dest_pool'], 'dest_pool', planned, 'planned_pools')
             if dest.type not in ('logical', 'rbd'):
                 raise StoragePoolsError("dest_pool: '%s' is a %s pool; the cache is imported into logical and "
                                         "rbd pools (a dir cache stays in _base)" % (dest.name, dest.type))
@@ -167,6 +172,7 @@ def main():
             dest_pool=dict(type='str'),
             ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             nova_conf=dict(type='path', default='/etc/nova/nova.conf'),
+            planned_pools=dict(type='list', elements='dict'),
             uri=dict(type='str', default='qemu:///system'),
         ),
         supports_check_mode=True,

@@ -63,10 +63,24 @@ def rbd_need(virtual_size: int) -> int:
     return virtual_size
 
 
+def existing_ancestor(path: str) -> str:
+    """``path``, or when it is not there yet its nearest parent that is: where a directory a pool's build
+    would make lands (the filesystem it would be on, in check mode)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def device_of(path: str) -> int:
+    """The filesystem (st_dev) of directory ``path``, or of the one it would be made on (existing_ancestor)."""
+    return os.stat(existing_ancestor(path)).st_dev
+
+
 def free_in_directory(path: str) -> int:
     """Bytes an unprivileged writer may still use under ``path`` (f_bavail: the root-reserved blocks are not
-    ours to fill, other guests may need them)."""
-    info = os.statvfs(path)
+    ours to fill, other guests may need them); of its existing_ancestor() when it is not made yet."""
+    info = os.statvfs(existing_ancestor(path))
     return info.f_bavail * info.f_frsize
 
 

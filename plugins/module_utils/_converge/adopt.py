@@ -169,7 +169,7 @@ class Adopter(InstanceWorkflow):
                                                        "the disks pool '%s'" % (', '.join(elsewhere), self.pool.name)}
             return {'result': 'skipped', 'reason': 'no legacy disk in %s' % files.path}
         moves = [DiskMove(instance_uuid, legacy, self.pool.target, self.cache_pool) for legacy in disks]
-        same_fs = os.fstat(files.fd).st_dev == os.stat(self.pool.target).st_dev
+        same_fs = os.fstat(files.fd).st_dev == limits.device_of(self.pool.target)  # check mode: not made yet
         for move in moves:
             if move.legacy.moved:
                 move.method = (move.ours() or {}).get('method')

@@ -247,6 +247,20 @@ class NovaConf:
     def remote_filesystem_transport(self) -> str:
         return self.get('libvirt', 'remote_filesystem_transport', 'ssh').lower()
 
+    @property
+    def instances_path(self) -> Optional[str]:
+        """Nova's effective ``[DEFAULT] instances_path`` (default ``$state_path/instances``, oslo.config's
+        ``$state_path``/``${state_path}`` substituted), normalised; None when it rests on ``state_path``'s own
+        default (``$pybasedir``: where Nova's code is installed), which no file says."""
+        value = self.get('DEFAULT', 'instances_path', '$state_path/instances')
+        if '$' not in value:
+            return os.path.normpath(value)
+        state_path = self.get('DEFAULT', 'state_path')
+        if state_path is None or '$' in state_path:
+            return None
+        value = value.replace('${state_path}', state_path).replace('$state_path', state_path)
+        return None if '$' in value else os.path.normpath(value)
+
 
 class LegacyDisk:
     """One legacy disk, its data file open (``fd``, ``stat`` as opened) and, for an overlay, its base's."""

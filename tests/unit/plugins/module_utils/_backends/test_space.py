@@ -47,3 +47,10 @@ def test_the_margin_keeps_a_full_fit_out():
     with pytest.raises(StoragePoolsError):
         limits.require_space(10 * MiB, 10 * MiB + limits.MARGIN - 1, 'here', 'pool', 'x')
     limits.require_space(0, 0, 'here', 'pool', 'nothing to copy')
+
+
+def test_a_directory_not_made_yet_is_on_the_filesystem_of_its_nearest_parent(tmp_path):
+    planned = str(tmp_path / 'not' / 'yet' / 'disks')
+    assert limits.existing_ancestor(planned) == str(tmp_path)
+    assert limits.device_of(planned) == os.stat(str(tmp_path)).st_dev
+    assert limits.free_in_directory(planned) > 0  # statvfs of tmp_path, not an error

@@ -37,6 +37,19 @@ def test_nova_conf_defaults_and_values(tmp_path):
     assert values.force_raw_images is False and values.remote_filesystem_transport == 'rsync'
 
 
+@pytest.mark.parametrize('content, instances_path', [
+    ('[DEFAULT]\ninstances_path = /srv/nova//instances/\n', '/srv/nova/instances'),
+    ('[DEFAULT]\nstate_path = /var/lib/nova\n', '/var/lib/nova/instances'),
+    ('[DEFAULT]\nstate_path = /srv/n\ninstances_path = ${state_path}/vms\n', '/srv/n/vms'),
+    ('[DEFAULT]\ninstances_path = $state_path/instances\n', None),  # rests on $pybasedir: no file says it
+    ('[libvirt]\nimages_type = qcow2\n', None),
+])
+def test_nova_conf_instances_path_as_nova_resolves_it(tmp_path, content, instances_path):
+    conf = tmp_path / 'nova.conf'
+    conf.write_text(content)
+    assert nova_layout.NovaConf(str(conf)).instances_path == instances_path
+
+
 @pytest.mark.parametrize('content, what', [
     (b'[DEFAULT]\nforce_raw_images = True\n# caf\xe9 (latin-1)\n', 'is not UTF-8 text (line 3'),
     (b'\xff\xfe[\x00D\x00', 'is not UTF-8 text (line 1'),

@@ -119,6 +119,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .badge.skipped, .badge.attention, .badge.warning { background: var(--warn-bg); color: var(--warn); }
 .badge.adopted, .badge.ok { background: var(--ok-bg); color: var(--ok); }
 .badge.already_adopted, .badge.info { background: var(--info-bg); color: var(--info); }
+tr.has-detail td { border-bottom: none; }
+tr.detail td { padding-top: 0; padding-left: 26px; }
 tr.failed td:first-child { box-shadow: inset 3px 0 var(--bad); }
 tr.skipped td:first-child { box-shadow: inset 3px 0 #e0a800; }
 .zero { color: #b4bac6; }
@@ -142,16 +144,22 @@ document.querySelectorAll('th.sortable').forEach(function (th) {
     var table = th.closest('table'), body = table.tBodies[0], index = th.cellIndex;
     var down = th.dataset.order !== 'asc';
     th.dataset.order = down ? 'asc' : 'desc';
-    var key = function (row) {
-      var cell = row.cells[index];
+    var key = function (group) {
+      var cell = group[0].cells[index];
       return cell.dataset.sort !== undefined ? parseFloat(cell.dataset.sort) : cell.textContent.trim().toLowerCase();
     };
-    Array.prototype.slice.call(body.rows).sort(function (a, b) {
+    var groups = [];  // a row with the detail rows after it
+    Array.prototype.forEach.call(body.rows, function (row) {
+      if (row.classList.contains('detail') && groups.length) { groups[groups.length - 1].push(row); }
+      else { groups.push([row]); }
+    });
+    groups.sort(function (a, b) {
       var x = key(a), y = key(b);
       return (x < y ? -1 : x > y ? 1 : 0) * (down ? 1 : -1);
-    }).forEach(function (row) { body.appendChild(row); });
+    }).forEach(function (group) { group.forEach(function (row) { body.appendChild(row); }); });
   });
 });
+document.body.dataset.sorting = 'on';
 '''
 
 
@@ -269,16 +277,20 @@ def _host_section(index: int, report: Dict[str, Any], plan: bool) -> Markup:
     rows = []
     for uuid, outcome in sorted_instances(report):
         result = outcome.get('result')
+        details = _plan_details(outcome) if plan else []
         rows.append(element(
             'tr',
             element('td', element('span', uuid, class_='uuid'), element('span', outcome.get('domain') or '', class_='domain')),
             element('td', _badge(result, labels.get(result, result)),
                     data_sort=RESULTS.index(result) if result in RESULTS else len(RESULTS)),
-            element('td', outcome.get('reason') or '', _plan_details(outcome) if plan else None, class_='reason'),
+            element('td', outcome.get('reason') or '', class_='reason'),
             element('td', _disks(outcome)),
             _bytes_cell(instance_bytes(outcome)),
             _number(outcome.get('seconds'), human_seconds(outcome.get('seconds'))),
-            class_='instance %s' % result, data_uuid=uuid, data_result=result))
+            class_='instance %s%s' % (result, ' has-detail' if details else ''), data_uuid=uuid, data_result=result))
+        if details:  # the plan of the instance, full width under its row (sorted with it)
+            rows.append(element('tr', element('td', details, colspan=6), class_='detail %s' % result,
+                                data_uuid=uuid, data_result=result))
     body = (element('table', element('thead', head), element('tbody', rows)) if rows
             else element('p', 'No instances on this host.', class_='empty'))
     status = host_status(report)

@@ -47,8 +47,9 @@ def header_rewrites(outcome: Dict[str, Any]) -> List[str]:
 
 
 def minimal_diff(diff: Optional[str]) -> List[str]:
-    """The changed lines of a unified diff, without its file headers, hunk headers and context lines; a
-    ``...`` line stands for the unchanged lines between two changes."""
+    """The changed lines of a unified diff, without its file headers, hunk headers and context lines, and
+    without the indentation they all share; a ``...`` line stands for the unchanged lines between two
+    changes."""
     lines: List[str] = []
     skipped = False
     for line in (diff or '').splitlines():
@@ -59,7 +60,9 @@ def minimal_diff(diff: Optional[str]) -> List[str]:
             lines.append('...')
         skipped = False
         lines.append(line)
-    return lines
+    changed = [line[1:] for line in lines if line != '...']
+    shared = min((len(line) - len(line.lstrip(' ')) for line in changed if line.strip()), default=0)
+    return [line if line == '...' else line[0] + line[1 + shared:] for line in lines]
 
 
 def host_report(host: str, adoption: Dict[str, Any], variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:

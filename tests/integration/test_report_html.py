@@ -93,8 +93,8 @@ def open_in_browser(workdir, page, screenshot):
     return rendered
 
 
-def test_the_html_report_of_a_real_run_and_the_plan_of_a_check_mode_run_in_a_browser(installed, fleet, workdir,
-                                                                                      loop_device):
+def test_the_html_report_of_a_real_run_and_the_plan_of_a_check_mode_run_in_a_browser(
+        installed, fleet, workdir, loop_device):
     hosts, inventory = fleet
     # compute1's disks pool on a filesystem of its own: its disks are copied (bytes moved), the others linked
     other_fs = os.path.join(workdir, 'compute1-disks')

@@ -154,8 +154,8 @@ def nova_conf_lines(settings: Dict[str, Dict[str, Any]]) -> List[str]:
 
 def _instance_plan_lines(outcome: Dict[str, Any]) -> List[str]:
     """The short per-instance plan of a check-mode report: disks, header rewrites, the domain's changes."""
-    lines = ['    %-12s %-12s %10s  -> %s' % (disk.get('name'), disk.get('method'), human_bytes(disk.get('bytes')),
-                                             disk.get('to')) for disk in outcome.get('disks') or []]
+    lines = ['    %-12s %-12s %10s  -> %s' % (disk.get('name'), disk.get('method'), human_bytes(disk.get('bytes')), disk.get('to'))
+             for disk in outcome.get('disks') or []]
     lines += ['    %-12s header gains its backing format (qemu-img rebase -u; header only)' % disk
               for disk in header_rewrites(outcome)]
     diff = minimal_diff(outcome.get('domain_diff'))
@@ -175,8 +175,8 @@ def render_text(reports: List[Dict[str, Any]], plan: bool = False, risks: Option
              else 'storagepools.libvirt transition report')
     lines = ['%s: %d host(s)' % (title, len(reports)),
              'totals: %s' % ', '.join('%s %d' % (key, counted[key]) for key in RESULTS),
-             '%s %s in %s (longest host)' % ('bytes to move:' if plan else 'bytes moved:', human_bytes(counted['bytes']),
-                                            human_seconds(counted['seconds'])),
+             '%s %s in %s (longest host)' % ('bytes to move:' if plan else 'bytes moved:',
+                                             human_bytes(counted['bytes']), human_seconds(counted['seconds'])),
              '%-20s %-36s %-24s %-16s %10s  %s' % ('host', 'instance', 'domain', 'result', 'bytes', 'reason')]
     for report in reports:
         for uuid, outcome in sorted_instances(report):

@@ -14,6 +14,7 @@ APT_PACKAGES=(
     shellcheck
     ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd
     mmdebstrap dnsmasq-base iptables
+    chromium fonts-dejavu-core
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -6,31 +6,73 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
+import stat
+from urllib.parse import quote
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.report import host_report, render_text
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.report import (
+    check_risks,
+    host_report,
+    render_text,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
+from ansible_collections.storagepools.libvirt.plugins.plugin_utils.report_html import render_html
+
+REPORT, PLAN = 'transition-report', 'transition-plan'
+MODE = 0o644
+_PLAIN_HOST = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.:@-]*\Z')
 
 
-def _write(path, text):
-    """Atomically, 0644; untouched when the content is the same. True when written."""
+def host_file(host, plan):
+    """The per-host file's name: ``<host>.json`` (``<host>.plan.json`` in check mode), the host percent-quoted
+    when it is not a plain name, so no inventory name reaches outside dest or over the aggregate files."""
+    name = host if _PLAIN_HOST.match(host) and host not in (REPORT, PLAN) else 'host-' + quote(host, safe='')
+    return '%s%s.json' % (name, '.plan' if plan else '')
+
+
+def _same_content(dir_fd, name, data):
+    """Whether the regular file ``name`` (never followed, never a FIFO waited on) holds ``data``."""
     try:
-        with open(path) as handle:
-            if handle.read() == text:
-                return False
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
-        pass
-    write_atomically(path, text.encode('utf-8'), mode=0o644)
-    return True
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data) or stat.S_IMODE(info.st_mode) != MODE:
+            return False
+        with os.fdopen(os.dup(fd), 'rb') as handle:
+            return handle.read(len(data) + 1) == data
+    finally:
+        os.close(fd)
+
+
+def write_reports(dest, files):
+    """Write ``files`` ({name: text}) into ``dest``, each atomically with MODE, through one descriptor of the
+    directory (a symlink planted at a file's name is replaced, its target untouched); unchanged ones are
+    left alone. The names written."""
+    os.makedirs(dest, mode=0o755, exist_ok=True)
+    dir_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        written = []
+        for name, text in files.items():
+            data = text.encode('utf-8')
+            if not _same_content(dir_fd, name, data):
+                write_atomically(os.path.join(dest, name), data, mode=MODE, dir_fd=dir_fd)
+                written.append(name)
+        return written
+    finally:
+        os.close(dir_fd)
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('dest', 'hosts', 'result_var', 'option_variables'))
+    _VALID_ARGS = frozenset(('dest', 'hosts', 'result_var', 'option_variables', 'risks'))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -42,22 +84,31 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('option_variables: give a dict {module option: variable name}')
         if not dest or not os.path.isabs(dest):
             raise AnsibleActionFail('dest: give an absolute directory on the controller')
+        try:
+            risks = check_risks(args.get('risks'))
+        except ValueError as exc:
+            raise AnsibleActionFail('risks: %s' % exc)
+        plan = bool(self._task.check_mode)
         hostvars = task_vars['hostvars']
         reports = []
         for host in hosts:
             adoption = hostvars[host].get(variable)
             if isinstance(adoption, dict) and 'summary' in adoption and 'instances' in adoption:
-                reports.append(host_report(host, adoption, option_variables))
+                report = host_report(host, adoption, option_variables)
+                if risks:  # a host's own and the play's
+                    report['risks'] = [risk for risk in risks if risk['host'] in (None, host)]
+                reports.append(report)
+        base = PLAN if plan else REPORT
+        text = render_text(reports, plan, risks)
+        generated = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
+        files = {host_file(report['host'], plan): json.dumps(report, indent=4, sort_keys=True) + '\n'
+                 for report in reports}
+        files.update({base + '.json': json.dumps(reports, indent=4, sort_keys=True) + '\n', base + '.txt': text,
+                      base + '.html': render_html(reports, plan, risks, generated)})
         try:
-            os.makedirs(dest, mode=0o755, exist_ok=True)
-            written = [name for name, text in
-                       [('%s.json' % report['host'], json.dumps(report, indent=4, sort_keys=True) + '\n')
-                        for report in reports]
-                       + [('transition-report.json', json.dumps(reports, indent=4, sort_keys=True) + '\n'),
-                          ('transition-report.txt', render_text(reports))]
-                       if _write(os.path.join(dest, name), text)]
+            written = write_reports(dest, files)
         except OSError as exc:
-            raise AnsibleActionFail('dest: cannot write the report in %s: %s' % (dest, exc.strerror))
-        result.update(changed=False, written=written, hosts=len(reports),
-                      text=render_text(reports).splitlines())
+            raise AnsibleActionFail('dest: cannot write the report in %s: %s' % (dest, exc.strerror or exc))
+        result.update(changed=False, written=written, hosts=len(reports), text=text.splitlines(), plan=plan,
+                      html=os.path.join(dest, base + '.html'))
         return result

@@ -13,17 +13,25 @@ version_added: 0.1.0
 description:
   - "Collects what M(storagepools.libvirt.legacy_disk_adopt) returned on each host (the registered variable
     O(result_var)) and writes, in O(dest) on the controller: C(<host>.json) per host, C(transition-report.json)
-    over every host, and C(transition-report.txt), a table per host and instance (adopted, already adopted,
-    skipped and why, failed and why) followed by the nova.conf values to set for rbd and logical cutovers."
+    over every host, C(transition-report.txt), a table per host and instance (adopted, already adopted,
+    skipped and why, failed and why) followed by the nova.conf values to set for rbd and logical cutovers,
+    and C(transition-report.html), the same as one self-contained page (inline CSS and sorting script, nothing
+    external) with a summary, the hosts by status, the preflight risks (O(risks)) and per host its instances."
+  - "In check mode it writes the plan instead, beside the last real report and never over it:
+    C(transition-plan.json), C(transition-plan.txt), C(transition-plan.html) and C(<host>.plan.json), marked
+    as a plan, with per instance its disks (method, bytes), header rewrites and the domain XML's changed lines."
+  - Every value on the page is escaped text. The files are written atomically, mode 0644, through one
+    descriptor of O(dest); a symlink planted at a report's name is replaced, its target untouched. A host name
+    that is not plain (or that names an aggregate file) is percent-quoted into C(host-<name>.json).
   - An action plugin. It runs on the controller in-process, so writing the report costs no module run; a
-    file whose content is unchanged is not rewritten. The report is the play's output, not a change to a
-    host, so it reports RV(ignore:changed=false).
+    JSON or text file whose content is unchanged is not rewritten (the page carries the time it was made).
+    The report is the play's output, not a change to a host, so it reports RV(ignore:changed=false).
   - The C(storagepools.libvirt.transition) role calls it once per play (C(run_once)).
 author:
   - storagepools.libvirt team (@storagepools)
 attributes:
   check_mode:
-    description: Writes the report in check mode too (it describes the check-mode plan).
+    description: In check mode writes the plan (C(transition-plan.*)) beside the last real report.
     support: full
   diff_mode:
     description: No diff.
@@ -48,6 +56,14 @@ options:
         (for example V(running) to V(storagepools_running)); the reasons in the report name those variables.
       - Left out, the reasons name the module's options.
     type: dict
+  risks:
+    description:
+      - Preflight risks to show on the report, each with a C(message); C(severity) is V(blocking), V(warning)
+        (the default) or V(info); C(host) the host it is about (left out, every host); C(fix) the variable or
+        action that removes it.
+      - Each host's entry in the JSON gets its own risks and those of every host as C(risks).
+    type: list
+    elements: dict
 '''
 
 EXAMPLES = r'''
@@ -74,7 +90,7 @@ written:
   returned: success
   type: list
   elements: str
-  sample: [compute1.json, transition-report.json, transition-report.txt]
+  sample: [compute1.json, transition-report.json, transition-report.txt, transition-report.html]
 hosts:
   description: How many hosts the report covers.
   returned: success
@@ -84,4 +100,13 @@ text:
   returned: success
   type: list
   elements: str
+html:
+  description: The path of the page on the controller (C(transition-report.html), in check mode C(transition-plan.html)).
+  returned: success
+  type: str
+  sample: /var/tmp/storagepools-report/transition-report.html
+plan:
+  description: Whether this was a check-mode run, which wrote the plan files.
+  returned: success
+  type: bool
 '''

@@ -74,8 +74,9 @@ class DiskMove:
         return None
 
     def describe(self) -> Dict[str, Any]:
+        moved = 0 if self.method == LINK else self.legacy.allocated_bytes()
         return {'name': self.legacy.name, 'from': self.legacy.legacy_path, 'to': self.dest,
-                'method': self.method, 'format': self.legacy.format}
+                'method': self.method, 'format': self.legacy.format, 'bytes': moved}
 
 
 class AdoptionObservation:

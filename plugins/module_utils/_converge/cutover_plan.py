@@ -72,7 +72,8 @@ def plan_cutover(observed: CutoverObservation, target: Any, operations: Any = No
         plan.add('verify', deferred(operations, 'verify', item), disk=name)
         plan.add('record', deferred(operations, 'record_import', item), disk=name)
         plan.disks.append({'name': name, 'from': item.legacy.legacy_path, 'to': target.location(item.image),
-                           'method': target.method, 'format': item.legacy.format})
+                           'method': target.method, 'format': item.legacy.format,
+                           'bytes': item.legacy.allocated_bytes()})
     plan.keep()
     for image, record in observed.unrecorded:
         plan.add('record', deferred(operations, 'write_record', image, record), disk=image)

@@ -21,8 +21,10 @@ in this skeleton.
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any, Dict, List
+import time
+from typing import Any, Callable, Dict, List
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import InstancePlan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
@@ -40,6 +42,16 @@ def load_domain(conn: Any, instance_uuid: str, allow_running: bool) -> Dict[str,
     if live and not allow_running:
         return {'result': 'skipped', 'reason': 'the domain is running (running: skip)'}
     return {'domain': domain, 'document': DomainDocument(libvirt_domain.inactive_xml(domain)), 'live': live}
+
+
+def timed(adopt: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
+    """The result gains ``seconds``, how long the instance took (the report's durations)."""
+    @functools.wraps(adopt)
+    def timed_adopt(self: Any, instance_uuid: str) -> Dict[str, Any]:
+        started = time.monotonic()
+        result = adopt(self, instance_uuid)
+        return dict(result, seconds=round(time.monotonic() - started, 3))
+    return timed_adopt
 
 
 class InstanceWorkflow:
@@ -66,12 +78,14 @@ class InstanceWorkflow:
     def close(self) -> None:
         pass
 
+    @timed
     def adopt(self, instance_uuid: str) -> Dict[str, Any]:
         """The result dict for one instance; never raises for the instance's own problems."""
         result = dict(self.result_template)
         loaded = load_domain(self.conn, instance_uuid, self.allow_running())
         if 'result' in loaded:
             return dict(result, **loaded)
+        result['domain'] = loaded['document'].name  # the report shows it beside the uuid
         try:
             files = nova_layout.InstanceFiles(self.instances_path, instance_uuid)
         except nova_layout.Skip as exc:

@@ -281,6 +281,10 @@ class LegacyDisk:
         self.stat = info
         self.backing_fd = backing_fd
 
+    def allocated_bytes(self) -> Optional[int]:
+        """The bytes the data file holds (its allocated blocks, as opened): what a copy or import reads."""
+        return None if self.stat is None else self.stat.st_blocks * 512
+
     def close(self) -> None:
         for fd in (self.fd, self.backing_fd):
             if fd is not None:

@@ -6,8 +6,25 @@
 
 from __future__ import annotations
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.report import host_report, render_text
+import re
 
+import pytest
+from nova_instance import changed_lines
+from test_adopt_plan import observe
+
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import LINK
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import plan_adoption
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.report import (
+    check_risks,
+    host_report,
+    human_bytes,
+    human_seconds,
+    minimal_diff,
+    render_text,
+    totals,
+)
+
+MiB = 1024 * 1024
 UUID_A, UUID_B = '0b3b6a2b-5a34-4b8e-9d3e-4f8e6f0e2b11', '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b'
 
 
@@ -30,9 +47,10 @@ def test_totals_rows_sorted_and_the_nova_conf_values_last():
     lines = render_text(reports).splitlines()
     assert lines[0] == 'storagepools.libvirt transition report: 2 host(s)'
     assert lines[1] == 'totals: adopted 1, already_adopted 1, skipped 1, failed 0'
-    rows = [line.split()[:3] for line in lines[4:7]]
-    assert rows == [['compute1', UUID_A, 'already_adopted'], ['compute1', UUID_B, 'adopted'],
-                    ['compute2', UUID_B, 'skipped']]
+    assert lines[3].split() == ['host', 'instance', 'domain', 'result', 'bytes', 'reason']
+    rows = [line.split()[:4] for line in lines[4:7]]  # grouped by result within a host: what needs a look first
+    assert rows == [['compute1', UUID_B, '-', 'adopted'], ['compute1', UUID_A, '-', 'already_adopted'],
+                    ['compute2', UUID_B, '-', 'skipped']]
     assert lines[6].endswith('the domain is running')
     assert lines[-3].startswith('nova.conf on compute2 must hold')
     assert lines[-2:] == ['  [libvirt] images_type = lvm', '  [libvirt] images_volume_group = nova-vg']
@@ -62,3 +80,109 @@ def test_only_whole_option_names_are_replaced():
     text = '/srv/running: a path, pre_running: x, my.force: y, running_total: z'
     assert host_report('h', adoption({UUID_A: {'result': 'failed', 'reason': text}}),
                        ROLE_VARIABLES)['instances'][UUID_A]['reason'] == text
+
+
+def adopted(domain='instance-00000001', diff=None, rebase=False, seconds=1.5, **bytes_per_disk):
+    disks = [{'name': name.replace('_', '.'), 'method': 'copy', 'bytes': count, 'to': '/pool/%s' % name}
+             for name, count in sorted(bytes_per_disk.items())]
+    actions = [{'action': 'copy', 'disk': disk['name']} for disk in disks]
+    if rebase:
+        actions.append({'action': 'rebase', 'disk': 'disk'})
+    return {'result': 'adopted', 'reason': None, 'domain': domain, 'disks': disks, 'actions': actions,
+            'domain_diff': diff, 'seconds': seconds}
+
+
+def test_bytes_and_seconds_add_up_per_host_and_the_longest_host_is_the_duration():
+    one = host_report('compute1', adoption({UUID_A: adopted(disk=3 * MiB, disk_local=MiB, seconds=2.0),
+                                            UUID_B: dict(adopted(disk=5 * MiB, seconds=1.0), result='failed')}))
+    two = host_report('compute2', adoption({UUID_A: adopted(disk=MiB, seconds=7.25)}))
+    assert one['bytes'] == 4 * MiB and one['seconds'] == 3.0  # a failed instance moved nothing that stays
+    assert totals([one, two]) == {'hosts': 2, 'adopted': 2, 'already_adopted': 0, 'skipped': 0, 'failed': 1,
+                                  'bytes': 5 * MiB, 'seconds': 7.25}
+    assert render_text([one, two]).splitlines()[2] == 'bytes moved: 5.0 MiB in 7.2 s (longest host)'
+
+
+# the canonical diff of data/nova-instance.xml adopted (see test_adopt_plan): three context lines around each change
+DOMAIN_DIFF = '''\
+--- domain instance-00000001 (before)
++++ domain instance-00000001 (after)
+@@ -40,7 +40,10 @@
+     <disk device="disk" type="file">
+       <driver cache="none" name="qemu" type="qcow2"/>
+-      <source file="/var/lib/nova/instances/u/disk"/>
++      <source file="/var/lib/nova/disks/u_disk"/>
++      <backingStore type="file">
++        <format type="raw"/>
++      </backingStore>
+       <target bus="virtio" dev="vda"/>
+@@ -60,3 +63,3 @@
+       <driver cache="none" name="qemu" type="raw"/>
+-      <source file="/var/lib/nova/instances/u/disk.local"/>
++      <source file="/var/lib/nova/disks/u_disk.local"/>
+       <target bus="virtio" dev="vdb"/>
+'''
+
+
+def test_the_minimal_diff_keeps_only_the_changed_lines():
+    assert minimal_diff(DOMAIN_DIFF) == [  # dedented: the six spaces every changed line has are gone
+        '-<source file="/var/lib/nova/instances/u/disk"/>', '+<source file="/var/lib/nova/disks/u_disk"/>',
+        '+<backingStore type="file">', '+  <format type="raw"/>', '+</backingStore>', '...',
+        '-<source file="/var/lib/nova/instances/u/disk.local"/>', '+<source file="/var/lib/nova/disks/u_disk.local"/>']
+    assert minimal_diff(None) == [] and minimal_diff('') == []
+
+
+def test_the_minimal_diff_of_a_real_plan_is_its_changed_lines():
+    plan = plan_adoption(observe(LINK), 'nova-disks-pool', 'file')
+    kept = [line for line in minimal_diff(plan.domain_diff()) if line != '...']
+    assert [line[0] + line[1:].strip() for line in kept] == [
+        line[0] + line[1:].strip() for line in changed_lines(plan.domain_diff())] and kept
+    assert len(minimal_diff(plan.domain_diff())) < len(plan.domain_diff().splitlines())
+
+
+def test_a_plan_is_titled_so_and_lists_per_instance_disks_header_rewrites_and_the_domain_changes():
+    report = host_report('compute1', adoption({UUID_A: adopted(diff=DOMAIN_DIFF, rebase=True, disk=2 * MiB)}))
+    text = render_text([report], plan=True)
+    lines = text.splitlines()
+    assert lines[0] == 'storagepools.libvirt transition PLAN (check mode, nothing was changed): 1 host(s)'
+    assert lines[2].startswith('bytes to move: 2.0 MiB')
+    assert lines[4].split()[:4] == ['compute1', UUID_A, 'instance-00000001', 'adopted']
+    assert lines[5].split() == ['disk', 'copy', '2.0', 'MiB', '->', '/pool/disk']
+    assert 'disk         header gains its backing format' in lines[6]
+    assert lines[7] == '    domain XML:'
+    assert lines[8:] == ['      ' + line for line in minimal_diff(DOMAIN_DIFF)]
+    assert 'domain XML' not in render_text([report])  # the real run's table stays a table
+
+
+def test_control_characters_from_a_hostile_name_never_reach_the_terminal():
+    report = host_report('compute1', adoption({UUID_A: {'result': 'skipped', 'reason': 'bad \x1b[2J\nname\x07'}}))
+    text = render_text([report])
+    assert '\x1b' not in text and '\x07' not in text and 'bad \\x1b[2J\\x0aname\\x07' in text
+    assert len(text.splitlines()) == 5  # the newline in the reason made no row of its own
+
+
+@pytest.mark.parametrize('risks, message', [
+    ({'message': 'x'}, 'give a list'),
+    ([{'severity': 'warning'}], 'item 0 needs a message'),
+    ([{'message': 'x', 'severity': 'fatal'}], "severity is one of blocking, warning, info, not 'fatal'"),
+    ([{'message': 'x', 'sevrity': 'info'}], 'item 0 has unknown keys sevrity'),
+])
+def test_wrong_risks_are_refused_naming_what_is_wrong(risks, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_risks(risks)
+
+
+def test_risks_come_blocking_first_and_are_in_the_text():
+    risks = check_risks([{'message': 'tmpfs', 'severity': 'info', 'host': 'compute2'},
+                         {'message': 'too small', 'severity': 'blocking', 'host': 'compute1', 'fix': 'grow it'},
+                         {'message': 'old libvirt'}])
+    assert [(risk['severity'], risk['message']) for risk in risks] == [
+        ('blocking', 'too small'), ('warning', 'old libvirt'), ('info', 'tmpfs')]
+    lines = render_text([], risks=risks).splitlines()
+    assert lines[-3:] == ['risk blocking compute1: too small (fix: grow it)', 'risk warning  all hosts: old libvirt',
+                          'risk info     compute2: tmpfs']
+
+
+def test_sizes_and_durations_read_as_people_say_them():
+    assert [human_bytes(count) for count in (None, 0, 1023, 1024, 5 * MiB // 2, 3 * 1024 ** 4, 2048 * 1024 ** 4)] == [
+        '-', '0 B', '1023 B', '1.0 KiB', '2.5 MiB', '3.0 TiB', '2048.0 TiB']
+    assert [human_seconds(seconds) for seconds in (0, 59.94, 61, 3725)] == ['0.0 s', '59.9 s', '1m 01s', '1h 02m 05s']

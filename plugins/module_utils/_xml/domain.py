@@ -143,6 +143,41 @@ class DomainDisk:
         self.element.set('type', 'network')
         self.element.find('driver').set('type', 'raw')
 
+    def to_xml(self) -> str:
+        """This <disk> element alone, as it is in the document."""
+        return etree.tostring(self.element, encoding='unicode', with_tail=False)
+
+    def restore_source(self, recorded: str) -> None:
+        """The type, <source> and <backingStore> of ``recorded`` (this disk's element as it was, to_xml) back
+        in place; every other attribute and child stays as it is now (what libvirt changed since)."""
+        old_disk = xml_tree.parse(recorded, 'disk')
+        if old_disk.get('type') is None:
+            self.element.attrib.pop('type', None)
+        else:
+            self.element.set('type', old_disk.get('type'))
+        current = self.element.find('source')
+        wanted = old_disk.find('source')
+        anchor = current
+        if wanted is not None:
+            wanted = copy.deepcopy(wanted)
+            if current is not None:
+                wanted.tail = current.tail
+                current.addprevious(wanted)
+            else:
+                self.element.append(wanted)
+            anchor = wanted
+        if current is not None:
+            self.element.remove(current)
+        for node in self.element.findall('backingStore'):
+            self.element.remove(node)
+        for node in reversed(old_disk.findall('backingStore')):
+            node = copy.deepcopy(node)
+            if anchor is not None:
+                node.tail = anchor.tail
+                anchor.addnext(node)
+            else:
+                self.element.append(node)
+
     def set_backing_store(self, path: str, backing_format: str) -> None:
         """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.
 

@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 from conftest import libvirt, run_module, start_module
@@ -273,3 +274,57 @@ def test_disk_info_nova_changed_since_keeps_novas_entries_without_the_pool_paths
         after = json.load(handle)
     assert after == {os.path.join(host.instances, instance, name): fmt
                      for name, fmt in (('disk', 'qcow2'), ('disk.local', 'raw'), ('disk.rescue', 'qcow2'))}
+
+
+def test_the_transition_role_leaves_an_excluded_reverted_instance_alone(installed, conn, pools, workdir):
+    """transition, revert one instance, then transition again: with storagepools_exclude_instances it stays
+    reverted in check mode and the real run; without, check mode and the real run agree (it is adopted)."""
+    from nova_host import NovaHost
+    from test_roles import recaps, run_playbook
+
+    root = os.path.join(workdir, 'onehost')
+    nova = NovaHost(conn, root, pools.new())
+    reverted, other = nova.instance(config=False), nova.instance(config=False)
+    disks, report_dir, state = pools.new(), os.path.join(workdir, 'report'), os.path.join(root, 'state')
+    inventory = os.path.join(workdir, 'inventory.ini')
+    with open(inventory, 'w') as handle:
+        handle.write(' '.join([
+            'onehost', 'ansible_connection=local', 'ansible_python_interpreter=%s' % sys.executable,
+            'storagepools_instances_path=%s' % nova.instances, 'storagepools_disks_path=%s/disks' % root,
+            'storagepools_cache_pool=%s' % pools.new(), 'storagepools_disks_pool=%s' % disks,
+            'storagepools_nova_conf=%s' % nova.nova_conf, 'storagepools_state_dir=%s' % state,
+            'storagepools_report_dir=%s' % report_dir]) + '\n')
+    excluded = ['-e', json.dumps({'storagepools_exclude_instances': [reverted]})]
+
+    def report():
+        with open(os.path.join(report_dir, 'onehost.json')) as handle:
+            return json.load(handle)['instances']
+
+    try:
+        code, out = run_playbook(installed, 'transition', inventory)
+        assert code == 0, out
+        assert report()[reverted]['result'] == 'adopted'
+        result = run_module('legacy_disk_adopt', dict(instances=[reverted], state='reverted', disks_pool=disks,
+                                                      instances_path=nova.instances, state_dir=state,
+                                                      nova_conf=nova.nova_conf))
+        assert result['instances'][reverted]['result'] == 'reverted', result
+        legacy = os.path.join(nova.instances, reverted, 'disk')
+        for options in (['--check'], []):
+            code, out = run_playbook(installed, 'transition', inventory, *(excluded + options))
+            assert code == 0, out
+            assert all(recap['changed'] == '0' for recap in recaps(out).values()), out
+            assert not os.path.islink(legacy)
+            outcome = report()[reverted]
+            assert outcome['result'] == 'skipped', outcome
+            assert outcome['reason'].startswith('storagepools_exclude_instances: '), outcome
+            assert report()[other]['result'] == 'already_adopted'
+        code, out = run_playbook(installed, 'transition', inventory, '--check')
+        assert code == 0 and not os.path.islink(legacy), out
+        planned = report()[reverted]
+        code, out = run_playbook(installed, 'transition', inventory)
+        assert code == 0, out
+        assert planned['result'] == report()[reverted]['result'] == 'adopted', (planned, report()[reverted])
+        assert planned['actions'] == report()[reverted]['actions']
+        assert os.path.islink(legacy)
+    finally:
+        nova.cleanup()

@@ -289,8 +289,8 @@ EXCLUDED = 'exclude: the operator keeps this instance out of these runs'
 def uuid_list(option, names):
     bad = [name for name in names if not nova_layout.is_uuid(name)]
     if bad:
-        raise StoragePoolsError('%s: %s is not a uuid%s' % (option, ', '.join(bad),
-                                                           ' (or give [all])' if option == 'instances' else ''))
+        hint = ' (or give [all])' if option == 'instances' else ''
+        raise StoragePoolsError('%s: %s is not a uuid%s' % (option, ', '.join(bad), hint))
     return [name.lower() for name in names]
 
 

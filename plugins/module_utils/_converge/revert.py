@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import (
     records as metadata,
@@ -164,8 +164,8 @@ class Reverter(InstanceWorkflow):
 
     def require_space(self, observed: RevertObservation, plan: InstancePlan) -> None:
         """Copies back onto the instance directory's filesystem must fit, before the first byte."""
-        copies = [disk for disk in observed.disks if any(step.action == 'copy_back' and step.disk == disk.name
-                                                        for step in plan.steps)]
+        copied = set(step.disk for step in plan.steps if step.action == 'copy_back')
+        copies = [disk for disk in observed.disks if disk.name in copied]
         if not copies:
             return
         needed = sum(limits.thin_file_need(disk.volume_fd, os.fstat(disk.volume_fd).st_size) for disk in copies)

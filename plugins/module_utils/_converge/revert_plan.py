@@ -30,7 +30,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import COPY, LINK
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import LINK
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import (
     InstancePlan,
     deferred,
@@ -171,8 +171,8 @@ def plan_revert(observed: RevertObservation, pool_name: str, operations: Any = N
         plan.add('domain', deferred(operations, 'define', after))
     wanted = wanted_disk_info(observed.record, observed.disk_info)
     if wanted != observed.disk_info:
-        plan.add('disk_info', deferred(operations, 'write_disk_info', observed.files, wanted,
-                                        observed.record.get('disk_info_mode') or 0o644))
+        mode = observed.record.get('disk_info_mode') or 0o644
+        plan.add('disk_info', deferred(operations, 'write_disk_info', observed.files, wanted, mode))
     for action, do, name in finishing:
         plan.add(action, do, disk=name)
     return plan

@@ -157,26 +157,27 @@ class DomainDisk:
             self.element.set('type', old_disk.get('type'))
         current = self.element.find('source')
         wanted = old_disk.find('source')
-        anchor = current
+        anchor = None
         if wanted is not None:
-            wanted = copy.deepcopy(wanted)
-            if current is not None:
-                wanted.tail = current.tail
-                current.addprevious(wanted)
-            else:
-                self.element.append(wanted)
-            anchor = wanted
+            anchor = copy.deepcopy(wanted)
+            self._place(anchor, current, before=True)
         if current is not None:
             self.element.remove(current)
         for node in self.element.findall('backingStore'):
             self.element.remove(node)
         for node in reversed(old_disk.findall('backingStore')):
-            node = copy.deepcopy(node)
-            if anchor is not None:
-                node.tail = anchor.tail
-                anchor.addnext(node)
-            else:
-                self.element.append(node)
+            self._place(copy.deepcopy(node), anchor, before=False)
+
+    def _place(self, node: etree._Element, beside: Optional[etree._Element], before: bool) -> None:
+        """``node`` just before or after ``beside`` (with its indentation), or last when there is none."""
+        if beside is None:
+            self.element.append(node)
+            return
+        node.tail = beside.tail
+        if before:
+            beside.addprevious(node)
+        else:
+            beside.addnext(node)
 
     def set_backing_store(self, path: str, backing_format: str) -> None:
         """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.

@@ -39,6 +39,12 @@ description:
     the config drive stays a file, as Nova's lvm backend keeps it."
   - Instances already on the pool (a host that ran with C(images_type=rbd) or C(lvm)) need no move; their
     volumes only gain a record.
+  - "O(state=reverted) undoes the adoption of shut-off instances of a file pool: each disk file comes back at
+    its legacy path (a hard link on the same filesystem; a verified copy of the volume's current data from
+    another one), C(disk.info) and the domain's disks as they were before the adoption (only the disks' type,
+    source and backingStore change back; whatever libvirt changed in the domain since stays), and the pool
+    volume goes, through libvirt. What the layout was comes from the journal the adoption kept in
+    O(state_dir), never from the instance directory."
   - Each instance's run is planned first from what is observed (the domain's XML, the files, the records, the
     journal), as the list of journalled steps returned in RV(instances.actions); check mode returns that plan and
     writes nothing. With C(--diff), the changes to each domain's XML are shown, compared in a canonical form
@@ -55,6 +61,20 @@ options:
     type: list
     elements: str
     default: [all]
+  exclude:
+    description:
+      - Instance uuids this run leaves alone (reported as skipped), e.g. instances an operator reverted and
+        keeps out of later transitions.
+    type: list
+    elements: str
+    default: []
+  state:
+    description:
+      - V(adopted) moves the legacy disks into the disks pool; V(reverted) undoes that for instances adopted
+        into a file pool (running instances are skipped with a reason).
+    type: str
+    choices: [adopted, reverted]
+    default: adopted
   instances_path:
     description: Nova's C(instances_path).
     type: path
@@ -144,6 +164,11 @@ EXAMPLES = r'''
     ceph_keyring: /etc/ceph/ceph.client.nova.keyring
     finalize: true
 
+- name: Undo the adoption of one instance (shut off), and keep it out of later adoption runs
+  storagepools.libvirt.legacy_disk_adopt:
+    instances: [6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b]
+    state: reverted
+
 - name: Adopt two instances, with volume disks
   storagepools.libvirt.legacy_disk_adopt:
     instances:
@@ -159,7 +184,8 @@ instances:
   type: dict
   contains:
     result:
-      description: V(adopted), V(already_adopted), V(skipped) or V(failed).
+      description: V(adopted), V(already_adopted), V(skipped) or V(failed); with O(state=reverted), V(reverted),
+        V(not_adopted) (its disks are its legacy files), V(skipped) or V(failed).
       type: str
     reason:
       description: Why an instance was skipped or failed.
@@ -173,10 +199,11 @@ instances:
           description: The legacy disk name (disk, disk.local, ...).
           type: str
         from:
-          description: The legacy path (now a symlink to the volume).
+          description: The legacy path (now a symlink to the volume); with O(state=reverted) the volume.
           type: str
         to:
-          description: The volume's path in the disks pool (C(<ceph pool>/<image>) on rbd).
+          description: The volume's path in the disks pool (C(<ceph pool>/<image>) on rbd); with
+            O(state=reverted) the legacy path.
           type: str
         method:
           description: V(link) (same filesystem, a hard link, nothing copied), V(copy) (copied, verified, then the
@@ -192,6 +219,8 @@ instances:
         - Each is one of V(register), V(link), V(copy), V(verify), V(blockcopy), V(record), V(rebase), V(swap)
           (file pools), V(discard), V(import), V(verify), V(record), V(remove) (rbd and logical pools), then
           V(disk_info) and V(domain); these are also the names in the journal under O(state_dir).
+        - With O(state=reverted) V(link_back) (same filesystem) or V(copy_back), V(verify_back), V(swap_back)
+          per disk, then V(domain), V(disk_info), and per disk V(unrecord) and V(remove).
       type: list
       elements: dict
       contains:
@@ -226,7 +255,7 @@ diff:
   type: list
   elements: dict
 summary:
-  description: How many instances ended in each result.
+  description: How many instances ended in each result (with O(state=reverted) V(reverted), V(not_adopted), V(skipped), V(failed)).
   returned: success
   type: dict
   sample: {adopted: 3, already_adopted: 10, skipped: 1, failed: 0}
@@ -240,6 +269,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.bas
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import FILE_POOL_TYPES
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import Adopter
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import Cutover
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.revert import Reverter
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock
@@ -255,17 +285,38 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
-RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
+RESULTS = {'adopted': ('adopted', 'already_adopted', 'skipped', 'failed'),
+           'reverted': ('reverted', 'not_adopted', 'skipped', 'failed')}
+EXCLUDED = 'exclude: the operator keeps this instance out of these runs'
+
+
+def uuid_list(option, names):
+    bad = [name for name in names if not nova_layout.is_uuid(name)]
+    if bad:
+        hint = ' (or give [all])' if option == 'instances' else ''
+        raise StoragePoolsError('%s: %s is not a uuid%s' % (option, ', '.join(bad), hint))
+    return [name.lower() for name in names]
 
 
 def instance_list(params):
     wanted = params['instances']
     if wanted == ['all']:
         return nova_layout.list_instances(params['instances_path'])
-    bad = [name for name in wanted if not nova_layout.is_uuid(name)]
-    if bad:
-        raise StoragePoolsError('instances: %s is not a uuid (or give [all])' % ', '.join(bad))
-    return [name.lower() for name in wanted]
+    return uuid_list('instances', wanted)
+
+
+def reverter_for(conn, params, check_mode):
+    """The Reverter of a file disks pool (rbd and logical pools: not in this version)."""
+    pool = Endpoint(conn, params['disks_pool'], 'disks_pool')
+    for option, default in (('finalize', False), ('running', 'skip')):
+        if params[option] != default:
+            raise StoragePoolsError('%s: state=reverted takes shut-off instances back from a file pool; leave %s '
+                                    'at its default' % (option, option))
+    if pool.type not in FILE_POOL_TYPES:
+        raise StoragePoolsError("disks_pool: '%s' is a %s pool; state=reverted undoes adoptions into dir, fs and "
+                                "netfs pools in this version" % (params['disks_pool'], pool.type))
+    return Reverter(conn, params['instances_path'], pool, params['state_dir'],
+                    nova_layout.NovaConf(params['nova_conf']), check_mode)
 
 
 def adopter_for(conn, params, check_mode):
@@ -309,23 +360,31 @@ def run(module):
                                  'instances_path': names.path, 'nova_conf': names.path, 'state_dir': names.path,
                                  'ceph_keyring': names.path})
     uuids = instance_list(params)
+    excluded = set(uuid_list('exclude', params['exclude']))
+    reverting = params['state'] == 'reverted'
     if module.check_mode:
         lock = contextlib.nullcontext()
     else:
         lock = HostLock(params['state_dir'], params['lock_timeout'])
     conn = open_connection(params['uri'])
     try:
-        adopter = adopter_for(conn, params, module.check_mode)
+        adopter = (reverter_for if reverting else adopter_for)(conn, params, module.check_mode)
         settings = adopter.nova_settings()
+        untouched = {'disks': [], 'actions': [], 'domain_diff': None}
+
+        def one(instance_uuid):
+            if instance_uuid in excluded:
+                return dict(untouched, result='skipped', reason=EXCLUDED)
+            return adopter.adopt(instance_uuid)
         try:
             with lock:
-                results = each_item(uuids, adopter.adopt, {'disks': [], 'actions': [], 'domain_diff': None})
+                results = each_item(uuids, one, untouched)
         finally:
             adopter.close()
     finally:
         conn.close()
-    summary = summarise(results, RESULTS)
-    outcome = dict(changed=summary['adopted'] > 0, instances=results, summary=summary)
+    summary = summarise(results, RESULTS[params['state']])
+    outcome = dict(changed=summary[params['state']] > 0, instances=results, summary=summary)
     if settings is not None:
         outcome['nova_conf_settings'] = settings
     if module._diff and adopter.diffs:
@@ -339,6 +398,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             instances=dict(type='list', elements='str', default=['all']),
+            exclude=dict(type='list', elements='str', default=[]),
+            state=dict(type='str', default='adopted', choices=['adopted', 'reverted']),
             instances_path=dict(type='path', default='/var/lib/nova/instances'),
             disks_pool=dict(type='str', default='nova-disks-pool'),
             cache_pool=dict(type='str', default='nova-base-images-pool'),

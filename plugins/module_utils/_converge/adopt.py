@@ -76,6 +76,10 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.ado
     file_identity,
     plan_adoption,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.revert_plan import (
+    LEGACY_RECORD,
+    legacy_record,
+)
 
 
 def empty_placeholder(path: str, size: int) -> bool:
@@ -198,6 +202,20 @@ class Adopter(InstanceWorkflow):
 
     def plan(self, observed: AdoptionObservation) -> InstancePlan:
         return plan_adoption(observed, self.pool.name, self.disk_type, self)
+
+    def before_apply(self, observed: AdoptionObservation, plan: InstancePlan) -> None:
+        """Keep the legacy layout in the journal (root's) while it is still wholly legacy - no disk moved, no
+        pool path in disk.info or the domain: what a revert (state: reverted) brings back."""
+        if any(move.in_pool or move.legacy.moved for move in observed.moves) \
+                or any(os.path.dirname(path) == self.pool.target for path in observed.disk_info) \
+                or any(self._in_pool(disk) for disk in observed.document.disks()):
+            return  # a run under way kept it before its first step
+        content, mode = nova_layout.read_disk_info_bytes(observed.files.fd)
+        disks = [{'name': move.legacy.name, 'target': move.legacy.target, 'legacy_path': move.legacy.legacy_path,
+                  'format': move.legacy.format, 'volume': move.volume, 'dest': move.dest} for move in observed.moves]
+        self.journal.keep(observed.instance_uuid, LEGACY_RECORD,
+                          legacy_record(observed.files.path, self.pool.name, self.pool.target, disks,
+                                        observed.document, content, mode))
 
     def require_space(self, observed: AdoptionObservation, plan: InstancePlan) -> None:
         """Refuse the whole instance, before anything is registered, when its copies do not fit."""

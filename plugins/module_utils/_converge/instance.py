@@ -62,6 +62,8 @@ class InstanceWorkflow:
 
     result_template: Dict[str, Any] = {'result': None, 'reason': None, 'disks': [], 'actions': [], 'domain_diff': None}
     pool_dir = ''  # where a legacy disk's link may lead (file pools only)
+    done_result, nothing_result = 'adopted', 'already_adopted'  # an instance's result: its plan ran, was empty
+    forget_when_done: tuple = ()  # the journal's kept facts that go when a run finishes
 
     def __init__(self, conn: Any, instances_path: str, state_dir: str, nova_conf: nova_layout.NovaConf,
                  check_mode: bool) -> None:
@@ -78,6 +80,17 @@ class InstanceWorkflow:
     def close(self) -> None:
         pass
 
+    def find_disks(self, instance_uuid: str, files: nova_layout.InstanceFiles, document: DomainDocument
+                   ) -> List[nova_layout.LegacyDisk]:
+        """The instance's legacy disks, each opened (raises nova_layout.Skip)."""
+        return nova_layout.legacy_disks(instance_uuid, files, document, self.nova_conf, self.pool_dir)
+
+    def before_apply(self, observed: Any, plan: InstancePlan) -> None:
+        """What a real run does before its first step (not in check mode)."""
+
+    def release(self) -> None:
+        """Close what ``observe`` opened for the instance."""
+
     @timed
     def adopt(self, instance_uuid: str) -> Dict[str, Any]:
         """The result dict for one instance; never raises for the instance's own problems."""
@@ -92,30 +105,31 @@ class InstanceWorkflow:
             return dict(result, result='skipped', reason=str(exc))
         with files:
             try:
-                disks = nova_layout.legacy_disks(instance_uuid, files, loaded['document'], self.nova_conf,
-                                                 self.pool_dir)
+                disks = self.find_disks(instance_uuid, files, loaded['document'])
             except nova_layout.Skip as exc:
                 return dict(result, result='skipped', reason=str(exc))
             try:
                 try:
                     observed = self.observe(instance_uuid, files, loaded, disks)
+                    if isinstance(observed, dict):
+                        return dict(result, **observed)
+                    plan = self.plan(observed)
                 except nova_layout.Skip as exc:
                     return dict(result, result='skipped', reason=str(exc))
-                if isinstance(observed, dict):
-                    return dict(result, **observed)
-                plan = self.plan(observed)
                 if not plan:
-                    return dict(result, result='already_adopted')
+                    return dict(result, result=self.nothing_result)
                 result.update(self.report(plan))
                 self.require_space(observed, plan)
                 if not self.check_mode:
-                    plan.apply(self.journal)
+                    self.before_apply(observed, plan)
+                    plan.apply(self.journal, self.done_result, self.forget_when_done)
             finally:
                 nova_layout.close_disks(disks)
+                self.release()
         if plan.domain_changes:
             self.diffs.append({'before_header': 'domain %s (before)' % instance_uuid, 'before': plan.before.canonical(),
                                'after_header': 'domain %s (after)' % instance_uuid, 'after': plan.after.canonical()})
-        return dict(result, result='adopted')
+        return dict(result, result=self.done_result)
 
     @staticmethod
     def report(plan: InstancePlan) -> Dict[str, Any]:

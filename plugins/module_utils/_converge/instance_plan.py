@@ -75,8 +75,9 @@ class InstancePlan:
     def describe(self) -> List[Dict[str, str]]:
         return [step.describe() for step in self.steps]
 
-    def apply(self, journal: Journal) -> None:
-        """Journal and do each step; on a failure, undo the group's steps (newest first) and re-raise."""
+    def apply(self, journal: Journal, result: str = 'adopted', forget: tuple = ()) -> None:
+        """Journal and do each step; on a failure, undo the group's steps (newest first) and re-raise.
+        ``result`` closes the run in the journal; ``forget``: the kept facts that go with it."""
         for index, step in enumerate(self.steps):
             try:
                 journal.step(self.instance_uuid, step.action, **({} if step.disk is None else {'disk': step.disk}))
@@ -84,7 +85,7 @@ class InstancePlan:
             except BaseException:
                 self._undo(index)
                 raise
-        journal.finish(self.instance_uuid, 'adopted')
+        journal.finish(self.instance_uuid, result, forget)
 
     def _undo(self, failed: int) -> None:
         start = max([kept for kept in self._kept if kept <= failed] or [0])

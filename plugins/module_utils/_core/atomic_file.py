@@ -126,16 +126,36 @@ def symlink_atomically(target: str, path: str, dir_fd: int | None = None) -> Non
     _replace(path, lambda dir_fd, temporary: os.symlink(target, temporary, dir_fd=dir_fd), dir_fd)
 
 
-def link_atomically(source: int | str, path: str) -> None:
+def link_atomically(source: int | str, path: str, dir_fd: int | None = None) -> None:
     """Replace ``path`` with a hard link to ``source``: an open descriptor (linked through /proc/self/fd, so
     the file checked is the file linked), or a path whose own name is linked (a symlink there is not
-    followed)."""
+    followed). ``dir_fd``: the directory of ``path`` as the caller opened it."""
     if isinstance(source, int):
         _replace(path, lambda dir_fd, temporary: os.link('/proc/self/fd/%d' % source, temporary,
-                                                         dst_dir_fd=dir_fd, follow_symlinks=True))
+                                                         dst_dir_fd=dir_fd, follow_symlinks=True), dir_fd)
     else:
         _replace(path, lambda dir_fd, temporary: os.link(source, temporary, dst_dir_fd=dir_fd,
-                                                         follow_symlinks=False))
+                                                         follow_symlinks=False), dir_fd)
+
+
+def make_temporary(path: str, dir_fd: int) -> tuple[str, int]:
+    """A new empty file (0600, O_EXCL, never through a symlink) under a random name next to ``path`` in the
+    directory ``dir_fd``: (its name, its descriptor, open for writing). rename_into_place puts it at ``path``."""
+    name = os.path.basename(path)
+    return _make_unique(dir_fd, name, lambda temporary: os.open(
+        temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd))
+
+
+def rename_into_place(temporary: str, path: str, dir_fd: int) -> None:
+    """Rename ``temporary`` (of make_temporary) over ``path`` in ``dir_fd`` (a symlink there is replaced
+    itself), then fsync the directory."""
+    os.rename(temporary, os.path.basename(path), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)
+
+
+def discard_temporary(temporary: str, dir_fd: int) -> None:
+    """Remove a temporary of make_temporary (gone already: nothing to do)."""
+    _discard(dir_fd, temporary)
 
 
 def flush(path: str) -> None:

@@ -187,10 +187,24 @@ class Journal:
         write_atomically(self.path(key), json.dumps(entry).encode('utf-8'), mode=0o600)
         fault_point(step, self.counts)
 
-    def finish(self, key: str, result: str) -> None:
-        """Close the run under way: its steps become history."""
+    def finish(self, key: str, result: str, forget: tuple[str, ...] = ()) -> None:
+        """Close the run under way: its steps become history; the kept facts named in ``forget`` go with it
+        (in the same write)."""
         entry = self.read(key) or self._new(key)
         steps = entry['done'] + ([entry['current']] if entry.get('current') else [])
         entry['history'].append({'steps': steps, 'result': result, 'at': time.time()})
         entry.update(done=[], current=None, result=result)
+        for name in forget:
+            entry.pop(name, None)
         write_atomically(self.path(key), json.dumps(entry).encode('utf-8'), mode=0o600)
+
+    def keep(self, key: str, name: str, value: Any) -> None:
+        """Keep a fact about ``key`` beside its runs (e.g. what a revert needs: the layout before an adoption),
+        in the root-only journal: the decisive record, never the nova user's files."""
+        entry = self.read(key) or self._new(key)
+        entry[name] = value
+        write_atomically(self.path(key), json.dumps(entry).encode('utf-8'), mode=0o600)
+
+    def kept(self, key: str, name: str) -> Any:
+        """The fact ``name`` kept for ``key`` (None when there is none)."""
+        return (self.read(key) or {}).get(name)

@@ -75,13 +75,14 @@ def open_for_reading(src: int | str) -> BinaryIO:
     return open(src, 'rb')
 
 
-def copy_file(src: int | str, dst: str, allow_reflink: bool = True) -> str:
-    """Copy the bytes of ``src`` (a path or an open descriptor) into the existing file ``dst``; returns the
-    method used.
+def copy_file(src: int | str, dst: int | str, allow_reflink: bool = True) -> str:
+    """Copy the bytes of ``src`` (a path or an open descriptor) into the existing file ``dst`` (a path or a
+    descriptor open for writing, which the caller keeps); returns the method used.
 
     ``dst`` ends with exactly ``src``'s size; holes stay holes.
     """
-    with open_for_reading(src) as source, open(dst, 'r+b') as target:
+    target_file = os.fdopen(dst, 'r+b', closefd=False) if isinstance(dst, int) else open(dst, 'r+b')
+    with open_for_reading(src) as source, target_file as target:
         size = os.fstat(source.fileno()).st_size
         target.truncate(0)
         if allow_reflink and reflink(source.fileno(), target.fileno()):

@@ -188,6 +188,19 @@ def read_disk_info(directory: str, dir_fd: Optional[int] = None) -> Dict[str, st
     return info
 
 
+def read_disk_info_bytes(dir_fd: int) -> Tuple[Optional[bytes], Optional[int]]:
+    """(content, mode) of disk.info in the instance directory ``dir_fd`` exactly as it is (never through a
+    symlink; at most 1 MiB), or (None, None) when there is none; raises Skip."""
+    try:
+        fd, info = open_regular_file(DISK_INFO, dir_fd)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise Skip('disk.info %s' % why_not_opened(exc))
+    with os.fdopen(fd, 'rb') as handle:
+        return handle.read(1 << 20), stat.S_IMODE(info.st_mode)
+
+
 class NovaConf:
     """The few nova.conf settings adoption depends on (missing file: Nova's defaults)."""
 

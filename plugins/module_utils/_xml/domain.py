@@ -143,6 +143,42 @@ class DomainDisk:
         self.element.set('type', 'network')
         self.element.find('driver').set('type', 'raw')
 
+    def to_xml(self) -> str:
+        """This <disk> element alone, as it is in the document."""
+        return etree.tostring(self.element, encoding='unicode', with_tail=False)
+
+    def restore_source(self, recorded: str) -> None:
+        """The type, <source> and <backingStore> of ``recorded`` (this disk's element as it was, to_xml) back
+        in place; every other attribute and child stays as it is now (what libvirt changed since)."""
+        old_disk = xml_tree.parse(recorded, 'disk')
+        if old_disk.get('type') is None:
+            self.element.attrib.pop('type', None)
+        else:
+            self.element.set('type', old_disk.get('type'))
+        current = self.element.find('source')
+        wanted = old_disk.find('source')
+        anchor = None
+        if wanted is not None:
+            anchor = copy.deepcopy(wanted)
+            self._place(anchor, current, before=True)
+        if current is not None:
+            self.element.remove(current)
+        for node in self.element.findall('backingStore'):
+            self.element.remove(node)
+        for node in reversed(old_disk.findall('backingStore')):
+            self._place(copy.deepcopy(node), anchor, before=False)
+
+    def _place(self, node: etree._Element, beside: Optional[etree._Element], before: bool) -> None:
+        """``node`` just before or after ``beside`` (with its indentation), or last when there is none."""
+        if beside is None:
+            self.element.append(node)
+            return
+        node.tail = beside.tail
+        if before:
+            beside.addprevious(node)
+        else:
+            beside.addnext(node)
+
     def set_backing_store(self, path: str, backing_format: str) -> None:
         """An explicit one-level chain, ended by an empty <backingStore/>, so libvirt never probes it.
 

@@ -280,6 +280,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     open_connection,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import (
+    Endpoint,
     endpoint_or_planned,
     planned_definitions,
 )

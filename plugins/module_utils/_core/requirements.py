@@ -37,8 +37,11 @@ PROGRAMS = {
 
 # Module -> the Python modules and the programs its code reaches.
 MODULES = {
+    'live_migration_check': {'python': ('libvirt', 'lxml'), 'programs': ()},
     'legacy_disk_adopt': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'nova_image_cache': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
+    'nova_conf_info': {'python': (), 'programs': ()},
+    'nova_storage_prune': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'rbd_pool_secret': {'python': ('libvirt', 'lxml'), 'programs': ()},
     'transition_report': {'python': (), 'programs': ()},
     'virt_pool_ensure': {'python': ('libvirt', 'lxml'), 'programs': ()},

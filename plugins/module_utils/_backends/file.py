@@ -242,7 +242,7 @@ class FileBackend(StorageBackend):
                 unusable[name] = 'a symlink in the pool (never followed)'
             elif not stat.S_ISREG(info.st_mode):
                 unusable[name] = 'not a regular file'
-            elif name in waiting and _empty_placeholder(path):
+            elif name in waiting and empty_placeholder(path):
                 del locations[name]  # a killed restore's placeholder: the restore renames over it
                 continue
             else:
@@ -337,7 +337,7 @@ class FileBackend(StorageBackend):
             if quarantine_fd is None or not _lexists(name, quarantine_fd):
                 return  # restored already (a killed run)
             size = os.lstat(name, dir_fd=quarantine_fd).st_size
-            if _lexists(name, target_fd) and not _empty_placeholder(self.location(name), max(size, 1)):
+            if _lexists(name, target_fd) and not empty_placeholder(self.location(name), max(size, 1)):
                 raise StoragePoolsError("restore: pool '%s' holds another '%s'; it stays in quarantine"
                                         % (self.pool_name, name))
             os.rename(name, name, src_dir_fd=quarantine_fd, dst_dir_fd=target_fd)
@@ -396,8 +396,10 @@ def _quarantine_marker(name, dir_fd):
         os.close(fd)
 
 
-def _empty_placeholder(path, size=None):
-    """Whether ``path`` is an empty placeholder libvirt made (no data extent, no record of ours)."""
+def empty_placeholder(path: str, size: int | None = None) -> bool:
+    """Whether ``path`` is still an empty placeholder libvirt made (for a disk of ``size`` bytes when given):
+    a regular file (never followed) of that size or empty, without a single data extent and without a record
+    of ours."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:

@@ -46,6 +46,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends imp
     records as metadata,
     space as limits,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import empty_placeholder
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import (
     InstancePlan,
     InstanceWorkflow,
@@ -80,24 +81,6 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.rev
     LEGACY_RECORD,
     legacy_record,
 )
-
-
-def empty_placeholder(path: str, size: int) -> bool:
-    """Whether ``path`` is still the placeholder registered for a disk of ``size`` bytes: a regular file
-    (never followed) of that size or empty, without a single data extent and without a record of ours."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size not in (0, size):
-            return False
-        if any(True for _extent in data_copy.data_extents(fd, info.st_size)):
-            return False
-        return not any('storagepools' in name for name in os.listxattr(fd))
-    finally:
-        os.close(fd)
 
 
 LIBVIRT_REMEMBERED_OWNER = 'trusted.libvirt.security.dac'  # libvirt's remember_owner: "+uid:+gid"

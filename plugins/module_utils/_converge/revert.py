@@ -23,7 +23,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends imp
     records as metadata,
     space as limits,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import empty_placeholder
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import empty_placeholder
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import COPY, LINK
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import (
     InstancePlan,

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import XATTR_NAME
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import empty_placeholder
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import empty_placeholder
 
 SIZE = 8 * 1024 * 1024
 

@@ -60,13 +60,15 @@ def _text(child: Any) -> str:
 def element(tag: str, *children: Any, **attributes: Any) -> Markup:
     """``<tag attributes>children</tag>``; children and attribute values escaped unless Markup, lists of
     children flattened, None left out. ``class_`` gives ``class``; ``data_x`` gives ``data-x``."""
-    assert _NAME.match(tag), tag
+    if not _NAME.match(tag):
+        raise ValueError('not an HTML tag name: %r' % tag)
     parts = []
     for name, value in attributes.items():
         if value is None or value is False:
             continue
         name = name.rstrip('_').replace('_', '-')
-        assert _NAME.match(name), name
+        if not _NAME.match(name):
+            raise ValueError('not an HTML attribute name: %r' % name)
         parts.append(' %s' % name if value is True else ' %s="%s"' % (name, html.escape(printable(value), quote=True)))
     opening = '<%s%s>' % (tag, ''.join(parts))
     if tag in VOID:

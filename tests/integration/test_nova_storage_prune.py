@@ -180,8 +180,8 @@ def test_virt_volume_clone_absent_is_refused_while_used_then_quarantines(conn, h
     adopt(host)
     disk, local = volumes(host, instance)
     refused = clone_absent(host, disk)
-    assert refused['failed'] and refused['msg'].startswith("name: volume '%s' of pool '%s' is used by domain"
-                                                            % (disk, host.disks_pool)), refused
+    used = "name: volume '%s' of pool '%s' is used by domain" % (disk, host.disks_pool)
+    assert refused['failed'] and refused['msg'].startswith(used), refused
     before = sha256(os.path.join(host.disks_dir, disk))
     # the domain lets go of disk.local (detached); still a domain of the instance, but nothing uses the volume
     domain = conn.lookupByUUIDString(instance)

@@ -22,7 +22,7 @@ description:
     RV(reclaimed).
   - The age clock of an orphan starts when a run first sees it orphaned (recorded root-only under
     O(state_dir)), never at the file's mtime. A volume is reclaimed once orphaned for O(orphan_min_age).
-  - Reclaiming quarantines, then purges. File pools move the file (a rename, O(1); data, owner and record stay
+  - Reclaiming quarantines, then purges. File pools move the file (a rename, in constant time; data, owner and record stay
     with it) into O(quarantine_dir), a root-only directory on the same filesystem outside the pool's target
     (libvirt lists every file in a dir pool). Logical pools rename the LV with the prefix
     C(storagepools-quarantine.) and tag it with the expiry. rbd pools move the image into the Ceph trash with

@@ -53,7 +53,8 @@ def destination(volumes=None, cache_volumes=None, disks_active=True, digest=DIGE
     return migration.pool_facts([pool for pool in pools if pool['name'] not in drop], {CONFIG: digest})
 
 
-def check(pools, xml=None, capacities=CAPACITIES, source_digest=DIGEST):
+def check(pools, xml=None, capacities=None, source_digest=DIGEST):
+    capacities = CAPACITIES if capacities is None else capacities
     return migration.check_instance(xml or adopted_xml(), capacities, {CONFIG: source_digest}, pools, INSTANCES)
 
 

@@ -68,7 +68,7 @@ def test_check_mode_on_a_host_never_transitioned_plans_what_the_real_run_does(in
                                  '-e', 'storagepools_report_dir=%s' % plan_dir)
         assert code == 0, out
         assert host_state(conn, nova, uuids, (cache, disks)) == before, 'check mode changed the host'
-        with open(os.path.join(plan_dir, 'freshhost.json')) as handle:
+        with open(os.path.join(plan_dir, 'freshhost.plan.json')) as handle:
             planned = plan_of(json.load(handle))
         assert sorted(planned) == sorted(uuids)
         assert all(outcome['result'] == 'adopted' for outcome in planned.values()), planned

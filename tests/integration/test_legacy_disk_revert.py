@@ -296,8 +296,9 @@ def test_the_transition_role_leaves_an_excluded_reverted_instance_alone(installe
             'storagepools_report_dir=%s' % report_dir]) + '\n')
     excluded = ['-e', json.dumps({'storagepools_exclude_instances': [reverted]})]
 
-    def report():
-        with open(os.path.join(report_dir, 'onehost.json')) as handle:
+    def report(plan=False):
+        # a check-mode run writes its plan beside the last real report (onehost.plan.json)
+        with open(os.path.join(report_dir, 'onehost.plan.json' if plan else 'onehost.json')) as handle:
             return json.load(handle)['instances']
 
     try:
@@ -314,13 +315,13 @@ def test_the_transition_role_leaves_an_excluded_reverted_instance_alone(installe
             assert code == 0, out
             assert all(recap['changed'] == '0' for recap in recaps(out).values()), out
             assert not os.path.islink(legacy)
-            outcome = report()[reverted]
+            outcome = report(plan=bool(options))[reverted]
             assert outcome['result'] == 'skipped', outcome
             assert outcome['reason'].startswith('storagepools_exclude_instances: '), outcome
-            assert report()[other]['result'] == 'already_adopted'
+            assert report(plan=bool(options))[other]['result'] == 'already_adopted'
         code, out = run_playbook(installed, 'transition', inventory, '--check')
         assert code == 0 and not os.path.islink(legacy), out
-        planned = report()[reverted]
+        planned = report(plan=True)[reverted]
         code, out = run_playbook(installed, 'transition', inventory)
         assert code == 0, out
         assert planned['result'] == report()[reverted]['result'] == 'adopted', (planned, report()[reverted])

@@ -264,7 +264,7 @@ def test_role_messages_name_the_role_variables(installed, conn, pools, workdir):
             text = handle.read()
         line = [row for row in text.splitlines() if running in row][0]
         assert line.endswith('(storagepools_running: skip)'), text
-        assert [row for row in text.splitlines() if stopped in row][0].split()[2] == 'adopted'
+        assert [row for row in text.splitlines() if stopped in row][0].split()[3] == 'adopted'  # host, instance, domain, result
 
         with open(nova.nova_conf, 'a') as handle:
             handle.write('[libvirt]\nremote_filesystem_transport = rsync\n')

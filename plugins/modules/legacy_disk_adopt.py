@@ -269,7 +269,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.bas
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import FILE_POOL_TYPES
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import Adopter
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import Cutover
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.revert import Reverter
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.revert import CutoverReverter, Reverter
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock
@@ -307,17 +307,25 @@ def instance_list(params):
 
 
 def reverter_for(conn, params, check_mode):
-    """The Reverter of a file disks pool (rbd and logical pools: not in this version)."""
+    """The Reverter of a file disks pool, or the CutoverReverter of an rbd or logical one (before finalize)."""
     pool = Endpoint(conn, params['disks_pool'], 'disks_pool')
     for option, default in (('finalize', False), ('running', 'skip')):
         if params[option] != default:
             raise StoragePoolsError('%s: state=reverted takes shut-off instances back from a file pool; leave %s '
                                     'at its default' % (option, option))
+    nova_conf = nova_layout.NovaConf(params['nova_conf'])
+    if pool.type in ('rbd', 'logical'):
+        if pool.type == 'logical' and not is_local_uri(params['uri']):
+            raise StoragePoolsError('uri: the revert removes the logical volumes on the libvirt host; run the task '
+                                    'on that host with a local uri (qemu:///system)')
+        target = backend_for(pool, 'disks_pool', params['ceph_keyring'])
+        target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance
+        return CutoverReverter(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf,
+                               check_mode)
     if pool.type not in FILE_POOL_TYPES:
-        raise StoragePoolsError("disks_pool: '%s' is a %s pool; state=reverted undoes adoptions into dir, fs and "
-                                "netfs pools in this version" % (params['disks_pool'], pool.type))
-    return Reverter(conn, params['instances_path'], pool, params['state_dir'],
-                    nova_layout.NovaConf(params['nova_conf']), check_mode)
+        raise StoragePoolsError("disks_pool: '%s' is a %s pool; state=reverted undoes adoptions into dir, fs, "
+                                "netfs, logical and rbd pools" % (params['disks_pool'], pool.type))
+    return Reverter(conn, params['instances_path'], pool, params['state_dir'], nova_conf, check_mode)
 
 
 def adopter_for(conn, params, check_mode):

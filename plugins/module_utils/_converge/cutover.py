@@ -53,6 +53,10 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.ins
     InstancePlan,
     InstanceWorkflow,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.revert_plan import (
+    LEGACY_RECORD,
+    legacy_record,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
@@ -153,6 +157,20 @@ class Cutover(InstanceWorkflow):
 
     def plan(self, observed: CutoverObservation) -> InstancePlan:
         return plan_cutover(observed, self.target, self)
+
+    def before_apply(self, observed: CutoverObservation, plan: InstancePlan) -> None:
+        """Keep the legacy layout in the journal while the domain uses no image yet: what a revert (state:
+        reverted, before finalize) points the domain back at."""
+        if self.finalize or not observed.imports or self._pool_disks(observed.instance_uuid, observed.document):
+            return
+        content, mode = nova_layout.read_disk_info_bytes(observed.files.fd)
+        disks = [{'name': item.legacy.name, 'target': item.legacy.target, 'legacy_path': item.legacy.legacy_path,
+                  'format': item.legacy.format, 'backing': item.legacy.backing,
+                  'backing_format': item.legacy.backing_format, 'volume': item.image,
+                  'dest': self.target.location(item.image)} for item in observed.imports]
+        self.journal.keep(observed.instance_uuid, LEGACY_RECORD,
+                          legacy_record(observed.files.path, self.pool.name, None, disks, observed.document,
+                                        content, mode))
 
     def require_space(self, observed: CutoverObservation, plan: InstancePlan) -> None:
         """Refuse the instance before its first image is made when all its imports do not fit."""

@@ -24,7 +24,11 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends imp
     space as limits,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import empty_placeholder
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import COPY, LINK
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import (
+    COPY,
+    LINK,
+    file_identity,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance import (
     InstancePlan,
     InstanceWorkflow,
@@ -35,6 +39,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.rev
     USES_VOLUME,
     DiskRevert,
     RevertObservation,
+    plan_cutover_revert,
     plan_revert,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import (
@@ -46,6 +51,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import copy as data_copy
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
@@ -97,21 +104,9 @@ class Reverter(InstanceWorkflow):
     def observe(self, instance_uuid: str, files: nova_layout.InstanceFiles, loaded: Dict[str, Any],
                 disks: list) -> Any:
         document = loaded['document']
-        record = self.journal.kept(instance_uuid, LEGACY_RECORD)
+        record = self._legacy_record(instance_uuid, files, document, self.pool.target)
         if record is None:
-            linked = any(files.lstat(name) is not None and stat.S_ISLNK(files.lstat(name).st_mode)
-                         and os.path.dirname(files.readlink(name)) == self.pool.target
-                         for name in os.listdir(files.fd) if nova_layout.DISK_NAME_RE.match(name))
-            if linked or _pool_disk(document, instance_uuid, self.pool.name, self.pool.target):
-                raise nova_layout.Skip('state_dir has no record of its layout before the adoption (adopted by a '
-                                       'version that kept none, or its journal was moved aside); nothing is '
-                                       'guessed: revert it by hand (docs/adoption.md)')
             return {'result': 'not_adopted'}
-        if record.get('pool') != self.pool.name or record.get('pool_dir') != self.pool.target:
-            raise nova_layout.Skip("it was adopted into pool '%s' (%s), not disks_pool '%s' (%s)"
-                                   % (record.get('pool'), record.get('pool_dir'), self.pool.name, self.pool.target))
-        if record.get('instance_dir') != files.path:
-            raise nova_layout.Skip('it was adopted from %s, not %s' % (record.get('instance_dir'), files.path))
         same_fs = os.fstat(files.fd).st_dev == os.stat(self.pool.target).st_dev
         reverts = []
         for recorded in record['disks']:
@@ -121,6 +116,30 @@ class Reverter(InstanceWorkflow):
             reverts.append(disk)
         content, _mode = nova_layout.read_disk_info_bytes(files.fd)
         return RevertObservation(instance_uuid, document, record, reverts, content, loaded['domain'], files)
+
+    def _legacy_record(self, instance_uuid: str, files: nova_layout.InstanceFiles, document: DomainDocument,
+                       pool_dir: Any) -> Any:
+        """The journal's record of the layout before the adoption, None when nothing of the instance is in the
+        pool; raises Skip when it is in the pool but the record is missing or for another pool or directory."""
+        record = self.journal.kept(instance_uuid, LEGACY_RECORD)
+        if record is None:
+            if self._adopted_without_record(instance_uuid, files, document):
+                raise nova_layout.Skip('state_dir has no record of its layout before the adoption (adopted by a '
+                                       'version that kept none, or its journal was moved aside); nothing is '
+                                       'guessed: revert it by hand (docs/adoption.md)')
+            return None
+        if record.get('pool') != self.pool.name or record.get('pool_dir') != pool_dir:
+            raise nova_layout.Skip("it was adopted into pool '%s', not disks_pool '%s'"
+                                   % (record.get('pool'), self.pool.name))
+        if record.get('instance_dir') != files.path:
+            raise nova_layout.Skip('it was adopted from %s, not %s' % (record.get('instance_dir'), files.path))
+        return record
+
+    def _adopted_without_record(self, instance_uuid, files, document):
+        linked = any(files.lstat(name) is not None and stat.S_ISLNK(files.lstat(name).st_mode)
+                     and os.path.dirname(files.readlink(name)) == self.pool.target
+                     for name in os.listdir(files.fd) if nova_layout.DISK_NAME_RE.match(name))
+        return linked or _pool_disk(document, instance_uuid, self.pool.name, self.pool.target)
 
     def _observe_disk(self, disk: DiskRevert, files: nova_layout.InstanceFiles, document: DomainDocument,
                       same_fs: bool) -> None:
@@ -231,3 +250,75 @@ class Reverter(InstanceWorkflow):
         unlinked in the pool's directory, root's)."""
         if not libvirt_domain.remove_volume(self.pool, disk.volume) and os.path.lexists(disk.dest):
             os.unlink(disk.dest)
+
+
+class CutoverReverter(Reverter):
+    """Point an instance imported into an rbd or logical pool (before finalize) back at its legacy files, which
+    must still hold what its images hold (size and mtime as imported, and the same content, compared with
+    ``qemu-img compare``, formats explicit), then remove the images."""
+
+    def __init__(self, conn: Any, instances_path: str, pool: Any, target: Any, state_dir: str,
+                 nova_conf: nova_layout.NovaConf, check_mode: bool) -> None:
+        super().__init__(conn, instances_path, pool, state_dir, nova_conf, check_mode)
+        self.target = target  # the pool's storage backend (RbdBackend, LogicalBackend)
+
+    def close(self) -> None:
+        self.target.close()
+
+    def _adopted_without_record(self, instance_uuid, files, document):
+        return any(self.target.domain_volume(disk, instance_uuid) for disk in document.disks())
+
+    def observe(self, instance_uuid: str, files: nova_layout.InstanceFiles, loaded: Dict[str, Any],
+                disks: list) -> Any:
+        document = loaded['document']
+        record = self._legacy_record(instance_uuid, files, document, None)
+        if record is None:
+            return {'result': 'not_adopted'}
+        reverts = []
+        for recorded in record['disks']:
+            disk = DiskRevert(recorded, 'un-import')
+            self._observe_import(instance_uuid, disk, recorded, files, document)
+            reverts.append(disk)
+        content, _mode = nova_layout.read_disk_info_bytes(files.fd)
+        return RevertObservation(instance_uuid, document, record, reverts, content, loaded['domain'], files)
+
+    def _observe_import(self, instance_uuid, disk, recorded, files, document):
+        found = files.lstat(disk.name)
+        disk.legacy_is_file = found is not None and stat.S_ISREG(found.st_mode)
+        disk.volume_exists = disk.volume in self.target.names()
+        image_record = (self.target.read_record(disk.volume) if disk.volume_exists else None) or {}
+        disk.volume_ours = (image_record.get('source') or {}).get('path') == disk.legacy_path
+        current = document.disk(disk.target)
+        if current is None:
+            raise nova_layout.Skip('the domain has no disk %s (%s) any more' % (disk.target, disk.name))
+        if self.target.domain_volume(current, instance_uuid) == disk.volume:
+            disk.domain_uses = USES_VOLUME
+        elif current.source_file == disk.legacy_path:
+            disk.domain_uses = USES_LEGACY
+        disk.domain_source = current.source_file or current.rbd_image or current.source_block or ''
+        if not (disk.legacy_is_file and disk.volume_exists and disk.volume_ours):
+            return
+        fd, info = nova_layout.open_regular_file(disk.name, files.fd)
+        base = None
+        try:
+            disk.legacy_unchanged = image_record.get('imported_from') == file_identity(info)
+            if disk.legacy_unchanged and disk.domain_uses == USES_VOLUME:
+                if recorded.get('backing'):
+                    base = files.open_base(recorded['backing'])[0]
+                source, fds = pinned_image(fd, disk.format, (base, recorded['backing_format']) if base else None)
+                disk.equal_bytes = qemu_img.same_content(
+                    source, disk.format, self.target.qemu_target(disk.volume), 'raw', option='disks_pool',
+                    size=self.target.size(disk.volume), pass_fds=fds)
+        finally:
+            os.close(fd)
+            if base is not None:
+                os.close(base)
+
+    def plan(self, observed: RevertObservation) -> InstancePlan:
+        return plan_cutover_revert(observed, self.pool.name, self)
+
+    def require_space(self, observed: RevertObservation, plan: InstancePlan) -> None:
+        return None  # nothing is copied
+
+    def remove_image(self, disk: DiskRevert) -> None:
+        self.target.remove(disk.volume)

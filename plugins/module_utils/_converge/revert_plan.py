@@ -76,7 +76,9 @@ class DiskRevert:
         self.volume_ours = False  # this adoption's: its record, its inode at the legacy name, or empty
         self.volume_recorded = False  # the volume carries our record (an xattr on its inode)
         self.same_inode = False  # the legacy name is the volume's inode
-        self.equal_bytes = False  # another filesystem: the legacy file holds the volume's bytes
+        self.equal_bytes = False  # another filesystem: the legacy file holds the volume's bytes (rbd, LVM: reads
+        # the same as the image)
+        self.legacy_unchanged = False  # rbd, LVM: the legacy file's size and mtime are what was imported
         self.domain_uses: Optional[str] = None  # USES_VOLUME, USES_LEGACY, or None (something else)
         self.domain_source = ''  # what the domain's disk points at, for a reason
         # carried between the steps of a run (Reverter)
@@ -120,6 +122,13 @@ def wanted_disk_info(record: Dict[str, Any], current: Optional[bytes]) -> Option
     if recorded is not None and json.loads(recorded) == legacy:
         return recorded.encode('utf-8')
     return json.dumps(legacy).encode('utf-8')
+
+
+def _restore_disk_info(plan: InstancePlan, observed: RevertObservation, operations: Any) -> None:
+    wanted = wanted_disk_info(observed.record, observed.disk_info)
+    if wanted != observed.disk_info:
+        mode = observed.record.get('disk_info_mode') or 0o644
+        plan.add('disk_info', deferred(operations, 'write_disk_info', observed.files, wanted, mode))
 
 
 def _check(disk: DiskRevert, pool_name: str) -> None:
@@ -169,10 +178,44 @@ def plan_revert(observed: RevertObservation, pool_name: str, operations: Any = N
         after.disk(disk.target).restore_source(disk.element)
     if plan.domain_changes:
         plan.add('domain', deferred(operations, 'define', after))
-    wanted = wanted_disk_info(observed.record, observed.disk_info)
-    if wanted != observed.disk_info:
-        mode = observed.record.get('disk_info_mode') or 0o644
-        plan.add('disk_info', deferred(operations, 'write_disk_info', observed.files, wanted, mode))
+    _restore_disk_info(plan, observed, operations)
     for action, do, name in finishing:
         plan.add(action, do, disk=name)
+    return plan
+
+
+def _check_cutover(disk: DiskRevert, pool_name: str) -> None:
+    """Raise Skip unless the disk's legacy file still holds what the domain reads from the pool's image."""
+    if disk.domain_uses is None or (disk.volume_exists and not disk.volume_ours and disk.domain_uses == USES_VOLUME):
+        _check(disk, pool_name)
+    if not disk.legacy_is_file:
+        raise Skip('%s is gone (removed by finalize?): going back would copy %s back, which this version does '
+                   'not do; the instance stays on the pool' % (disk.legacy_path, disk.dest))
+    if disk.domain_uses != USES_VOLUME:
+        return  # the domain reads the legacy file again (a killed revert): the image is stale
+    if not disk.legacy_unchanged:
+        raise Skip('%s changed after its import into %s; refusing to choose between them'
+                   % (disk.legacy_path, disk.dest))
+    if not disk.equal_bytes:
+        raise Skip('%s holds data its legacy file %s has not (the instance ran on it since its import); copying '
+                   'it back is not in this version, the instance stays on the pool' % (disk.dest, disk.legacy_path))
+
+
+def plan_cutover_revert(observed: RevertObservation, pool_name: str, operations: Any = None) -> InstancePlan:
+    """The journalled steps that point an instance imported into an rbd or logical pool (not finalized) back at
+    its legacy files, which still hold what its images hold, and remove the images (pure)."""
+    after = observed.document.copy()
+    plan = InstancePlan(observed.instance_uuid, observed.document, after)
+    removals = []
+    for disk in observed.disks:
+        _check_cutover(disk, pool_name)
+        if disk.volume_exists and disk.volume_ours:
+            removals.append(disk)
+            plan.disks.append(disk.describe())
+        after.disk(disk.target).restore_source(disk.element, driver_and_auth=True)
+    if plan.domain_changes:
+        plan.add('domain', deferred(operations, 'define', after))
+    _restore_disk_info(plan, observed, operations)
+    for disk in removals:
+        plan.add('remove', deferred(operations, 'remove_image', disk), disk=disk.name)
     return plan

@@ -147,10 +147,14 @@ class DomainDisk:
         """This <disk> element alone, as it is in the document."""
         return etree.tostring(self.element, encoding='unicode', with_tail=False)
 
-    def restore_source(self, recorded: str) -> None:
+    def restore_source(self, recorded: str, driver_and_auth: bool = False) -> None:
         """The type, <source> and <backingStore> of ``recorded`` (this disk's element as it was, to_xml) back
-        in place; every other attribute and child stays as it is now (what libvirt changed since)."""
+        in place; every other attribute and child stays as it is now (what libvirt changed since).
+
+        ``driver_and_auth``: also the <driver type> and <auth> (what a cutover to rbd or LVM changed)."""
         old_disk = xml_tree.parse(recorded, 'disk')
+        if driver_and_auth:
+            self._restore_driver_and_auth(old_disk)
         if old_disk.get('type') is None:
             self.element.attrib.pop('type', None)
         else:
@@ -167,6 +171,15 @@ class DomainDisk:
             self.element.remove(node)
         for node in reversed(old_disk.findall('backingStore')):
             self._place(copy.deepcopy(node), anchor, before=False)
+
+    def _restore_driver_and_auth(self, old_disk: etree._Element) -> None:
+        old_driver, driver = old_disk.find('driver'), self.element.find('driver')
+        if old_driver is not None and driver is not None and old_driver.get('type'):
+            driver.set('type', old_driver.get('type'))
+        for node in self.element.findall('auth'):
+            self.element.remove(node)
+        for node in reversed(old_disk.findall('auth')):
+            self._place(copy.deepcopy(node), self.element.find('source'), before=False)
 
     def _place(self, node: etree._Element, beside: Optional[etree._Element], before: bool) -> None:
         """``node`` just before or after ``beside`` (with its indentation), or last when there is none."""

@@ -117,7 +117,11 @@ BOGUS_URI = 'test:///nonexistent/spl-%s-module-defaults.xml' % RUN_ID
 MODULE_ARGS = {
     'legacy_disk_adopt': {'instances_path': '{dir}/instances', 'nova_conf': '{dir}/nova.conf',
                           'state_dir': '{dir}/state'},
+    'live_migration_check': {'destination_uri': 'test:///default', 'instances': ['spl-none'],
+                             'instances_path': '{dir}/instances'},
     'nova_image_cache': {'instances_path': '{dir}/instances', 'nova_conf': '{dir}/nova.conf'},
+    'nova_storage_prune': {'instances_path': '{dir}/instances', 'nova_conf': '{dir}/nova.conf',
+                           'state_dir': '{dir}/state'},
     'rbd_pool_secret': {'user': 'spl%s' % RUN_ID, 'key': base64.b64encode(
         struct.pack('<HIIH', 1, 0, 0, 16) + os.urandom(16)).decode('ascii')},
     'virt_pool_ensure': {'name': '{pool}', 'type': 'dir', 'target': '{dir}/pool'},

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 from conftest import libvirt, run_module, start_module
-from test_legacy_disk_adopt import (  # noqa: F401 pylint: disable=unused-import (fixtures)
+from test_legacy_disk_adopt import (  # noqa: F401  # pylint: disable=unused-import
     NOVA_UID,
     XML_FLAGS,
     adopt,

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from conftest import start_module
-from test_rbd_cutover import XML_FLAGS, adopt, host, switch_nova_conf  # noqa: F401 (fixture)
+from test_rbd_cutover import XML_FLAGS, adopt, host, switch_nova_conf  # noqa: F401  # pylint: disable=unused-import
 
 
 def revert(host, check=False, diff=False, **args):

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 
 import pytest
 from conftest import REPO
-from test_roles import fleet, run_playbook  # noqa: F401 pylint: disable=unused-import (fleet is a fixture)
+from test_roles import fleet, run_playbook  # noqa: F401  # pylint: disable=unused-import
 
 OUTPUT = os.path.join(REPO, 'tests', 'output')
 CHROMIUM_TIMEOUT = 120

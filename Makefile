@@ -58,7 +58,7 @@ test-molecule: libvirtd
 	molecule test -s lvm
 
 test: setup libvirtd
-	$(PY) -m pytest -q tests/unit tests/integration
+	$(PY) -m pytest -q --durations=30 tests/unit tests/integration
 	$(MAKE) --no-print-directory sanity docs-lint lint test-molecule
 
 demo: libvirtd

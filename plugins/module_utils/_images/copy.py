@@ -20,8 +20,10 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import BinaryIO
+
+    Progress = Callable[[int], object]  # called with how far into the file the work is (bytes)
 
 FICLONE = 0x40049409
 CHUNK = 8 * 1024 * 1024
@@ -53,7 +55,11 @@ def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
         offset = end
 
 
-def _copy_range(src_fd, dst_fd, start, end):
+def _ignore(_offset):
+    pass
+
+
+def _copy_range(src_fd, dst_fd, start, end, progress):
     offset = start
     while offset < end:
         count = min(CHUNK * 16, end - offset)
@@ -66,6 +72,7 @@ def _copy_range(src_fd, dst_fd, start, end):
         if copied <= 0:
             raise OSError(errno.EIO, 'short copy at offset %d' % offset)
         offset += copied
+        progress(offset)
 
 
 def open_for_reading(src: int | str) -> BinaryIO:
@@ -75,12 +82,14 @@ def open_for_reading(src: int | str) -> BinaryIO:
     return open(src, 'rb')
 
 
-def copy_file(src: int | str, dst: int | str, allow_reflink: bool = True) -> str:
+def copy_file(src: int | str, dst: int | str, allow_reflink: bool = True, progress: Progress | None = None) -> str:
     """Copy the bytes of ``src`` (a path or an open descriptor) into the existing file ``dst`` (a path or a
     descriptor open for writing, which the caller keeps); returns the method used.
 
-    ``dst`` ends with exactly ``src``'s size; holes stay holes.
+    ``dst`` ends with exactly ``src``'s size; holes stay holes. ``progress(offset)`` is called as the copy
+    gets further into the file (a hole counts as done once passed), last with the size.
     """
+    progress = progress or _ignore
     target_file = os.fdopen(dst, 'r+b', closefd=False) if isinstance(dst, int) else open(dst, 'r+b')
     with open_for_reading(src) as source, target_file as target:
         size = os.fstat(source.fileno()).st_size
@@ -90,14 +99,18 @@ def copy_file(src: int | str, dst: int | str, allow_reflink: bool = True) -> str
         else:
             target.truncate(size)
             for start, end in data_extents(source.fileno(), size):
-                _copy_range(source.fileno(), target.fileno(), start, end)
+                _copy_range(source.fileno(), target.fileno(), start, end, progress)
             method = 'sparse-copy'
         os.fsync(target.fileno())
+    progress(size)
     return method
 
 
-def same_bytes(first: int | str, second: int | str) -> bool:
-    """Compare two raw files (paths or open descriptors) byte for byte, reading only where either has data."""
+def same_bytes(first: int | str, second: int | str, progress: Progress | None = None) -> bool:
+    """Compare two raw files (paths or open descriptors) byte for byte, reading only where either has data.
+
+    ``progress(offset)``: as in copy_file."""
+    progress = progress or _ignore
     with open_for_reading(first) as one, open_for_reading(second) as other:
         size = os.fstat(one.fileno()).st_size
         if os.fstat(other.fileno()).st_size != size:
@@ -110,4 +123,6 @@ def same_bytes(first: int | str, second: int | str) -> bool:
                 if os.pread(one.fileno(), count, offset) != os.pread(other.fileno(), count, offset):
                     return False
                 offset += count
+                progress(offset)
+    progress(size)
     return True

@@ -274,6 +274,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core import 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import each_item, run_module, summarise
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import progress_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     is_local_uri,
     missing_libraries,
@@ -385,8 +386,9 @@ def run(module):
             if instance_uuid in excluded:
                 return dict(untouched, result='skipped', reason=EXCLUDED)
             return adopter.adopt(instance_uuid)
+        adopter.progress = progress_for(params['state_dir'], 'legacy_disk_adopt', module.check_mode)
         try:
-            with lock:
+            with lock, adopter.progress:  # the lock made state_dir
                 results = each_item(uuids, one, untouched)
         finally:
             adopter.close()

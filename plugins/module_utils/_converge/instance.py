@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import InstancePlan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import NO_PROGRESS
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
@@ -64,6 +65,7 @@ class InstanceWorkflow:
     pool_dir = ''  # where a legacy disk's link may lead (file pools only)
     done_result, nothing_result = 'adopted', 'already_adopted'  # an instance's result: its plan ran, was empty
     forget_when_done: tuple = ()  # the journal's kept facts that go when a run finishes
+    progress: Any = NO_PROGRESS  # the run's status file (_core/progress.py); the module sets it
 
     def __init__(self, conn: Any, instances_path: str, state_dir: str, nova_conf: nova_layout.NovaConf,
                  check_mode: bool) -> None:
@@ -95,6 +97,7 @@ class InstanceWorkflow:
     def adopt(self, instance_uuid: str) -> Dict[str, Any]:
         """The result dict for one instance; never raises for the instance's own problems."""
         result = dict(self.result_template)
+        self.progress.item(instance=instance_uuid)
         loaded = load_domain(self.conn, instance_uuid, self.allow_running())
         if 'result' in loaded:
             return dict(result, **loaded)

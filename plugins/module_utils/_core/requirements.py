@@ -41,6 +41,7 @@ MODULES = {
     'legacy_disk_adopt': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'nova_image_cache': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'nova_conf_info': {'python': (), 'programs': ()},
+    'progress_info': {'python': (), 'programs': ()},
     'nova_storage_prune': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'rbd_pool_secret': {'python': ('libvirt', 'lxml'), 'programs': ()},
     'transition_report': {'python': (), 'programs': ()},

@@ -239,6 +239,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.vol
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import NO_PROGRESS, progress_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     is_local_uri,
     missing_libraries,
@@ -291,10 +292,13 @@ def run(module):
     conn = open_connection(params['uri'])
     try:
         cloner = cloner_for(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
+        cloner.progress = progress_for(params['state_dir'], 'virt_volume_clone', module.check_mode)
         try:
             plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
                                      params['metadata'], params['verify'])
-            plan.apply(module.check_mode)
+            # a copy shows its progress (progress_info); a rerun with nothing to do writes no status
+            with cloner.progress if plan else NO_PROGRESS:
+                plan.apply(module.check_mode)
             result = dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
                           method=cloner.method, metadata=cloner.record)
             if module._diff and plan:

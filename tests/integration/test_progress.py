@@ -10,12 +10,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import time
 
-from conftest import playbook, recap, run_module
+import pytest
+from conftest import playbook, recap, run_module, start_module
 from test_legacy_disk_adopt import other_fs_host  # noqa: F401  # pylint: disable=unused-import
+from test_rbd_cutover import host as rbd_host  # noqa: F401  # pylint: disable=unused-import
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import progress as run_progress
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images import copy as data_copy
 
 MiB = 1024 * 1024
 
@@ -111,6 +115,82 @@ def test_an_async_cross_filesystem_adoption_is_watched_while_it_copies(conn, oth
     assert outcome['after']['running'] == []
     assert host.checksums(instance) == before
     assert os.path.realpath(local) == os.path.join(host.disks_dir, '%s_disk.local' % instance)
+
+
+def wait_for_running(state_dir, phase, disk=None):
+    """The first status of ``phase`` (of ``disk``) with bytes done (STORAGEPOOLS_PAUSE_AT=progress-<phase> holds
+    the run there 5 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for run in run_progress.read_runs(state_dir):
+            if run['state'] == run_progress.RUNNING and run['phase'] == phase and run['bytes_done'] \
+                    and disk in (None, run['disk']):
+                return run
+        time.sleep(0.05)
+    raise AssertionError('no run showed bytes of %s' % phase)
+
+
+def reflinks(directory):
+    paths = [os.path.join(directory, name) for name in ('reflink-a', 'reflink-b')]
+    for path in paths:
+        with open(path, 'wb') as handle:
+            handle.write(b'x' * 4096)
+    with open(paths[0], 'rb') as source, open(paths[1], 'r+b') as target:
+        shared = data_copy.reflink(source.fileno(), target.fileno())
+    for path in paths:
+        os.unlink(path)
+    return shared
+
+
+@pytest.mark.parametrize('source_format, phase', [('qcow2', 'convert'), ('raw', 'copy')])
+def test_a_full_volume_copy_shows_its_progress(pools, workdir, source_format, phase):
+    if phase == 'copy' and reflinks(workdir):
+        pytest.skip('the scratch filesystem shares extents (FICLONE): a raw copy is one step, with no bytes between')
+    pool, target = pools.new(), os.path.join(workdir, 'dst')
+    made = run_module('virt_pool_ensure', dict(name=pool, type='dir', target=target, autostart=False))
+    assert not made.get('failed'), made
+    size = 64 * MiB
+    image = os.path.join(workdir, 'image.%s' % source_format)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', source_format, image, str(size)], check=True)
+    subprocess.run(['qemu-io', '-f', source_format, '-c', 'write -P 0x5a 0 8M', '-c', 'write -P 0xa5 32M 8M',
+                    image], check=True, capture_output=True)
+    state_dir = os.path.join(workdir, 'state')
+    args = dict(pool=pool, name='%s-progress' % pool, format='raw', state_dir=state_dir,
+                source={'path': image, 'format': source_format})
+    with background_runs_awaited(state_dir):
+        cloning = start_module('virt_volume_clone', args, env={'STORAGEPOOLS_PAUSE_AT': 'progress-%s' % phase})
+        run = wait_for_running(state_dir, phase)
+        out, err = cloning.communicate(timeout=120)
+    assert 'Traceback' not in out + err, out + err
+    assert json.loads(out)['changed'] is True, out
+    assert run['module'] == 'virt_volume_clone' and run['pid'] == cloning.pid, run
+    assert run['disk'] == '%s/%s' % (pool, args['name']) and run['instance'] is None, run
+    assert run['bytes_total'] == size and 0 < run['bytes_done'] < size, run
+    [done] = run_progress.read_runs(state_dir)
+    assert done['state'] == 'finished' and done['bytes_done'] == size, done
+    rerun = run_module('virt_volume_clone', args)
+    assert rerun['changed'] is False, rerun
+    assert run_progress.read_runs(state_dir) == [done]  # a run with nothing to copy writes no status
+
+
+def test_a_cutover_import_into_rbd_shows_its_progress(rbd_host):
+    instance = rbd_host.instance(raw_local=os.urandom(16 * MiB))
+    local = rbd_host.disk_paths(instance)['disk.local']
+    with open(local, 'r+b') as handle:  # librbd gets the data chunk by chunk: the first is shown, then held
+        handle.seek(56 * MiB)
+        handle.write(os.urandom(8 * MiB))
+    size = os.path.getsize(local)
+    params = dict(instances_path=rbd_host.instances, disks_pool=rbd_host.rbd_pool, ceph_keyring=rbd_host.keyring,
+                  state_dir=rbd_host.state_dir, nova_conf=rbd_host.nova_conf)
+    with background_runs_awaited(rbd_host.state_dir):
+        adopting = start_module('legacy_disk_adopt', params, env={'STORAGEPOOLS_PAUSE_AT': 'progress-import'})
+        run = wait_for_running(rbd_host.state_dir, 'import', disk='disk.local')
+        out, err = adopting.communicate(timeout=300)
+    assert 'Traceback' not in out + err, out + err
+    assert json.loads(out)['instances'][instance]['result'] == 'adopted', out
+    assert run['instance'] == instance and run['bytes_total'] == size and 0 < run['bytes_done'] < size, run
+    [done] = run_progress.read_runs(rbd_host.state_dir)
+    assert done['state'] == 'finished' and done['pid'] == adopting.pid, done
 
 
 def test_a_check_mode_run_writes_no_status(other_fs_host):  # noqa: F811

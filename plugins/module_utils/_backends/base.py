@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import naming, space as limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import NO_PROGRESS
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image, virtual_size
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
@@ -244,24 +245,30 @@ class StorageBackend(abc.ABC):
         self.endpoint.delete_volume(name)
 
     @abc.abstractmethod
-    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
-        """Write ``image`` into the existing empty volume ``name`` (of ``volume_format``); how (the method)."""
+    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw',
+                    progress: Callable[[int], object] | None = None) -> str:
+        """Write ``image`` into the existing empty volume ``name`` (of ``volume_format``); how (the method).
+        ``progress(bytes)``: how far the write is, of ``image.virtual_size`` (_core/progress.py)."""
 
-    def write(self, name: str, legacy: Any) -> None:
+    def write(self, name: str, legacy: Any, progress: Callable[[int], object] | None = None) -> None:
         """A cutover's write of a legacy disk into the new volume ``name``."""
-        self.write_image(name, legacy_image(legacy))
+        self.write_image(name, legacy_image(legacy), progress=progress)
 
     def copy_steps(self, name: str, image: ImageData, definition: VolumeDefinition,
-                   written: Callable[[str], object]) -> tuple:
+                   written: Callable[[str], object], progress: Any = NO_PROGRESS) -> tuple:
         """(method, [Plan.add keyword arguments]) of a full copy of ``image`` into the new volume ``name``:
-        the volume is made, then the data is written. ``written(method)`` is called with how it was written."""
+        the volume is made, then the data is written. ``written(method)`` is called with how it was written;
+        ``progress``: the run's reporter (_core/progress.py)."""
         method = self.copy_method(image, definition.format)
         create = dict(action='create', detail=self.create_detail(name, definition, method),
                       do=functools.partial(self.define, definition), undo=functools.partial(self.remove, name),
                       option=self.option)
         action, detail = self.write_detail(name, image, definition.format, method)
-        write = dict(action=action, detail=detail, option=self.option,
-                     do=lambda: written(self.write_image(name, image, definition.format)))
+
+        def write():
+            progress.begin(action, disk='%s/%s' % (self.pool_name, name), bytes_total=image.virtual_size)
+            written(self.write_image(name, image, definition.format, progress=progress.advance))
+        write = dict(action=action, detail=detail, option=self.option, do=write)
         return method, [create, write]
 
     def create_detail(self, name: str, definition: VolumeDefinition, _method: str) -> str:

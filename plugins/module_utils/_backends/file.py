@@ -38,6 +38,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._images impor
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable
     from typing import Any
 
     from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import ImageData
@@ -133,14 +134,15 @@ class FileBackend(StorageBackend):
             return 'copy', "copy %s into '%s' (reflink or sparse copy)" % (image.label, name)
         return super().write_detail(name, image, volume_format, method)
 
-    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
+    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw',
+                    progress: Callable[[int], object] | None = None) -> str:
         path = self.location(name)
         if self.copy_method(image, volume_format) == 'sparse-copy':
-            return data_copy.copy_file(image.local, path)
+            return data_copy.copy_file(image.local, path, progress=progress)
         # the volume libvirt just made is empty and has no backing file: --target-is-zero leaves the
         # source's holes unallocated, as a plain `qemu-img convert` does, instead of writing zero clusters
         qemu_img.convert(image.filename, image.format, path, volume_format, self.option, size=image.virtual_size,
-                         pass_fds=image.pass_fds, target_is_zero=True)
+                         pass_fds=image.pass_fds, target_is_zero=True, progress=progress)
         flush(path)
         return 'qemu-img-convert'
 

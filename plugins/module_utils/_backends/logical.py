@@ -38,6 +38,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable
     from typing import Any
 
     from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import ImageData
@@ -148,10 +149,11 @@ def device_size(path: str) -> int:
 
 
 def convert_into_lv(source_path: str, source_format: str, source_size: int, lv_path: str, option: str,
-                    pass_fds: tuple[int, ...] = ()) -> None:
+                    pass_fds: tuple[int, ...] = (), progress: Callable[[int], object] | None = None) -> None:
     """Write an image into a new LV: qemu-img writes zeroes where the source has none, and the LV's tail
     beyond the source is zeroed, so no stale data of the volume group shows through."""
-    qemu_img.convert(source_path, source_format, lv_path, 'raw', option, size=source_size, pass_fds=pass_fds)
+    qemu_img.convert(source_path, source_format, lv_path, 'raw', option, size=source_size, pass_fds=pass_fds,
+                     progress=progress)
     zero_range(lv_path, source_size, device_size(lv_path))
     flush(lv_path)
 
@@ -244,9 +246,10 @@ class LogicalBackend(StorageBackend):
     def create_detail(self, name: str, definition: VolumeDefinition, method: str) -> str:
         return "create logical volume '%s' (%d bytes)" % (name, definition.capacity)
 
-    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
+    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw',
+                    progress: Callable[[int], object] | None = None) -> str:
         convert_into_lv(image.filename, image.format, image.virtual_size, self.location(name), self.option,
-                        pass_fds=image.pass_fds)
+                        pass_fds=image.pass_fds, progress=progress)
         return 'qemu-img-convert'
 
     def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:

@@ -40,6 +40,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.listing import or_fail
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from collections.abc import Callable
     from typing import Any
 
     from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import ImageData
@@ -161,9 +162,9 @@ class RbdPool:
     def remove(self, name: str) -> None:
         rbd.RBD().remove(self.open().ioctx, name)
 
-    def write_raw_file(self, name: str, path: int | str) -> None:
+    def write_raw_file(self, name: str, path: int | str, progress: Callable[[int], object] | None = None) -> None:
         """Write the data extents of the raw file ``path`` (or an open descriptor) into image ``name``; skip
-        zero chunks."""
+        zero chunks. ``progress(offset)``: as data_copy.copy_file's."""
         zero = bytes(CHUNK)
         with open_for_reading(path) as source, rbd.Image(self.open().ioctx, name) as image:
             size = image.size()
@@ -174,6 +175,8 @@ class RbdPool:
                     if data != zero[:len(data)]:
                         image.write(data, offset)
                     offset += len(data)
+                    if progress is not None:
+                        progress(offset)
             image.flush()
 
     def reader(self, name: str) -> tuple:
@@ -345,15 +348,16 @@ class RbdBackend(StorageBackend):
     def write_detail(self, name: str, image: ImageData, volume_format: str, method: str) -> tuple:
         return 'import', "import %s (%s) into rbd image '%s'" % (image.label, image.format, name)
 
-    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
+    def write_image(self, name: str, image: ImageData, volume_format: str = 'raw',
+                    progress: Callable[[int], object] | None = None) -> str:
         """A raw file here through librbd (its data extents, zero chunks skipped), anything else (another
         format, another pool's image) through qemu's rbd driver with both formats explicit; the key stays in
         the keyring file."""
         if image.format == 'raw' and image.local is not None:
-            self.rbd.write_raw_file(name, image.local)
+            self.rbd.write_raw_file(name, image.local, progress)
         else:
             qemu_img.convert(image.filename, image.format, self.rbd.qemu_target(name), 'raw', self.option,
-                             size=image.virtual_size, pass_fds=image.pass_fds)
+                             size=image.virtual_size, pass_fds=image.pass_fds, progress=progress)
         return 'rbd-import'
 
     def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:

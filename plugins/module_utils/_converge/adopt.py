@@ -322,7 +322,7 @@ class Adopter(InstanceWorkflow):
         def work():
             info = move.copied_stat = os.fstat(legacy.fd)
             metadata.write_file_metadata(move.dest, move.make_record(info.st_size, adopting=True, source_stat=info))
-            self.progress.begin('copy', move.instance_uuid, legacy.name, info.st_size)
+            self.progress.begin('copy', legacy.name, info.st_size)
             data_copy.copy_file(legacy.fd, move.dest, allow_reflink=False, progress=self.progress.advance)
             os.chown(move.dest, info.st_uid, info.st_gid)
             os.chmod(move.dest, info.st_mode & 0o7777)
@@ -334,7 +334,7 @@ class Adopter(InstanceWorkflow):
 
         def work():
             info = move.copied_stat
-            self.progress.begin('verify', move.instance_uuid, legacy.name, info.st_size)
+            self.progress.begin('verify', legacy.name, info.st_size)
             if not data_copy.same_bytes(legacy.fd, move.dest, progress=self.progress.advance):
                 raise StoragePoolsError('verify: the copy of %s differs from its source; the source is kept'
                                         % legacy.legacy_path)

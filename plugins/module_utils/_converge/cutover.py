@@ -230,7 +230,8 @@ class Cutover(InstanceWorkflow):
         self._records.pop(item.image, None)
         item.record = self._record(legacy, item.size)
         self.write_record(item.image, dict(item.record, adopting=item.identity))
-        self.target.write(item.image, legacy)
+        self.progress.begin('import', legacy.name, size)
+        self.target.write(item.image, legacy, progress=self.progress.advance)
 
     def verify(self, item: ImageImport) -> None:
         source, fds = _legacy_source(item.legacy)

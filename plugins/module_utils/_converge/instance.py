@@ -97,7 +97,7 @@ class InstanceWorkflow:
     def adopt(self, instance_uuid: str) -> Dict[str, Any]:
         """The result dict for one instance; never raises for the instance's own problems."""
         result = dict(self.result_template)
-        self.progress.item(instance=instance_uuid)
+        self.progress.item(instance_uuid)
         loaded = load_domain(self.conn, instance_uuid, self.allow_running())
         if 'result' in loaded:
             return dict(result, **loaded)

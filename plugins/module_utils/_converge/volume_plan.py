@@ -23,9 +23,12 @@ from typing import TYPE_CHECKING
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import NO_PROGRESS
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.volume import VolumeDefinition
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
+    from typing import Any
+
     from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
     from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import Source
 
@@ -55,6 +58,8 @@ class ClonePlanner(abc.ABC):
     ``want`` checks the request against the resolved source; ``plan_steps`` plans from what the destination
     holds. After them: ``wanted`` (the VolumeDefinition), ``record`` (what will be recorded), ``recorded``
     (the record of a volume an earlier run made), ``volume`` (libvirt's volume of that name), ``method``."""
+
+    progress: Any = NO_PROGRESS  # the run's status file (_core/progress.py); the module sets it
 
     def __init__(self, backend: StorageBackend, name: str) -> None:
         self.backend = backend
@@ -116,7 +121,8 @@ class ClonePlanner(abc.ABC):
         if mode == 'cow':
             self.method, steps = backend.cow_steps(self.name, self.source, self.wanted)
         else:
-            self.method, steps = backend.copy_steps(self.name, self.source.image(), self.wanted, self._written)
+            self.method, steps = backend.copy_steps(self.name, self.source.image(), self.wanted, self._written,
+                                                    self.progress)
         for step in steps:
             self.plan.add(explain=self._explain_write, **step)
         if verify and mode == 'copy':

@@ -96,14 +96,15 @@ class Progress:
         self._write()
         return self
 
-    def item(self, instance: str | None = None, disk: str | None = None) -> None:
-        """What the run works on now (an instance, a disk or a volume): shown before its first phase."""
-        self.begin(None, instance=instance, disk=disk)
+    def item(self, instance: str | None) -> None:
+        """The instance the run works on now (shown before its first phase)."""
+        self.status['instance'] = instance
+        self.begin(None)
 
-    def begin(self, phase: str | None, instance: str | None = None, disk: str | None = None,
-              bytes_total: int | None = None) -> None:
-        """A phase of the current item begins; ``bytes_total``: the bytes it moves (None: not counted)."""
-        self.status.update(phase=phase, instance=instance, disk=disk, bytes_total=bytes_total,
+    def begin(self, phase: str | None, disk: str | None = None, bytes_total: int | None = None) -> None:
+        """A phase of a disk (or a volume, ``<pool>/<name>``) of the current instance begins; ``bytes_total``:
+        the disk's size, what the phase goes through (None: not counted)."""
+        self.status.update(phase=phase, disk=disk, bytes_total=bytes_total,
                            bytes_done=0 if bytes_total is not None else None)
         self.written_at = None
         self._write()
@@ -112,8 +113,8 @@ class Progress:
         """``bytes_done`` of the phase's total are done (the copy loops' callback)."""
         self.status['bytes_done'] = bytes_done
         now = self.clock()
-        if self.written_at is not None and now - self.written_at < INTERVAL:
-            return
+        if bytes_done == 0 or self.written_at is not None and now - self.written_at < INTERVAL:
+            return  # begin wrote the 0
         first = self.written_at is None
         self.written_at = now
         self._write()
@@ -144,11 +145,10 @@ class Progress:
 class NoProgress:
     """Reports nothing: check mode, which writes nothing, and code run without a status file."""
 
-    def item(self, instance: str | None = None, disk: str | None = None) -> None:
+    def item(self, instance: str | None) -> None:
         pass
 
-    def begin(self, phase: str | None, instance: str | None = None, disk: str | None = None,
-              bytes_total: int | None = None) -> None:
+    def begin(self, phase: str | None, disk: str | None = None, bytes_total: int | None = None) -> None:
         pass
 
     def advance(self, bytes_done: int) -> None:

@@ -12,8 +12,10 @@ named ``/proc/self/fd/N`` (or a ``json:`` filename of such descriptors,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
@@ -22,7 +24,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.inspect import read_qcow2_overlay
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 
 def run(argv: Sequence[str], option: str, size: int = 0, pass_fds: Sequence[int] = ()) -> str:
@@ -61,10 +63,33 @@ def convert_argv(source: str, source_format: str, target: str, target_format: st
 
 
 def convert(source: str, source_format: str, target: str, target_format: str, option: str, size: int = 0,
-            pass_fds: Sequence[int] = (), target_is_zero: bool = False) -> None:
-    """Write ``source`` into the existing ``target`` (convert_argv); ``size``: the bytes it moves."""
-    run(convert_argv(source, source_format, target, target_format, target_is_zero), option, size=size,
-        pass_fds=pass_fds)
+            pass_fds: Sequence[int] = (), target_is_zero: bool = False,
+            progress: Callable[[int], object] | None = None) -> None:
+    """Write ``source`` into the existing ``target`` (convert_argv); ``size``: the bytes it moves (the source's
+    virtual size). ``progress(bytes)``: called with qemu-img's own progress (``-p``) as that share of ``size``."""
+    argv = convert_argv(source, source_format, target, target_format, target_is_zero)
+    on_output = None
+    if progress is not None:
+        argv.insert(2, '-p')
+        on_output = functools.partial(_report_percent, progress, size)
+    proc = command.run(argv, option, size=size, pass_fds=pass_fds, on_output=on_output)
+    if proc.returncode != 0:
+        raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
+                                libvirt_error=(proc.stderr or _without_meter(proc.stdout)).strip())
+
+
+PERCENT = re.compile(r'\(\s*([0-9]+(?:\.[0-9]+)?)/100%\)')
+
+
+def _report_percent(progress, size, output):
+    """The last ``(12.34/100%)`` of a piece of ``qemu-img -p`` output, as bytes of ``size``."""
+    found = PERCENT.findall(output)
+    if found:
+        progress(min(int(size * float(found[-1]) / 100), size))
+
+
+def _without_meter(stdout):
+    return PERCENT.sub('', stdout).replace('\r', '')
 
 
 def compare_argv(first: str, first_format: str, second: str, second_format: str) -> list[str]:

@@ -104,3 +104,19 @@ def test_the_virtual_size_comes_from_the_qcow2_header_or_the_raw_file_size(tmp_p
             assert qemu_img.virtual_size('named only in messages', disk_format, fd=fd) == size
         finally:
             os.close(fd)
+
+
+def test_a_convert_reports_qemu_imgs_own_progress_as_bytes_of_the_virtual_size(tmp_path):
+    size = 64 * MiB
+    source = qcow2_file(tmp_path / 'source.qcow2', size)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 48M', source], check=True, capture_output=True)
+    target = raw_file(tmp_path / 'target.raw', size=size)
+    done = []
+    qemu_img.convert(source, 'qcow2', target, 'raw', 'source.path', size=size, progress=done.append)
+    assert qemu_img.same_content(source, 'qcow2', target, 'raw', 'verify')
+    assert done == sorted(done) and done[-1] == size, done
+    assert any(0 < value < size for value in done), done
+    with pytest.raises(StoragePoolsError) as failed:  # a failure names qemu-img's words, not its meter
+        qemu_img.convert(str(tmp_path / 'missing'), 'raw', target, 'raw', 'source.path', size=size,
+                         progress=done.append)
+    assert 'missing' in failed.value.libvirt_error and '100%' not in failed.value.libvirt_error

@@ -40,7 +40,8 @@ def test_the_status_file_is_roots_alone_and_says_what_the_run_does(tmp_path):
     assert stat.S_IMODE(os.stat(state_dir / 'progress').st_mode) == 0o700
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert status(state_dir)['state'] == 'running' and status(state_dir)['phase'] is None
-    reporter.begin('copy', 'uuid-1', 'disk', 100)
+    reporter.item('uuid-1')
+    reporter.begin('copy', 'disk', 100)
     assert {key: status(state_dir)[key] for key in ('phase', 'instance', 'disk', 'bytes_done', 'bytes_total')} == \
         {'phase': 'copy', 'instance': 'uuid-1', 'disk': 'disk', 'bytes_done': 0, 'bytes_total': 100}
     [run] = run_progress.read_runs(str(state_dir))
@@ -50,7 +51,7 @@ def test_the_status_file_is_roots_alone_and_says_what_the_run_does(tmp_path):
 def test_bytes_are_written_on_the_first_advance_then_at_most_once_an_interval(tmp_path):
     clock = Clock()
     reporter = run_progress.Progress(str(tmp_path), 'virt_volume_clone', clock=clock).start()
-    reporter.begin('copy', None, 'pool/volume', 1000)
+    reporter.begin('copy', 'pool/volume', 1000)
     reporter.advance(10)
     assert status(tmp_path, 'virt_volume_clone')['bytes_done'] == 10  # the first bytes show at once
     clock.now += run_progress.INTERVAL / 2
@@ -59,7 +60,7 @@ def test_bytes_are_written_on_the_first_advance_then_at_most_once_an_interval(tm
     clock.now += run_progress.INTERVAL
     reporter.advance(30)
     assert status(tmp_path, 'virt_volume_clone')['bytes_done'] == 30
-    reporter.begin('verify', None, 'pool/volume', 1000)  # a new phase is written at once
+    reporter.begin('verify', 'pool/volume', 1000)  # a new phase is written at once
     reporter.advance(5)
     assert status(tmp_path, 'virt_volume_clone')['phase'] == 'verify'
     assert status(tmp_path, 'virt_volume_clone')['bytes_done'] == 5
@@ -123,7 +124,7 @@ def test_no_state_dir_no_runs_and_a_failed_write_fails_nothing(tmp_path):
     blocked = tmp_path / 'a-file'
     blocked.write_text('')
     reporter = run_progress.Progress(str(blocked), 'legacy_disk_adopt').start()
-    reporter.begin('copy', 'uuid', 'disk', 10)
+    reporter.begin('copy', 'disk', 10)
     reporter.advance(5)
     reporter.finish()
     assert run_progress.progress_for(str(tmp_path), 'legacy_disk_adopt', check_mode=True) is run_progress.NO_PROGRESS

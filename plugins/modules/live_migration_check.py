@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: live_migration_check
 short_description: Whether a destination host is ready for Nova's block live migration of adopted instances
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Read only. For each instance, compares its domain on the source (O(uri)) with the pools and volumes of the
     destination (O(destination_uri)) the way Nova's block live migration will use them (docs/live-migration.md).

@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: nova_conf_info
 short_description: Read the nova.conf settings of a compute host that the transition depends on
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Reads Nova's configuration file on the managed host (a regular UTF-8 file, read without following a FIFO or
     device) and returns the few settings the roles check before they touch a host. It changes nothing.

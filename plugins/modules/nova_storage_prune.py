@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: nova_storage_prune
 short_description: Reclaim the pool volumes Nova leaves behind, through a quarantine that can be restored
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - One call per host. Nova does not know the pools this collection adopted its disks into; its delete removes
     the instance directory (with our symlinks) and the domain, and a resize or cold migration removes the source

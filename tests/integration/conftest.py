@@ -25,6 +25,7 @@ import time
 import uuid
 
 import pytest
+import yaml
 
 libvirt = pytest.importorskip('libvirt')
 
@@ -33,6 +34,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
 MODULES = 'ansible_collections.storagepools.libvirt.plugins.modules.'
 BIN = os.path.dirname(sys.executable)
+
+
+def collection_version():
+    """galaxy.yml's version: what the tarball is named after and MANIFEST.json says."""
+    with open(os.path.join(REPO, 'galaxy.yml')) as handle:
+        return yaml.safe_load(handle)['version']
+
+
 RUN_ID = uuid.uuid4().hex[:6]
 _counter = itertools.count()
 
@@ -328,7 +337,7 @@ def installed(tmp_path_factory):
                             '--output-path', str(root)], capture_output=True, text=True, env=env, check=False)
     assert build.returncode == 0, build.stdout + build.stderr
     tarballs = glob.glob(str(root / 'storagepools-libvirt-*.tar.gz'))
-    assert [os.path.basename(path) for path in tarballs] == ['storagepools-libvirt-0.1.0.tar.gz']
+    assert [os.path.basename(path) for path in tarballs] == ['storagepools-libvirt-%s.tar.gz' % collection_version()]
     install = subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', tarballs[0],
                               '-p', str(collections)], capture_output=True, text=True, env=env, check=False)
     assert install.returncode == 0, install.stdout + install.stderr

@@ -18,10 +18,10 @@ import textwrap
 
 import yaml
 
-from conftest import BIN, REPO, RUN_ID, ansible_env, playbook
+from conftest import BIN, REPO, RUN_ID, ansible_env, collection_version, playbook
 
 BUILDER_VENV = os.path.join(REPO, '.build', 'builder-venv')
-TARBALL = 'storagepools-libvirt-0.1.0.tar.gz'
+TARBALL = 'storagepools-libvirt-%s.tar.gz' % collection_version()
 
 
 def requirement_lines(path):
@@ -223,5 +223,5 @@ def test_the_readme_install_commands_install_the_collection(tmp_path):
         assert proc.returncode == 0, (command, proc.stdout + proc.stderr)
         if argv[2] == 'install':
             manifest = collections / 'ansible_collections/storagepools/libvirt/MANIFEST.json'
-            assert json.loads(manifest.read_text())['collection_info']['version'] == '0.1.0', command
+            assert json.loads(manifest.read_text())['collection_info']['version'] == collection_version(), command
             assert (manifest.parent / 'meta/execution-environment.yml').is_file(), command

@@ -12,9 +12,9 @@ short_description: Show what the long runs of this collection on a host are doin
 version_added: 0.2.0
 description:
   - Lists the runs of M(storagepools.libvirt.legacy_disk_adopt) and M(storagepools.libvirt.virt_volume_clone)
-    on the managed host with what each is doing now - the phase (V(copy), V(verify), V(import), V(convert)),
+    on the managed host with what each is doing now, the phase (V(copy), V(verify), V(import), V(convert)),
     the instance and disk (or the volume) and the bytes done of the disk's total - so that a run started with
-    C(async) and C(poll: 0), or from another terminal, can be watched while it copies.
+    C(async) and C(poll) 0, or from another terminal, can be watched while it copies.
   - Each run keeps its status in C(<state_dir>/progress/<module>-<pid>.json), written when a phase begins and
     then at most once a second; a finished run is kept until the next run of the same module. It changes
     nothing.

@@ -9,7 +9,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup libvirtd test units integration sanity docs-lint docs lint test-molecule demo bench clean
+.PHONY: setup libvirtd test units integration sanity docs-lint docs changelog lint test-molecule demo bench clean
 
 setup:
 	scripts/setup.sh
@@ -40,6 +40,14 @@ sanity: setup
 
 docs-lint: setup
 	antsibull-docs lint-collection-docs --plugin-docs .
+
+# The release notes (CHANGELOG.rst and changelogs/changelog.yaml) from changelogs/fragments, for the version in
+# galaxy.yml: new fragments join that release, edited ones are read again. Re-run after a fragment is added or
+# changed (docs/development.md, "Releasing"); tests/unit/test_release_notes.py fails until then.
+changelog: setup
+	antsibull-changelog lint
+	antsibull-changelog release --reload-plugins --refresh-fragments without-archives
+	antsibull-changelog generate
 
 # The docs as an HTML site (.build/docs/site/build/html): every module, role and playbook, built by
 # antsibull-docs and Sphinx (in .build/docs-venv, tests/docs-requirements.txt) with warnings as errors.

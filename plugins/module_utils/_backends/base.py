@@ -247,6 +247,10 @@ class StorageBackend(abc.ABC):
     def write_image(self, name: str, image: ImageData, volume_format: str = 'raw') -> str:
         """Write ``image`` into the existing empty volume ``name`` (of ``volume_format``); how (the method)."""
 
+    def open_for_stream(self, name: str) -> int:
+        """A descriptor (the caller's to close) for writing the bytes of the existing volume ``name`` here."""
+        raise StoragePoolsError('%s: %s volumes cannot be written from a stream' % (self.option, self.endpoint.type))
+
     def write(self, name: str, legacy: Any) -> None:
         """A cutover's write of a legacy disk into the new volume ``name``."""
         self.write_image(name, legacy_image(legacy))

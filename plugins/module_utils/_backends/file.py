@@ -144,6 +144,13 @@ class FileBackend(StorageBackend):
         flush(path)
         return 'qemu-img-convert'
 
+    def open_for_stream(self, name: str) -> int:
+        directory = self._target_fd()
+        try:
+            return _open_file(name, directory, os.O_WRONLY)[0]
+        finally:
+            os.close(directory)
+
     def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:
         create = dict(action='create', detail="create qcow2 overlay '%s' on %s (backing format %s)"
                       % (name, source.path, source.format), do=lambda: self.define(definition),
@@ -371,9 +378,9 @@ def _lexists(name, dir_fd):
         return False
 
 
-def _open_file(name, dir_fd):
+def _open_file(name, dir_fd, mode=os.O_RDONLY):
     """(descriptor, stat) of the regular file ``name`` in ``dir_fd``, never through a symlink."""
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    fd = os.open(name, mode | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)

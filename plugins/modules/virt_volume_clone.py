@@ -275,6 +275,7 @@ def run(module):
     params = module.params
     names.check_options(params, {'pool': names.pool_name, 'name': names.volume_name, 'source.pool': names.pool_name,
                                  'source.volume': names.volume_name, 'source.path': names.path,
+                                 'source.uri': names.text,
                                  'ceph_keyring': names.path, 'state_dir': names.path, 'quarantine_dir': names.path})
     name = volume_name(params)
     if params['state'] == 'absent':
@@ -286,6 +287,9 @@ def run(module):
         raise StoragePoolsError('source: give either path (with format) or pool and volume')
     if source.get('volume') and not source.get('pool'):
         raise StoragePoolsError('source.pool: a source volume needs its pool')
+    if source.get('uri') and source.get('path'):
+        raise StoragePoolsError('source.uri: a source on another libvirt host is one of its volumes; give '
+                                'source.pool and source.volume, not source.path')
     if source.get('path') and not source.get('format'):
         raise StoragePoolsError('source.format: an image file needs its declared format (raw, qcow2, vmdk)')
     conn = open_connection(params['uri'])
@@ -318,6 +322,7 @@ def main():
             quarantine_dir=dict(type='path'),
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
             source=dict(type='dict', options=dict(
+                uri=dict(type='str'),
                 pool=dict(type='str'),
                 volume=dict(type='str'),
                 path=dict(type='path'),

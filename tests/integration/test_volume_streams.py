@@ -143,6 +143,23 @@ def test_a_volume_streams_host_to_host_with_its_record(peer, peer_pool, dest_poo
     assert sorted(os.listdir(dest_pool[1])) == ['copy']
 
 
+def test_the_other_way_round_from_the_system_libvirtd_into_the_peer(peer, peer_pool, dest_pool, workdir):
+    """The peer as destination (the task's uri, its files local), the system libvirtd as the source host."""
+    image = make_raw(os.path.join(workdir, 'image.raw'), 32 * MiB, dense=False)
+    made = clone(pool=dest_pool[0], name='src', source={'path': image, 'format': 'raw'})
+    assert made['changed'] is True, made
+    source_path = os.path.join(dest_pool[1], 'src')
+    args = dict(uri=peer.socket_uri, pool=peer_pool[0], name='copy', verify=True,
+                source={'uri': 'qemu:///system', 'pool': dest_pool[0], 'volume': 'src'})
+    result = clone(**args)
+    assert result['changed'] is True and result['method'] == 'stream', result
+    path = os.path.join(peer_pool[1], 'copy')
+    assert sha256(path) == sha256(image) and allocated(path) <= allocated(source_path) * 11 // 10
+    assert read_file_metadata(path)['source_record'] == read_file_metadata(source_path)
+    assert libvirt.open(peer.uri).storagePoolLookupByName(peer_pool[0]).storageVolLookupByName('copy')
+    assert clone(**args)['changed'] is False
+
+
 def test_a_remote_source_without_a_readable_record_needs_its_format(peer, peer_pool, dest_pool, workdir):
     """Through tcp the source's record (an xattr on the other host) is out of reach: the format is declared and
     checked against the bytes read through libvirt."""

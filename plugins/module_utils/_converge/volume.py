@@ -281,7 +281,8 @@ class VolumeCloner(ClonePlanner):
             if owns_backend:
                 backend.close()
             raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
-                                    'run the task on that host with a local uri (qemu:///system)')
+                                    'run the task on that host with a local uri (qemu:///system), naming a source '
+                                    'on another host in source.uri')
         super().__init__(backend, name)
         self.conn = conn
         self.uri = uri

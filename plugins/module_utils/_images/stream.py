@@ -19,12 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.faults import fault_point
-
-if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
-    from collections.abc import Iterator
 
 BLOCK = 1024 * 1024
 ZEROES = bytes(BLOCK)
@@ -121,21 +117,3 @@ class SparseWriter:
             os.ftruncate(self.fd, size)
         os.fsync(self.fd)
         return size
-
-
-def pieces(fd: int, size: int, extents: Iterator[tuple[int, int]], chunk: int) -> Iterator[tuple[int, bytes | int]]:
-    """(0, data) and (1, hole length) pieces of the file ``fd`` of ``size`` bytes whose data ``extents``
-    (start, end) are given, each data piece at most ``chunk`` bytes: what a sparse upload sends."""
-    offset = 0
-    for start, end in extents:
-        if start > offset:
-            yield 1, start - offset
-        offset = start
-        while offset < end:
-            data = os.pread(fd, min(chunk, end - offset), offset)
-            if not data:
-                raise OSError('short read at offset %d' % offset)
-            yield 0, data
-            offset += len(data)
-    if size > offset:
-        yield 1, size - offset

@@ -2,14 +2,13 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A volume's bytes through a libvirt stream: download (sparse), a byte range, upload (sparse).
+"""A volume's bytes through a libvirt download stream: the whole volume (sparse), or a byte range.
 
 The only code that opens libvirt streams. A sparse download hands the
 receiver data chunks and hole lengths, one chunk of at most libvirt's stream
 buffer (256 KiB) at a time, so memory stays bounded whatever the volume's
-size; an upload sends holes as holes. libvirt's errors become
-StoragePoolsError naming the option at fault; whatever else a receiver
-raises aborts the stream and goes on up unchanged.
+size. libvirt's errors become StoragePoolsError naming the option at fault;
+whatever else a receiver raises aborts the stream and goes on up unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import error_text, libvirt
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
 CHUNK = 262120  # libvirt's stream buffer (virStorageVol.streamBufSize): one RPC message of data
 RECV_HOLE = -3  # recvFlags' answer at a hole (VIR_STREAM_RECV_STOP_AT_HOLE)
@@ -104,34 +103,6 @@ def read_range(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: 
         raise StoragePoolsError("%s: reading %d bytes at %d of volume '%s' failed"
                                 % (option, length, offset, _name(volume)), libvirt_error=error_text(exc))
     return b''.join(chunks)
-
-
-def send(conn: libvirt.virConnect, volume: libvirt.virStorageVol, pieces: Iterable[tuple[int, bytes | int]],
-         option: str) -> None:
-    """Upload into ``volume`` through ``conn`` as a sparse stream: ``pieces`` are (0, data chunk) or
-    (1, hole length), in order. libvirt refreshes the volume's whole pool afterwards."""
-    stream = None
-    try:
-        stream = conn.newStream(0)
-        volume.upload(stream, 0, 0, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
-        for is_hole, piece in pieces:
-            if is_hole:
-                stream.sendHole(piece, 0)
-            else:
-                view = memoryview(piece)
-                while view:
-                    sent = stream.send(view[:CHUNK].tobytes())
-                    view = view[sent:]
-        stream.finish()
-    except libvirt.libvirtError as exc:
-        if stream is not None:
-            _abort(stream)
-        raise StoragePoolsError("%s: uploading into volume '%s' failed" % (option, _name(volume)),
-                                libvirt_error=error_text(exc))
-    except BaseException:
-        if stream is not None:
-            _abort(stream)
-        raise
 
 
 class VolumeReader:

@@ -122,6 +122,7 @@ class StorageBackend(abc.ABC):
 
     kind = 'volume'
     method = None
+    stream_converts = False  # a stream of another format may go into a temporary volume here and be converted
 
     def __init__(self, endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None) -> None:
         self.endpoint = endpoint

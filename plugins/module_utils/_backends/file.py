@@ -84,6 +84,8 @@ def write_file_metadata(path: int | str, record: dict) -> None:
 class FileBackend(StorageBackend):
     """Files in the target directory of a dir, fs or netfs pool; records in their xattr."""
 
+    stream_converts = True
+
     @property
     def target(self) -> str:
         return self.endpoint.target

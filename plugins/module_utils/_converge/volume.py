@@ -349,14 +349,12 @@ class VolumeCloner(ClonePlanner):
                                     "is removed" % (name, self.source.path))
 
     def _received_image(self, temporary):
-        """The temporary volume as the image a conversion reads: inspected again as the source's format unless
-        that is a recorded raw (never interpreted), read through the descriptor inspected."""
-        path = self.backend.location(temporary)
-        if self.source.format == 'raw':
-            return ImageData(path, 'raw', self.source.info.virtual_size, local=path, label=temporary), None
-        opened = image_inspect.OpenedImage(path)
+        """The temporary volume as the image a conversion reads, through one descriptor (never a symlink):
+        inspected again as the source's format, unless that is raw (read -f raw, never interpreted)."""
+        opened = image_inspect.OpenedImage(self.backend.location(temporary))
         try:
-            opened.inspect(self.source.format, max_virtual_size=self.backend.max_virtual_size())
+            if self.source.format != 'raw':
+                opened.inspect(self.source.format, max_virtual_size=self.backend.max_virtual_size())
         except Exception:
             opened.close()
             raise
@@ -368,8 +366,7 @@ class VolumeCloner(ClonePlanner):
         try:
             self.backend.write_image(self.name, image, self.wanted.format)
         finally:
-            if opened is not None:
-                opened.close()
+            opened.close()
 
     def _verify_conversion(self, temporary):
         image, opened = self._received_image(temporary)
@@ -378,8 +375,7 @@ class VolumeCloner(ClonePlanner):
                                          self.wanted.format, 'verify', size=image.virtual_size,
                                          pass_fds=image.pass_fds)
         finally:
-            if opened is not None:
-                opened.close()
+            opened.close()
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from %s after the conversion; the new volume is "
                                     "removed" % (self.name, self.source.path))

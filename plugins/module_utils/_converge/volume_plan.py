@@ -142,6 +142,10 @@ class ClonePlanner(abc.ABC):
                                     'another libvirt host is copied (mode: copy)')
         backend, source, plan = self.backend, self.source, self.plan
         convert = self.wanted.format != source.format
+        if convert and not backend.stream_converts:
+            raise StoragePoolsError("format: a %s volume from another host is converted into file pools only; %s pool "
+                                    "'%s' takes %s sources (convert it on its host first)"
+                                    % (source.format, backend.endpoint.type, backend.pool_name, self.wanted.format))
         temporary = STREAM_TEMPORARY % self.name
         leftovers = [name for name in (self.name, temporary) if self._partial_of_this_task(name)]
         for name in leftovers:

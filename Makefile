@@ -67,6 +67,7 @@ demo: libvirtd
 bench: libvirtd
 	bench/pool_noop
 	bench/clone
+	bench/transfer
 	bench/adopt
 	bench/transition
 

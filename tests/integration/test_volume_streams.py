@@ -283,3 +283,23 @@ def test_refusals_name_the_option(peer, peer_pool, dest_pool, workdir):
         result = clone(pool=dest_pool[0], name='copy', **extra)
         assert result['failed'] is True and result['msg'].startswith(option), (option, result)
     assert os.listdir(dest_pool[1]) == []
+
+
+def test_an_fs_pool_takes_what_fits_and_refuses_what_does_not_up_front(peer, peer_pool, pools, workdir, loop_device):
+    name = pools.new()
+    mount = os.path.join(workdir, 'small')
+    os.mkdir(mount)
+    made = run_module('virt_pool_ensure', dict(name=name, type='fs', target=mount, build='never', autostart=False,
+                                               source={'device': [loop_device(mkfs='mkfs.ext4')]}))  # 64 MiB
+    assert not made.get('failed'), made
+    before = sorted(os.listdir(mount))
+    source_volume(peer, peer_pool, workdir, 'dense', 'raw', dense=True, size=96 * MiB)
+    refused = clone(pool=name, name='dense', source={'uri': peer.uri, 'pool': peer_pool[0], 'volume': 'dense',
+                                                     'format': 'raw'})
+    assert refused['failed'] is True and refused['msg'].startswith("pool: volume 'dense' needs 96"), refused
+    assert sorted(os.listdir(mount)) == before
+    _image, source_path = source_volume(peer, peer_pool, workdir, 'sparse', 'raw', size=256 * MiB)
+    fits = clone(pool=name, name='sparse', verify=True,
+                 source={'uri': peer.uri, 'pool': peer_pool[0], 'volume': 'sparse', 'format': 'raw'})
+    assert fits['changed'] is True, fits
+    assert sha256(os.path.join(mount, 'sparse')) == sha256(source_path)

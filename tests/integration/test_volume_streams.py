@@ -217,6 +217,10 @@ def test_a_kill_mid_stream_leaves_a_marked_volume_the_rerun_removes(peer, peer_p
         assert marker['partial'] is True, (name, marker)
         assert 0 < allocated(os.path.join(dest_pool[1], name)) < 64 * MiB or name == 'copy'
 
+    unfinished = clone(pool=dest_pool[0], name='other', source={'pool': dest_pool[0], 'volume': 'copy'})
+    assert unfinished['failed'] is True and unfinished['msg'].startswith('source.volume: '), unfinished
+    assert 'unfinished' in unfinished['msg'], unfinished['msg']
+
     rerun = clone(**args)
     assert not rerun.get('failed') and rerun['changed'] is True, rerun
     assert actions(rerun)[:len(left)] == ['remove'] * len(left), rerun

@@ -33,7 +33,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.bas
     backend_class,
     backend_for,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import ClonePlanner
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import ClonePlanner, is_partial
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import (
@@ -68,6 +68,13 @@ def cloner_for(conn: Any, uri: str, pool: str, name: str, ceph_keyring: str | No
                                     "and rbd pools" % (pool, dest.type))
         backend = backend_for(dest, 'pool', ceph_keyring)
     return VolumeCloner(conn, uri, backend, name, ceph_keyring, owns_backend=owns)
+
+
+def refuse_unfinished(recorded: dict | None, label: str) -> None:
+    """A source volume still marked partial (a streaming run was killed while writing it) is no source."""
+    if is_partial(recorded):
+        raise StoragePoolsError('source.volume: %s is unfinished (a run streaming it was killed); rerun the task '
+                                'that makes it first' % label)
 
 
 class Source:
@@ -134,6 +141,7 @@ class Source:
             else:  # the record of the very file opened (the path may be swapped afterwards)
                 self.file = image_inspect.OpenedImage(self.path)
                 recorded = metadata.read_file_metadata(self.file.fds[0], name=self.path)
+            refuse_unfinished(recorded, self.path)
             if recorded and declared and recorded.get('format') != declared:
                 raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                         % (self.path, recorded.get('format'), declared))
@@ -162,6 +170,7 @@ class Source:
         self.path = peer.label
         declared = spec.get('format')
         recorded = self.recorded = peer.record()
+        refuse_unfinished(recorded, peer.label)
         if recorded and declared and recorded.get('format') != declared:
             raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                     % (peer.label, recorded.get('format'), declared))

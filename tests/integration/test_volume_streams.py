@@ -307,3 +307,24 @@ def test_an_fs_pool_takes_what_fits_and_refuses_what_does_not_up_front(peer, pee
                  source={'uri': peer.uri, 'pool': peer_pool[0], 'volume': 'sparse', 'format': 'raw'})
     assert fits['changed'] is True, fits
     assert sha256(os.path.join(mount, 'sparse')) == sha256(source_path)
+
+
+@pytest.mark.parametrize('volume_format', ['raw', 'qcow2'])
+def test_a_larger_capacity_grows_a_streamed_volume(peer, peer_pool, dest_pool, workdir, volume_format):
+    """... and a smaller one is refused."""
+    image, _source_path = source_volume(peer, peer_pool, workdir, 'src', volume_format)
+    spec = {'uri': peer.socket_uri, 'pool': peer_pool[0], 'volume': 'src'}
+    smaller = clone(pool=dest_pool[0], name='copy', capacity=32 * MiB, source=spec)
+    assert smaller['failed'] is True and smaller['msg'].startswith('capacity: '), smaller
+    args = dict(pool=dest_pool[0], name='copy', capacity=96 * MiB, verify=True, source=spec)
+    made = clone(**args)
+    assert made['changed'] is True and actions(made) == ['create', 'stream', 'verify', 'resize', 'record'], made
+    path = os.path.join(dest_pool[1], 'copy')
+    info = subprocess.run(['qemu-img', 'info', '--output=json', '-f', volume_format, path], capture_output=True,
+                          text=True, check=True).stdout
+    assert '"virtual-size": %d' % (96 * MiB) in info, info
+    assert read_file_metadata(path)['virtual_size'] == 96 * MiB
+    with open(image, 'ab') as handle:  # the image grown with zeroes reads as the grown volume
+        handle.truncate(96 * MiB)
+    assert same_image(image, path, volume_format)
+    assert clone(**args)['changed'] is False

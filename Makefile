@@ -85,6 +85,7 @@ demo: libvirtd
 bench: libvirtd
 	bench/pool_noop
 	bench/clone
+	bench/transfer
 	bench/adopt
 	bench/transition
 

@@ -34,6 +34,10 @@ description:
     and V(cow) clones an image of the same pool from its protected snapshot C(storagepools-base), which is
     created and protected when missing. libvirt has neither primitive for rbd. The recorded metadata of an
     rbd volume is kept in the image's own image-meta.
+  - "A source volume on another libvirt host (O(source.uri)) arrives through libvirt streams: a sparse download
+    from that connection, written into the new volume by the module itself (only data written, holes left holes,
+    a fixed buffer whatever the size, fsync; no pool refresh), with no SSH, scp, rsync or staging copy. The
+    destination (O(uri)) must be local. The source is only read. See the notes for the record and the formats."
   - A source volume in an rbd pool (copied into a file or logical pool, or another rbd pool) is read as raw
     through qemu's rbd driver with C(qemu-img convert -f raw); its header is first checked through librbd
     like a file's (an image whose bytes are another format is refused).
@@ -84,6 +88,15 @@ options:
     description: Where the data comes from. Required with O(state=present).
     type: dict
     suboptions:
+      uri:
+        description:
+          - The libvirt URI of the host the source volume is on, when that is another libvirt host than O(uri)
+            (for example V(qemu+tls://compute-2/system)). Its volume (O(source.pool), O(source.volume)) is
+            received through a libvirt download stream (V(VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)); only
+            V(copy) mode. Source and destination pools may be V(dir), V(fs), V(netfs) or V(logical); an rbd pool
+            on either side is refused (libvirt has no streams for rbd volumes).
+          - Omitted, or equal to O(uri), the source volume is on the destination's host.
+        type: str
       pool:
         description: Pool of a source volume (with O(source.volume)).
         type: str
@@ -97,6 +110,9 @@ options:
         description:
           - The source's format (V(raw), V(qcow2), V(vmdk)). Required for O(source.path) and for a
             source volume without recorded metadata; must agree with the record when both exist.
+          - A source on another host (O(source.uri)) whose record this process cannot read (libvirt carries no
+            record; it is read only where the source host's files are on this host, a C(qemu+unix) or local
+            URI) needs it; its header is then read through the stream connection and checked against it.
         type: str
   mode:
     description:
@@ -127,7 +143,10 @@ options:
     type: path
   verify:
     description: After a copy, compare the new volume with its source (byte compare for raw files, C(qemu-img compare)
-      with explicit formats otherwise, through qemu's rbd driver for rbd volumes).
+      with explicit formats otherwise, through qemu's rbd driver for rbd volumes). For a source on another host
+      (O(source.uri)), a digest of the bytes received is compared with a digest of the new volume read back through
+      the destination's libvirt (and a conversion is compared with C(qemu-img compare)); a mismatch removes the
+      new volume.
     type: bool
     default: false
 notes:
@@ -135,6 +154,17 @@ notes:
     definition as canonical XML of what is recorded (name, capacity, format, path, backing; never libvirt's
     probe of the file) and the recorded metadata, each before and after. A new volume has an empty before; a
     rerun that changes nothing returns no diff."
+  - "A source on another host (O(source.uri)): its record (format, size, source, metadata) travels with the data
+    as the new record's C(source_record) where it can be read, and decides the format; a volume recorded raw
+    arrives as raw data whatever its bytes look like (a guest's qcow2 header is never interpreted). Where the
+    source has no readable record, O(source.format) is declared and checked against the bytes. The same format
+    arrives byte for byte (method V(stream)); another O(format) streams into a temporary volume
+    C(<name>.stream-partial), converts it with C(qemu-img convert -f <source> -O <format>) and removes it (method
+    V(stream-convert)). Until its record is written, every volume the run makes carries a record with
+    C(partial=true); a rerun after a kill removes such volumes of the same source and starts again."
+  - "A destination on another host (an upload stream) is not offered: libvirt refreshes the whole destination pool
+    after every upload, probing every file of a dir pool (and so opening the backing files named in
+    guest-written headers), and the record cannot be written there; run the task on the destination host."
 seealso:
   - module: storagepools.libvirt.virt_pool_info
 '''
@@ -161,6 +191,17 @@ EXAMPLES = r'''
     source:
       pool: nova-base-images-pool
       volume: 9b5c1f2e7a1c4f0e8d1a2b3c4d5e6f708192a3b4
+
+- name: A volume of another compute host, received through libvirt streams and verified
+  storagepools.libvirt.virt_volume_clone:
+    pool: nova-disks-pool
+    name: 6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk
+    verify: true
+    source:
+      uri: qemu+tls://compute-2.example.org/system
+      pool: nova-disks-pool
+      volume: 6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk
+      format: qcow2
 
 - name: A full, verified copy converted to qcow2
   storagepools.libvirt.virt_volume_clone:
@@ -205,13 +246,15 @@ volume:
       type: dict
 method:
   description: With O(state=present), how the data was (or would be) made; V(reflink), V(sparse-copy), V(qemu-img-convert),
-    V(qcow2-overlay), V(lvm-snapshot), V(rbd-import) or V(rbd-clone). In check mode a raw copy says
+    V(qcow2-overlay), V(lvm-snapshot), V(rbd-import), V(rbd-clone), or, from another host, V(stream) or
+    V(stream-convert). In check mode a raw copy says
     V(sparse-copy) even where the real run would manage a reflink.
   returned: state present
   type: str
   sample: sparse-copy
 metadata:
-  description: The metadata recorded with the volume.
+  description: The metadata recorded with the volume. From another host (O(source.uri)) it holds
+    C(source_record), the source's own record (None where it could not be read).
   returned: state present
   type: dict
 diff:
@@ -276,6 +319,7 @@ def run(module):
     params = module.params
     names.check_options(params, {'pool': names.pool_name, 'name': names.volume_name, 'source.pool': names.pool_name,
                                  'source.volume': names.volume_name, 'source.path': names.path,
+                                 'source.uri': names.text,
                                  'ceph_keyring': names.path, 'state_dir': names.path, 'quarantine_dir': names.path})
     name = volume_name(params)
     if params['state'] == 'absent':
@@ -287,6 +331,9 @@ def run(module):
         raise StoragePoolsError('source: give either path (with format) or pool and volume')
     if source.get('volume') and not source.get('pool'):
         raise StoragePoolsError('source.pool: a source volume needs its pool')
+    if source.get('uri') and source.get('path'):
+        raise StoragePoolsError('source.uri: a source on another libvirt host is one of its volumes; give '
+                                'source.pool and source.volume, not source.path')
     if source.get('path') and not source.get('format'):
         raise StoragePoolsError('source.format: an image file needs its declared format (raw, qcow2, vmdk)')
     conn = open_connection(params['uri'])
@@ -322,6 +369,7 @@ def main():
             quarantine_dir=dict(type='path'),
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
             source=dict(type='dict', options=dict(
+                uri=dict(type='str'),
                 pool=dict(type='str'),
                 volume=dict(type='str'),
                 path=dict(type='path'),

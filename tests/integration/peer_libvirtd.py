@@ -2,7 +2,10 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A second compute host on this machine for live migration: a libvirtd with a filesystem view of its own.
+"""A second compute host on this machine: a libvirtd with a filesystem view of its own.
+
+Live migration (test_nova_live_migration.py) and host-to-host volume streams
+(test_volume_streams.py) use it, each on a loopback address of its own.
 
 The shared recipe (../shared/recipes/second-libvirtd.sh) hides only libvirt's
 own directories; a migration target also needs (a) a host UUID of its own
@@ -31,8 +34,12 @@ URI = 'qemu+tcp://%s/system' % ADDRESS
 
 
 class PeerLibvirtd:
-    def __init__(self, root):
+    """``address``: the loopback address it listens on (tcp, no auth: loopback only); ``uri`` reaches it."""
+
+    def __init__(self, root, address=ADDRESS):
         self.root = root
+        self.address = address
+        self.uri = 'qemu+tcp://%s/system' % address
         self.pids = {name: os.path.join(root, '%s.pid' % name) for name in ('libvirtd', 'virtlogd')}
 
     def private(self, path):
@@ -51,9 +58,9 @@ class PeerLibvirtd:
             shutil.copy(conf, etc)
         with open(os.path.join(etc, 'libvirtd.conf'), 'a') as handle:
             handle.write('listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "%s"\nauth_tcp = "none"\nhost_uuid = "%s"\n'
-                         % (ADDRESS, uuid.uuid4()))
+                         % (self.address, uuid.uuid4()))
         with open(os.path.join(etc, 'qemu.conf'), 'a') as handle:
-            handle.write('migration_address = "%s"\nmigration_host = "%s"\n' % (ADDRESS, ADDRESS))
+            handle.write('migration_address = "%s"\nmigration_host = "%s"\n' % (self.address, self.address))
         binds = {'run': '/run/libvirt', 'lib': '/var/lib/libvirt', 'cache': '/var/cache/libvirt',
                  'log': '/var/log/libvirt', 'etc': '/etc/libvirt', 'hosts': HOSTS}
         script = ''.join('mount --bind %s %s\n' % (os.path.join(self.root, name), target)
@@ -65,12 +72,17 @@ class PeerLibvirtd:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                libvirt.open(URI).close()
+                libvirt.open(self.uri).close()
                 return self
             except libvirt.libvirtError:
                 time.sleep(0.2)
         self.stop()
-        raise AssertionError('the peer libvirtd did not answer on %s' % URI)
+        raise AssertionError('the peer libvirtd did not answer on %s' % self.uri)
+
+    @property
+    def socket_uri(self):
+        """The same daemon through its unix socket: a URI local to this host, whose files this process reads."""
+        return 'qemu+unix:///system?socket=%s' % os.path.join(self.root, 'run', 'libvirt-sock')
 
     def nsenter(self):
         """argv prefix that runs a command in the peer's mount namespace (its view of the files)."""

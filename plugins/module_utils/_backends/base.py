@@ -123,6 +123,7 @@ class StorageBackend(abc.ABC):
 
     kind = 'volume'
     method = None
+    stream_converts = False  # a stream of another format may go into a temporary volume here and be converted
 
     def __init__(self, endpoint: Endpoint, option: str = 'pool', ceph_keyring: str | None = None) -> None:
         self.endpoint = endpoint
@@ -249,6 +250,10 @@ class StorageBackend(abc.ABC):
                     progress: Callable[[int], object] | None = None) -> str:
         """Write ``image`` into the existing empty volume ``name`` (of ``volume_format``); how (the method).
         ``progress(bytes)``: how far the write is, of ``image.virtual_size`` (_core/progress.py)."""
+
+    def open_for_stream(self, name: str) -> int:
+        """A descriptor (the caller's to close) for writing the bytes of the existing volume ``name`` here."""
+        raise StoragePoolsError('%s: %s volumes cannot be written from a stream' % (self.option, self.endpoint.type))
 
     def write(self, name: str, legacy: Any, progress: Callable[[int], object] | None = None) -> None:
         """A cutover's write of a legacy disk into the new volume ``name``."""

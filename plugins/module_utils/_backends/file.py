@@ -85,6 +85,8 @@ def write_file_metadata(path: int | str, record: dict) -> None:
 class FileBackend(StorageBackend):
     """Files in the target directory of a dir, fs or netfs pool; records in their xattr."""
 
+    stream_converts = True
+
     @property
     def target(self) -> str:
         return self.endpoint.target
@@ -145,6 +147,13 @@ class FileBackend(StorageBackend):
                          pass_fds=image.pass_fds, target_is_zero=True, progress=progress)
         flush(path)
         return 'qemu-img-convert'
+
+    def open_for_stream(self, name: str) -> int:
+        directory = self._target_fd()
+        try:
+            return _open_file(name, directory, os.O_WRONLY)[0]
+        finally:
+            os.close(directory)
 
     def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:
         create = dict(action='create', detail="create qcow2 overlay '%s' on %s (backing format %s)"
@@ -373,9 +382,9 @@ def _lexists(name, dir_fd):
         return False
 
 
-def _open_file(name, dir_fd):
+def _open_file(name, dir_fd, mode=os.O_RDONLY):
     """(descriptor, stat) of the regular file ``name`` in ``dir_fd``, never through a symlink."""
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    fd = os.open(name, mode | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)

@@ -27,6 +27,7 @@ import base64
 import fcntl
 import json
 import os
+import stat
 import struct
 from typing import TYPE_CHECKING
 
@@ -251,6 +252,13 @@ class LogicalBackend(StorageBackend):
         convert_into_lv(image.filename, image.format, image.virtual_size, self.location(name), self.option,
                         pass_fds=image.pass_fds, progress=progress)
         return 'qemu-img-convert'
+
+    def open_for_stream(self, name: str) -> int:
+        fd = os.open(self.location(name), os.O_WRONLY | os.O_CLOEXEC)
+        if not stat.S_ISBLK(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StoragePoolsError("%s: %s is not the block device of an LV" % (self.option, self.location(name)))
+        return fd
 
     def cow_steps(self, name: str, source: Any, definition: VolumeDefinition) -> tuple:
         create = dict(action='create', detail="create LVM snapshot '%s' of %s" % (name, source.path),

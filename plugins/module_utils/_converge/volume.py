@@ -33,15 +33,20 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.bas
     backend_class,
     backend_for,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import ClonePlanner
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import ClonePlanner, is_partial
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import (
     copy as data_copy,
     inspect as image_inspect,
     qemu_img,
+    stream as stream_writer,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import is_local_uri
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import stream as volume_stream
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
+    is_local_uri,
+    open_connection,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
@@ -65,6 +70,13 @@ def cloner_for(conn: Any, uri: str, pool: str, name: str, ceph_keyring: str | No
     return VolumeCloner(conn, uri, backend, name, ceph_keyring, owns_backend=owns)
 
 
+def refuse_unfinished(recorded: dict | None, label: str) -> None:
+    """A source volume still marked partial (a streaming run was killed while writing it) is no source."""
+    if is_partial(recorded):
+        raise StoragePoolsError('source.volume: %s is unfinished (a run streaming it was killed); rerun the task '
+                                'that makes it first' % label)
+
+
 class Source:
     """The source of a clone, resolved: where it is, its format (recorded or declared), its bytes inspected.
 
@@ -75,13 +87,21 @@ class Source:
     def __init__(self) -> None:
         self.path = self.identity = self.format = self.info = None
         self.file = self.rbd = self.lv = self.ceph = None  # which kind of source it is (one of them is set)
+        self.peer = None  # a volume of another libvirt host (PeerVolume), read through libvirt streams
+        self.recorded = None  # the source's own record, where it can be read
 
     @classmethod
-    def resolve(cls, conn: Any, spec: dict, dest: StorageBackend, ceph_keyring: str | None = None) -> Source:
-        """Find the source ``spec`` (the task's source option) names, its format, and inspect its bytes."""
+    def resolve(cls, conn: Any, spec: dict, dest: StorageBackend, ceph_keyring: str | None = None,
+                uri: str | None = None) -> Source:
+        """Find the source ``spec`` (the task's source option) names, its format, and inspect its bytes.
+
+        ``uri``: the task's (the destination's); a ``spec['uri']`` other than it is another libvirt host."""
         source = cls()
         try:
-            source._resolve(conn, spec, dest, ceph_keyring)
+            if spec.get('uri') and spec['uri'] != uri:
+                source._resolve_peer(spec, dest)
+            else:
+                source._resolve(conn, spec, dest, ceph_keyring)
         except Exception:
             source.close()
             raise
@@ -121,6 +141,7 @@ class Source:
             else:  # the record of the very file opened (the path may be swapped afterwards)
                 self.file = image_inspect.OpenedImage(self.path)
                 recorded = metadata.read_file_metadata(self.file.fds[0], name=self.path)
+            refuse_unfinished(recorded, self.path)
             if recorded and declared and recorded.get('format') != declared:
                 raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
                                         % (self.path, recorded.get('format'), declared))
@@ -132,6 +153,44 @@ class Source:
             self.info = image_inspect.inspect(self.path, declared, max_virtual_size=max_virtual_size)
         else:
             self.info = self.file.inspect(declared, max_virtual_size=max_virtual_size)
+
+    def _resolve_peer(self, spec, dest):
+        """A volume of the libvirt host at ``spec['uri']``: looked at (sizes, record where readable, header)
+        through that connection only; its bytes come through a download stream when the plan runs."""
+        if not spec.get('volume'):
+            raise StoragePoolsError('source.uri: a source on another libvirt host is one of its volumes; give '
+                                    'source.pool and source.volume')
+        if dest.endpoint.type not in FILE_POOLS + ('logical',):
+            raise StoragePoolsError("pool: '%s' is a %s pool; a volume from another libvirt host streams into file "
+                                    "and logical pools only (libvirt has no streams for %s volumes)"
+                                    % (dest.pool_name, dest.endpoint.type, dest.endpoint.type))
+        self.peer = PeerVolume(open_connection(spec['uri'], option='source.uri'), spec)
+        peer = self.peer
+        self.identity = {'uri': spec['uri'], 'pool': spec['pool'], 'volume': spec['volume']}
+        self.path = peer.label
+        declared = spec.get('format')
+        recorded = self.recorded = peer.record()
+        refuse_unfinished(recorded, peer.label)
+        if recorded and declared and recorded.get('format') != declared:
+            raise StoragePoolsError('source.format: %s is recorded as %s, the task declares %s'
+                                    % (peer.label, recorded.get('format'), declared))
+        if recorded and recorded.get('backing'):
+            raise StoragePoolsError('source.volume: %s is a copy-on-write volume on %s; its bytes name a parent on '
+                                    'that host: copy a volume without a backing file' % (peer.label,
+                                                                                         recorded['backing'].get('path')))
+        declared = declared or (recorded or {}).get('format')
+        if not declared:
+            raise StoragePoolsError('source.format: %s has no record this task can read (libvirt keeps none, and '
+                                    "the source host's records are only read where its files are); declare its "
+                                    'format (raw, qcow2)' % peer.label)
+        self.format = declared
+        if declared == 'raw' and recorded:
+            # recorded raw by root: whatever a guest wrote into it (a qcow2 header too) is its data, never read
+            self.info = image_inspect.ImageInfo('raw', peer.physical, peer.physical)
+        else:  # declared only, or an image format: its header is checked as for any import
+            reader = volume_stream.VolumeReader(peer.conn, peer.volume, peer.physical, 'source.volume')
+            self.info = image_inspect.inspect_handle(reader, peer.physical, peer.label, declared,
+                                                     max_virtual_size=dest.max_virtual_size())
 
     def _resolve_remote_rbd(self, origin, name, declared, max_virtual_size):
         """An image of another rbd pool: read through qemu's rbd driver as raw (header checked first)."""
@@ -173,6 +232,50 @@ class Source:
             self.file.close()
         if self.ceph is not None:
             self.ceph.close()
+        if self.peer is not None:
+            self.peer.close()
+
+
+class PeerVolume:
+    """The source volume on another libvirt host: its connection (ours to close), pool, volume and sizes."""
+
+    def __init__(self, conn: Any, spec: dict) -> None:
+        self.conn = conn
+        self.uri = spec['uri']
+        self.name = spec['volume']
+        self.label = "volume '%s' of pool '%s' at %s" % (spec['volume'], spec['pool'], spec['uri'])
+        try:
+            self.endpoint = Endpoint(conn, spec['pool'], 'source.pool')
+            if self.endpoint.type not in FILE_POOLS + ('logical',):
+                raise StoragePoolsError("source.pool: '%s' at %s is a %s pool; volumes stream from file and logical "
+                                        "pools only (libvirt has no streams for %s volumes)"
+                                        % (spec['pool'], self.uri, self.endpoint.type, self.endpoint.type))
+            self.volume = self.endpoint.volume(self.name)
+            if self.volume is None:
+                raise StoragePoolsError("source.volume: pool '%s' at %s has no volume '%s'"
+                                        % (spec['pool'], self.uri, self.name))
+            self.capacity, self.allocation, self.physical = volume_stream.volume_sizes(self.volume, 'source.volume')
+        except Exception:
+            conn.close()
+            raise
+
+    def record(self) -> dict | None:
+        """The volume's record where this process reaches the source host's storage (its uri is local: a
+        daemon of this host), else None: libvirt carries no record."""
+        backend = backend_for(self.endpoint, 'source.pool')
+        try:
+            if not backend.records_readable(is_local_uri(self.uri)):
+                return None
+            return backend.read_record(self.name)
+        finally:
+            backend.close()
+
+    def receive(self, on_data, on_hole) -> None:
+        """The volume's bytes, as a sparse download stream."""
+        volume_stream.receive(self.conn, self.volume, on_data, on_hole, 'source.volume')
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class VolumeCloner(ClonePlanner):
@@ -187,9 +290,11 @@ class VolumeCloner(ClonePlanner):
             if owns_backend:
                 backend.close()
             raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
-                                    'run the task on that host with a local uri (qemu:///system)')
+                                    'run the task on that host with a local uri (qemu:///system), naming a source '
+                                    'on another host in source.uri')
         super().__init__(backend, name)
         self.conn = conn
+        self.uri = uri
         self.owns_backend = owns_backend
         self.ceph_keyring = ceph_keyring
 
@@ -197,8 +302,10 @@ class VolumeCloner(ClonePlanner):
                    extra_metadata: dict | None, verify: bool) -> Plan:
         """Resolve ``source`` (the task's option), look at the destination, plan (volume_plan.ClonePlanner)."""
         backend = self.backend
-        self.source = Source.resolve(self.conn, source, backend, self.ceph_keyring)
+        self.source = Source.resolve(self.conn, source, backend, self.ceph_keyring, uri=self.uri)
         capacity = self.want(self.source, mode, dest_format, capacity, extra_metadata)
+        if self.source.peer is not None:
+            return self.plan_stream(mode, capacity, verify)
         existing = backend.existing(self.name)
         if existing is None:
             backend.require_space(backend.space_for(self.source.image(), capacity, self.wanted.format,
@@ -224,6 +331,63 @@ class VolumeCloner(ClonePlanner):
                                          size=image.virtual_size, pass_fds=image.pass_fds)
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
+
+    # -- the writes of a stream from another libvirt host ------------------------
+
+    def _create_marked(self, definition, marker):
+        self.backend.define(definition)
+        self.backend.write_record(definition.name, marker)  # a kill from here on leaves a volume a rerun removes
+
+    def _receive(self, name, digest):
+        # the destination is local: the download stream is written here (an upload would make libvirt refresh,
+        # and so probe, every file of the pool afterwards), only data written, then fsync'ed
+        self.received = stream_writer.ContentDigest() if digest else None
+        fd = self.backend.open_for_stream(name)
+        try:
+            writer = stream_writer.SparseWriter(fd, digest=self.received)
+            self.source.peer.receive(writer.data, writer.hole)
+            writer.finish()
+        finally:
+            os.close(fd)
+
+    def _verify_received(self, name):
+        held = stream_writer.ContentDigest()
+        volume_stream.receive(self.conn, self.backend.volume(name), held.data, held.hole, 'verify')
+        if held.hexdigest() != self.received.hexdigest():
+            raise StoragePoolsError("verify: '%s' does not read back as the bytes received from %s; the new volume "
+                                    "is removed" % (name, self.source.path))
+
+    def _received_image(self, temporary):
+        """The temporary volume as the image a conversion reads, through one descriptor (never a symlink):
+        inspected again as the source's format, unless that is raw (read -f raw, never interpreted)."""
+        opened = image_inspect.OpenedImage(self.backend.location(temporary))
+        try:
+            if self.source.format != 'raw':
+                opened.inspect(self.source.format, max_virtual_size=self.backend.max_virtual_size())
+        except Exception:
+            opened.close()
+            raise
+        return ImageData(opened.fd_path, self.source.format, self.source.info.virtual_size, opened.fds,
+                         local=opened.fds[0], label=temporary), opened
+
+    def _convert_received(self, temporary):
+        image, opened = self._received_image(temporary)
+        try:
+            self.backend.write_image(self.name, image, self.wanted.format)
+        finally:
+            opened.close()
+
+    def _verify_conversion(self, temporary):
+        image, opened = self._received_image(temporary)
+        try:
+            same = qemu_img.same_content(image.filename, image.format, self.backend.qemu_target(self.name),
+                                         self.wanted.format, 'verify', size=image.virtual_size,
+                                         pass_fds=image.pass_fds)
+        finally:
+            opened.close()
+        if not same:
+            raise StoragePoolsError("verify: volume '%s' differs from %s after the conversion; the new volume is "
+                                    "removed" % (self.name, self.source.path))
 
     def close(self) -> None:
         if self.source is not None:

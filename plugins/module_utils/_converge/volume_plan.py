@@ -17,6 +17,7 @@ are VolumeCloner's, in volume.py.
 from __future__ import annotations
 
 import abc
+import functools
 import json
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,12 @@ if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
 
 VOLUME_FORMATS = ('raw', 'qcow2')
 ENOSPC = 28
+STREAM_TEMPORARY = '%s.stream-partial'  # the volume a stream goes into before a conversion
+
+
+def is_partial(record: dict | None) -> bool:
+    """Whether ``record`` marks a volume a streaming run made but never finished (a kill left it)."""
+    return bool(record and record.get('partial'))
 
 
 def explain_write(exc: Exception, where: str | None = None) -> tuple[str, str] | None:
@@ -101,6 +108,8 @@ class ClonePlanner(abc.ABC):
                                        backing_path=backing.get('path') if backing else None,
                                        backing_format=source.format if backing else None)
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
+        if source.peer is not None:  # from another host: its own record travels with the data (None: unreadable)
+            self.record['source_record'] = source.recorded
         return capacity
 
     def plan_steps(self, existing: tuple | None, mode: str, capacity: int, verify: bool) -> Plan:
@@ -129,6 +138,72 @@ class ClonePlanner(abc.ABC):
             self.plan.add('verify', "compare '%s' with its source" % self.name, self._verify, option='verify')
         self.record['method'] = self.method
         self.plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
+
+    def plan_stream(self, mode: str, capacity: int, verify: bool) -> Plan:
+        """The steps of a volume streamed from another libvirt host (source.peer): leftovers of a killed run
+        removed, then the volume made (marked partial), the download stream written into it (or into a
+        temporary volume that is then converted with explicit formats), verified, recorded."""
+        if mode == 'cow':
+            raise StoragePoolsError('mode: a copy-on-write volume needs its parent on this host; a volume of '
+                                    'another libvirt host is copied (mode: copy)')
+        backend, source, plan = self.backend, self.source, self.plan
+        convert = self.wanted.format != source.format
+        if convert and not backend.stream_converts:
+            raise StoragePoolsError("format: a %s volume from another host is converted into file pools only; %s pool "
+                                    "'%s' takes %s sources (convert it on its host first)"
+                                    % (source.format, backend.endpoint.type, backend.pool_name, self.wanted.format))
+        temporary = STREAM_TEMPORARY % self.name
+        leftovers = [name for name in (self.name, temporary) if self._partial_of_this_task(name)]
+        for name in leftovers:
+            plan.add('remove', "remove '%s', left unfinished by a killed run" % name,
+                     functools.partial(backend.remove, name), option=backend.option)
+        existing = None if self.name in leftovers else backend.existing(self.name)
+        if existing is not None:
+            self._plan_existing(*existing, capacity=capacity)
+            return plan
+        if temporary not in leftovers and backend.existing(temporary) is not None:
+            raise StoragePoolsError("name: pool '%s' already holds '%s', which this task would use for the stream; "
+                                    "remove it" % (backend.pool_name, temporary))
+        need = max(source.peer.allocation, backend.allocation(capacity)) + (source.peer.allocation if convert else 0)
+        backend.require_space(need, "volume '%s'" % self.name)
+        self.method = 'stream-convert' if convert else 'stream'
+        self.record['method'] = self.method
+        marker = dict(self.record, partial=True)
+        into = self.name
+        if convert:
+            into = temporary
+            holder = VolumeDefinition(temporary, max(source.peer.physical, 1), 'raw', allocation=0)
+            plan.add('create', "create temporary volume '%s' for the stream" % temporary,
+                     functools.partial(self._create_marked, holder, marker),
+                     undo=functools.partial(backend.remove, temporary), option=backend.option)
+        plan.add('create', "create volume '%s' (%s)" % (self.name, self.wanted.format),
+                 functools.partial(self._create_marked, self.wanted, marker),
+                 undo=functools.partial(backend.remove, self.name), option=backend.option)
+        plan.add('stream', "receive %s into '%s' (sparse download stream)" % (source.path, into),
+                 functools.partial(self._receive, into, verify), option='source', explain=self._explain_write)
+        if verify:
+            plan.add('verify', "compare a digest of the bytes received with '%s' read back through libvirt" % into,
+                     functools.partial(self._verify_received, into), option='verify')
+        if convert:
+            plan.add('convert', "convert '%s' (%s) into '%s' (%s)"
+                     % (temporary, source.format, self.name, self.wanted.format),
+                     functools.partial(self._convert_received, temporary), option=backend.option,
+                     explain=self._explain_write)
+            if verify:
+                plan.add('verify', "compare '%s' with '%s' (qemu-img compare, formats explicit)"
+                         % (self.name, temporary), functools.partial(self._verify_conversion, temporary),
+                         option='verify')
+            plan.add('remove', "remove temporary volume '%s'" % temporary,
+                     functools.partial(backend.remove, temporary), option=backend.option)
+        elif capacity != source.info.virtual_size:
+            plan.add('resize', "grow volume '%s' to %d bytes" % (self.name, capacity),
+                     functools.partial(self._grow, capacity), option='capacity')
+        plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
+        return plan
+
+    def _partial_of_this_task(self, name):
+        found = self.backend.existing(name)
+        return found is not None and is_partial(found[1]) and found[1].get('source') == self.record['source']
 
     def _plan_existing(self, existing, recorded, capacity):
         if existing is None or not metadata.same_volume(recorded, self.record):
@@ -168,6 +243,26 @@ class ClonePlanner(abc.ABC):
     @abc.abstractmethod
     def _verify(self):
         """Refuse a copy that differs from its source."""
+
+    @abc.abstractmethod
+    def _create_marked(self, definition, marker):
+        """Make the volume ``definition`` describes and record ``marker`` (a partial record) on it."""
+
+    @abc.abstractmethod
+    def _receive(self, name, digest):
+        """Write the source's download stream into volume ``name`` (``digest``: of what left the source too)."""
+
+    @abc.abstractmethod
+    def _verify_received(self, name):
+        """Refuse volume ``name`` when it does not read back (through libvirt) as the bytes received."""
+
+    @abc.abstractmethod
+    def _convert_received(self, temporary):
+        """Convert the temporary volume (the source's format) into the new volume (its format)."""
+
+    @abc.abstractmethod
+    def _verify_conversion(self, temporary):
+        """Refuse a new volume that differs from the temporary volume it was converted from."""
 
     # -- results ------------------------------------------------------------
 

@@ -54,18 +54,18 @@ def _ignore_libvirt_error(_context, _error):
     """libvirt prints every error to stderr by default; we report them ourselves."""
 
 
-def open_connection(uri: str) -> libvirt.virConnect:
-    """A read-write connection to ``uri``, or StoragePoolsError naming ``uri``."""
+def open_connection(uri: str, option: str = 'uri') -> libvirt.virConnect:
+    """A read-write connection to ``uri``, or StoragePoolsError naming ``option`` (the task's option of it)."""
     libvirt.registerErrorHandler(_ignore_libvirt_error, None)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise StoragePoolsError(
-            'uri: cannot connect to libvirt at %r. Check that libvirtd (or virtqemud and '
+            '%s: cannot connect to libvirt at %r. Check that libvirtd (or virtqemud and '
             'virtstoraged) runs there, that the URI is right and that this user may '
-            'use it.' % uri, libvirt_error=error_text(exc))
+            'use it.' % (option, uri), libvirt_error=error_text(exc))
     if conn is None:  # old bindings returned None instead of raising
-        raise StoragePoolsError('uri: cannot connect to libvirt at %r.' % uri)
+        raise StoragePoolsError('%s: cannot connect to libvirt at %r.' % (option, uri))
     return conn
 
 

@@ -31,8 +31,12 @@ URI = 'qemu+tcp://%s/system' % ADDRESS
 
 
 class PeerLibvirtd:
-    def __init__(self, root):
+    def __init__(self, root, address=ADDRESS):
+        """``address``: the loopback address it listens on (a test of its own may take another than ADDRESS,
+        so that it never meets the live-migration test's daemon); ``uri`` reaches it."""
         self.root = root
+        self.address = address
+        self.uri = 'qemu+tcp://%s/system' % address
         self.pids = {name: os.path.join(root, '%s.pid' % name) for name in ('libvirtd', 'virtlogd')}
 
     def private(self, path):
@@ -51,9 +55,9 @@ class PeerLibvirtd:
             shutil.copy(conf, etc)
         with open(os.path.join(etc, 'libvirtd.conf'), 'a') as handle:
             handle.write('listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "%s"\nauth_tcp = "none"\nhost_uuid = "%s"\n'
-                         % (ADDRESS, uuid.uuid4()))
+                         % (self.address, uuid.uuid4()))
         with open(os.path.join(etc, 'qemu.conf'), 'a') as handle:
-            handle.write('migration_address = "%s"\nmigration_host = "%s"\n' % (ADDRESS, ADDRESS))
+            handle.write('migration_address = "%s"\nmigration_host = "%s"\n' % (self.address, self.address))
         binds = {'run': '/run/libvirt', 'lib': '/var/lib/libvirt', 'cache': '/var/cache/libvirt',
                  'log': '/var/log/libvirt', 'etc': '/etc/libvirt', 'hosts': HOSTS}
         script = ''.join('mount --bind %s %s\n' % (os.path.join(self.root, name), target)
@@ -65,12 +69,12 @@ class PeerLibvirtd:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                libvirt.open(URI).close()
+                libvirt.open(self.uri).close()
                 return self
             except libvirt.libvirtError:
                 time.sleep(0.2)
         self.stop()
-        raise AssertionError('the peer libvirtd did not answer on %s' % URI)
+        raise AssertionError('the peer libvirtd did not answer on %s' % self.uri)
 
     def nsenter(self):
         """argv prefix that runs a command in the peer's mount namespace (its view of the files)."""

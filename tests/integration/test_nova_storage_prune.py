@@ -398,3 +398,26 @@ def test_a_shared_instances_path_needs_peers_and_a_peer_domain_keeps_the_volume_
             peer_conn.lookupByUUIDString(peer_uuid).undefine()
         finally:
             peer_conn.close()
+
+
+def test_a_disk_only_in_a_running_domains_live_definition_keeps_its_volume(conn, host):
+    running, deleted = host.instance(config=False), host.instance(config=False)
+    adopt(host)
+    nova_deletes(conn, host, deleted)
+    disk, local = volumes(host, deleted)
+    domain = conn.lookupByUUIDString(running)
+    persistent = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    conn.defineXML(persistent.replace('</devices>', "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                                      "<source file='%s'/><target dev='vdc' bus='virtio'/></disk></devices>"
+                                      % os.path.join(host.disks_dir, local)))
+    domain.create()
+    try:
+        conn.defineXML(persistent)  # the next boot's definition drops the disk; the running guest still has it
+        assert local in domain.XMLDesc(0)
+        assert local not in domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)  # in the live definition only
+        result = prune(host)
+        why = dict((entry['volume'], (entry['action'], entry['reason'])) for entry in result['reclaimed'])
+        assert why[local][0] == 'kept' and why[local][1].startswith('used by domain') and 'vdc' in why[local][1], why
+        assert reclaimed(result, 'quarantined') == [disk], result
+    finally:
+        domain.destroy()

@@ -210,8 +210,8 @@ def _summary_cards(counted: Dict[str, Any], plan: bool, reclaimed: Optional[Dict
         reclaim_labels = RECLAIM_PLAN_LABELS if plan else RECLAIM_LABELS
         cards += [('reclaim-%s' % key, reclaimed[key], 'volumes %s' % reclaim_labels[key])
                   for key in ('quarantined', 'purged', 'restored', 'failed')]
-        cards += [('reclaim-%s' % key, human_bytes(reclaimed[key]), 'bytes %s' % reclaim_labels[key.split('_')[0]])
-                  for key in ('quarantined_bytes', 'purged_bytes')]
+        cards += [('reclaim-%s_bytes' % action, human_bytes(reclaimed['%s_bytes' % action]),
+                   'bytes %s' % reclaim_labels[action]) for action in ('quarantined', 'purged')]
     return element('section', [element('div', element('div', value, class_='value'), element('div', label, class_='label'),
                                        class_='card %s' % key if key in RESULTS and value else 'card', id='total-%s' % key)
                                for key, value, label in cards], class_='cards', id='summary')

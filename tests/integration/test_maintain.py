@@ -161,3 +161,12 @@ def test_restore_through_the_playbook_brings_a_quarantined_volume_back(installed
     assert volumes[disk] == 'restored'
     code, out = run_playbook(installed, 'maintain', host.inventory, '-e', 'storagepools_prune_orphn_min_age=0')
     assert code != 0 and 'unknown variable(s) storagepools_prune_orphn_min_age' in out, out
+
+
+def test_maintain_on_a_host_never_transitioned_fails_naming_the_pool_and_makes_none(installed, pools, host):
+    code, out = run_playbook(installed, 'maintain', host.inventory)
+    assert code != 0, out
+    final = out.split('Fail naming the role variable behind the module option at fault')[-1]
+    assert "storagepools_cache_pool: libvirt has no pool named '%s'" % host.cache_pool in final, out
+    assert pools.lookup(host.cache_pool) is None and pools.lookup(host.disks_pool) is None
+    assert not os.path.exists(host.disks_dir) and not os.path.exists(host.report_dir)

@@ -24,16 +24,19 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.rep
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_file import write_atomically
 from ansible_collections.storagepools.libvirt.plugins.plugin_utils.report_html import render_html
 
-REPORT, PLAN = 'transition-report', 'transition-plan'
+NAMES = ('transition', 'maintain')  # the runs that write a report: <name>-report.*, <name>-plan.*
+AGGREGATES = frozenset('%s-%s' % (name, kind) for name in NAMES for kind in ('report', 'plan'))
 MODE = 0o644
 _PLAIN_HOST = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.:@-]*\Z')
 
 
-def host_file(host, plan):
-    """The per-host file's name: ``<host>.json`` (``<host>.plan.json`` in check mode), the host percent-quoted
-    when it is not a plain name, so no inventory name reaches outside dest or over the aggregate files."""
-    name = host if _PLAIN_HOST.match(host) and host not in (REPORT, PLAN) else 'host-' + quote(host, safe='')
-    return '%s%s.json' % (name, '.plan' if plan else '')
+def host_file(host, plan, name='transition'):
+    """The per-host file's name: ``<host>.json`` (``<host>.plan.json`` in check mode; a maintain run's
+    ``<host>.maintain.json``, ``<host>.maintain.plan.json``), the host percent-quoted when it is not a plain
+    name, so no inventory name reaches outside dest or over the aggregate files."""
+    plain = _PLAIN_HOST.match(host) and host not in AGGREGATES
+    return '%s%s%s.json' % (host if plain else 'host-' + quote(host, safe=''),
+                            '' if name == 'transition' else '.' + name, '.plan' if plan else '')
 
 
 def _same_content(dir_fd, name, data):
@@ -72,13 +75,17 @@ def write_reports(dest, files):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('dest', 'hosts', 'result_var', 'option_variables', 'risks'))
+    _VALID_ARGS = frozenset(('dest', 'hosts', 'result_var', 'option_variables', 'risks', 'prune_var', 'name'))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
         dest, hosts = args.get('dest'), args.get('hosts') or []
         variable = args.get('result_var', 'storagepools_adoption')
+        prune_variable = args.get('prune_var')
+        name = args.get('name') or 'transition'
+        if name not in NAMES:
+            raise AnsibleActionFail('name: one of %s, not %r' % (', '.join(NAMES), name))
         option_variables = args.get('option_variables') or {}
         if not isinstance(option_variables, dict):
             raise AnsibleActionFail('option_variables: give a dict {module option: variable name}')
@@ -94,17 +101,19 @@ class ActionModule(ActionBase):
         for host in hosts:
             adoption = hostvars[host].get(variable)
             if isinstance(adoption, dict) and 'summary' in adoption and 'instances' in adoption:
-                report = host_report(host, adoption, option_variables)
+                prune = hostvars[host].get(prune_variable) if prune_variable else None
+                report = host_report(host, adoption, option_variables,
+                                     prune if isinstance(prune, dict) else None)
                 if risks:  # a host's own and the play's
                     report['risks'] = [risk for risk in risks if risk['host'] in (None, host)]
                 reports.append(report)
-        base = PLAN if plan else REPORT
-        text = render_text(reports, plan, risks)
+        base = '%s-%s' % (name, 'plan' if plan else 'report')
+        text = render_text(reports, plan, risks, name)
         generated = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
-        files = {host_file(report['host'], plan): json.dumps(report, indent=4, sort_keys=True) + '\n'
+        files = {host_file(report['host'], plan, name): json.dumps(report, indent=4, sort_keys=True) + '\n'
                  for report in reports}
         files.update({base + '.json': json.dumps(reports, indent=4, sort_keys=True) + '\n', base + '.txt': text,
-                      base + '.html': render_html(reports, plan, risks, generated)})
+                      base + '.html': render_html(reports, plan, risks, generated, name)})
         try:
             written = write_reports(dest, files)
         except OSError as exc:

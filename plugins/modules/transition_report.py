@@ -26,7 +26,13 @@ description:
   - An action plugin. It runs on the controller in-process, so writing the report costs no module run; a
     JSON or text file whose content is unchanged is not rewritten (the page carries the time it was made).
     The report is the play's output, not a change to a host, so it reports RV(ignore:changed=false).
-  - The C(storagepools.libvirt.transition) role calls it once per play (C(run_once)).
+  - "With O(prune_var), each host's entry also gets C(reclaim): what M(storagepools.libvirt.nova_storage_prune)
+    returned there (its summary with the bytes quarantined and purged, per volume the action and the reason, the
+    entries it ignored), shown as a second table in the text and as a section per host on the page."
+  - "O(name) names the files: V(maintain) writes C(maintain-report.*), C(maintain-plan.*),
+    C(<host>.maintain.json) and C(<host>.maintain.plan.json), beside the transition's and never over them."
+  - The C(storagepools.libvirt.transition) role calls it once per play (C(run_once)), the
+    C(storagepools.libvirt.maintain) role with O(name=maintain) and O(prune_var=storagepools_prune).
 author:
   - storagepools.libvirt team (@storagepools)
 attributes:
@@ -56,6 +62,15 @@ options:
         (for example V(running) to V(storagepools_running)); the reasons in the report name those variables.
       - Left out, the reasons name the module's options.
     type: dict
+  prune_var:
+    description: The variable each host registered the result of M(storagepools.libvirt.nova_storage_prune) in.
+      Left out, the report has no reclaim part.
+    type: str
+  name:
+    description: The run the report is of; it names the files and the title.
+    type: str
+    choices: [transition, maintain]
+    default: transition
   risks:
     description:
       - Preflight risks to show on the report, each with a C(message); C(severity) is V(blocking), V(warning)

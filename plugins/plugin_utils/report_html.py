@@ -30,6 +30,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.rep
     minimal_diff,
     nova_conf_lines,
     printable,
+    reclaim_totals,
     sorted_instances,
     totals,
 )
@@ -39,6 +40,10 @@ VOID = frozenset(('meta', 'br'))
 RESULT_LABELS = {'adopted': 'adopted', 'already_adopted': 'already adopted', 'skipped': 'skipped', 'failed': 'failed'}
 PLAN_LABELS = {'adopted': 'would adopt', 'already_adopted': 'already adopted', 'skipped': 'would skip',
                'failed': 'would fail'}
+RECLAIM_LABELS = {'quarantined': 'quarantined', 'purged': 'purged', 'restored': 'restored', 'kept': 'kept',
+                  'failed': 'failed'}
+RECLAIM_PLAN_LABELS = {'quarantined': 'would quarantine', 'purged': 'would purge', 'restored': 'would restore',
+                       'kept': 'kept', 'failed': 'failed'}
 STATUS_LABELS = {'ok': 'ok', 'attention': 'needs a look', 'failed': 'failed'}
 METHODS = {'link': 'hard link on the same filesystem: nothing is copied',
            'copy': 'copied to the pool, verified byte for byte, then the legacy file goes',
@@ -121,6 +126,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .badge.skipped, .badge.attention, .badge.warning { background: var(--warn-bg); color: var(--warn); }
 .badge.adopted, .badge.ok { background: var(--ok-bg); color: var(--ok); }
 .badge.already_adopted, .badge.info { background: var(--info-bg); color: var(--info); }
+.badge.quarantined, .badge.purged { background: var(--warn-bg); color: var(--warn); }
+.badge.restored { background: var(--ok-bg); color: var(--ok); } .badge.kept { background: var(--band); color: var(--muted); }
 tr.has-detail td { border-bottom: none; }
 tr.detail td { padding-top: 0; padding-left: 26px; }
 tr.failed td:first-child { box-shadow: inset 3px 0 var(--bad); }
@@ -193,12 +200,18 @@ def _badge(kind: str, label: str) -> Markup:
     return element('span', label, class_='badge %s' % kind)
 
 
-def _summary_cards(counted: Dict[str, Any], plan: bool) -> Markup:
+def _summary_cards(counted: Dict[str, Any], plan: bool, reclaimed: Optional[Dict[str, int]] = None) -> Markup:
     labels = PLAN_LABELS if plan else RESULT_LABELS
     cards = [('hosts', counted['hosts'], 'hosts')]
     cards += [(key, counted[key], labels[key]) for key in RESULTS]
     cards += [('bytes', human_bytes(counted['bytes']), 'bytes to move' if plan else 'bytes moved'),
               ('seconds', human_seconds(counted['seconds']), 'planned in (longest host)' if plan else 'duration (longest host)')]
+    if reclaimed is not None:
+        reclaim_labels = RECLAIM_PLAN_LABELS if plan else RECLAIM_LABELS
+        cards += [('reclaim-%s' % key, reclaimed[key], 'volumes %s' % reclaim_labels[key])
+                  for key in ('quarantined', 'purged', 'restored', 'failed')]
+        cards += [('reclaim-%s_bytes' % action, human_bytes(reclaimed['%s_bytes' % action]),
+                   'bytes %s' % reclaim_labels[action]) for action in ('quarantined', 'purged')]
     return element('section', [element('div', element('div', value, class_='value'), element('div', label, class_='label'),
                                        class_='card %s' % key if key in RESULTS and value else 'card', id='total-%s' % key)
                                for key, value, label in cards], class_='cards', id='summary')
@@ -272,6 +285,36 @@ def _plan_details(outcome: Dict[str, Any]) -> List[Markup]:
     return parts
 
 
+def _reclaim_section(report: Dict[str, Any], plan: bool) -> List[Markup]:
+    """The host's volumes: what nova_storage_prune did (would do) with each, and why."""
+    reclaim = report.get('reclaim')
+    if reclaim is None:
+        return []
+    labels = RECLAIM_PLAN_LABELS if plan else RECLAIM_LABELS
+    summary = reclaim['summary']
+    parts = [element('h3', 'Reclaimed volumes', element('span', '%d quarantined (%s), %d purged (%s), %d restored, '
+                                                        '%d kept, %d failed' % (
+                                                            summary['quarantined'], human_bytes(summary['quarantined_bytes']),
+                                                            summary['purged'], human_bytes(summary['purged_bytes']),
+                                                            summary['restored'], summary['kept'], summary['failed']),
+                                                        class_='sub'))]
+    if reclaim.get('error'):
+        parts.append(element('p', 'prune failed: %s' % reclaim['error'], class_='reclaim-error'))
+    head = element('tr', _sortable('pool'), _sortable('volume'), _sortable('action'), _sortable('bytes', True),
+                   element('th', 'reason'))
+    rows = [element('tr', element('td', entry.get('pool')), element('td', element('code', entry.get('volume'))),
+                    element('td', _badge(entry.get('action') or '', labels.get(entry.get('action'), entry.get('action')))),
+                    _bytes_cell(entry.get('bytes')), element('td', entry.get('reason') or '', class_='reason'),
+                    class_='volume %s' % entry.get('action'), data_volume=entry.get('volume'),
+                    data_action=entry.get('action'))
+            for entry in reclaim['volumes']]
+    parts.append(element('table', element('thead', head), element('tbody', rows), class_='reclaim') if rows
+                 else element('p', 'No volumes in the disks pool.', class_='empty'))
+    parts += [element('p', 'ignored (not a real directory; nothing it points at counts): ', element('code', path),
+                      class_='ignored') for path in reclaim.get('ignored') or []]
+    return parts
+
+
 def _host_section(index: int, report: Dict[str, Any], plan: bool) -> Markup:
     labels = PLAN_LABELS if plan else RESULT_LABELS
     head = element('tr', _sortable('instance'), _sortable('result'), element('th', 'reason'),
@@ -299,17 +342,19 @@ def _host_section(index: int, report: Dict[str, Any], plan: bool) -> Markup:
     return element('section', element('h2', report['host'], ' ', _badge(status, STATUS_LABELS[status]),
                                       element('span', ', '.join('%d %s' % (report['summary'].get(key, 0), labels[key])
                                                                 for key in RESULTS), class_='sub')),
-                   body, class_='host', id='host-%d' % index, data_host=report['host'])
+                   body, _reclaim_section(report, plan), class_='host', id='host-%d' % index, data_host=report['host'])
 
 
 def render_html(reports: List[Dict[str, Any]], plan: bool = False, risks: Optional[List[Dict[str, Any]]] = None,
-                generated: str = '') -> str:
+                generated: str = '', name: str = 'transition') -> str:
     """The page over ``reports`` (host entries of report.host_report), ``risks`` (report.check_risks).
 
-    ``plan``: a check-mode report, titled and bannered as the plan it is."""
+    ``plan``: a check-mode report, titled and bannered as the plan it is. ``name``: the run's name in the
+    title and in the file names it mentions (transition, maintain)."""
     reports = sorted(reports, key=lambda report: report['host'])
     counted = totals(reports)
-    title = 'PLAN: storagepools.libvirt transition (check mode)' if plan else 'storagepools.libvirt transition report'
+    title = ('PLAN: storagepools.libvirt %s (check mode)' % name if plan
+             else 'storagepools.libvirt %s report' % name)
     head = element('head', element('meta', charset='utf-8'),
                    element('meta', http_equiv='Content-Security-Policy', content=CONTENT_SECURITY_POLICY),
                    element('meta', name='viewport', content='width=device-width, initial-scale=1'),
@@ -319,9 +364,9 @@ def render_html(reports: List[Dict[str, Any]], plan: bool = False, risks: Option
                       counted['hosts'], sum(counted[key] for key in RESULTS),
                       ', generated %s' % generated if generated else '')), class_='top')
     banner = (element('div', 'PLAN: this is what a real run would do. Check mode changed nothing; the last real '
-                             'report (transition-report.html) is unchanged.', class_='banner', id='plan-banner')
+                             'report (%s-report.html) is unchanged.' % name, class_='banner', id='plan-banner')
               if plan else None)
-    main = element('main', _summary_cards(counted, plan),
+    main = element('main', _summary_cards(counted, plan, reclaim_totals(reports)),
                    element('h2', 'Hosts', element('span', 'click a column to sort', class_='sub')),
                    _hosts_table(reports, plan),
                    element('h2', 'Preflight risks'), _risks(risks or []),

@@ -16,8 +16,9 @@ import uuid
 
 import pytest
 from canary import Canary
-from conftest import run_module, start_module
+from conftest import RUN_ID, libvirt, run_module, start_module
 from nova_host import DOMAIN, NovaHost
+from peer_libvirtd import PeerLibvirtd
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
 
@@ -339,3 +340,84 @@ def test_rbd_pool_orphans_go_to_the_ceph_trash_and_back(conn, ceph, pools, ceph_
         conn.lookupByUUIDString(instance).undefine()
         ceph.remove_images(instance)
         ceph.remove_images(deleted)
+
+
+PEER_ADDRESS = '127.0.0.5'  # not the live-migration test's 127.0.0.3: the two may run side by side
+
+
+@pytest.fixture
+def peer():
+    """A second libvirtd (another compute host mounting the same instances_path), stopped by its pidfiles."""
+    daemon = PeerLibvirtd('/var/tmp/spl-prune-peer-%s' % RUN_ID, address=PEER_ADDRESS).start()
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+def test_a_shared_instances_path_needs_peers_and_a_peer_domain_keeps_the_volume_it_uses(conn, host, peer):
+    used, unused = host.instance(config=False), host.instance(config=False)
+    adopt(host)
+    nova_deletes(conn, host, used)
+    nova_deletes(conn, host, unused)
+    files, listed = pool_state(conn, host)
+
+    refused = prune(host, shared_instances_path='shared')
+    assert refused['failed'] and refused['msg'].startswith('peers: instances_path %s is on a shared filesystem '
+                                                           '(declared shared)' % host.instances), refused
+    assert 'shared_instances_path: local' in refused['msg']
+    assert pool_state(conn, host) == (files, listed) and not os.path.exists(host.quarantine_dir)
+    down = prune(host, shared_instances_path='shared', peers=['qemu+tcp://%s:1/system' % PEER_ADDRESS])
+    assert down['failed'] and down['msg'].startswith('peers: '), down  # a peer that cannot be asked: nothing
+    assert 'nothing is reclaimed' in down['msg']
+    assert pool_state(conn, host) == (files, listed) and not os.path.exists(host.quarantine_dir)
+
+    # the instance lives on on the peer now (another uuid, as a rebuilt or foreign domain would have): its
+    # domain names our volume by path
+    disk = volumes(host, used)[0]
+    peer_conn = libvirt.open(peer.uri)
+    try:
+        peer_uuid = str(uuid.uuid4())
+        peer_conn.defineXML(DOMAIN.format(name='spl-peer-%s' % peer_uuid[:8], uuid=peer_uuid, disks=(
+            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+            "<target dev='vda' bus='virtio'/></disk>" % os.path.join(host.disks_dir, disk))))
+        args = dict(shared_instances_path='shared', peers=[peer.uri])
+        check = prune(host, check=True, **args)
+        assert pool_state(conn, host) == (files, listed)
+        result = prune(host, **args)
+        why = dict((entry['volume'], (entry['action'], entry['reason'])) for entry in result['reclaimed'])
+        assert why[disk][0] == 'kept' and why[disk][1] == "used by domain 'spl-peer-%s' (%s) on %s (disk vda)" % (
+            peer_uuid[:8], peer_uuid, peer.uri), why
+        expected = sorted(volumes(host, unused) + volumes(host, used)[1:])
+        assert reclaimed(result, 'quarantined') == expected and reclaimed(check, 'quarantined') == expected, result
+        assert check['reclaimed'] == result['reclaimed']
+        assert sorted(os.listdir(host.quarantine_dir)) == expected
+        assert pool_state(conn, host)[0] == dict((name, files[name]) for name in files if name not in expected)
+        assert prune(host, **args)['changed'] is False
+    finally:
+        try:
+            peer_conn.lookupByUUIDString(peer_uuid).undefine()
+        finally:
+            peer_conn.close()
+
+
+def test_a_disk_only_in_a_running_domains_live_definition_keeps_its_volume(conn, host):
+    running, deleted = host.instance(config=False), host.instance(config=False)
+    adopt(host)
+    nova_deletes(conn, host, deleted)
+    disk, local = volumes(host, deleted)
+    domain = conn.lookupByUUIDString(running)
+    persistent = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    conn.defineXML(persistent.replace('</devices>', "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                                      "<source file='%s'/><target dev='vdc' bus='virtio'/></disk></devices>"
+                                      % os.path.join(host.disks_dir, local)))
+    domain.create()
+    try:
+        conn.defineXML(persistent)  # the next boot's definition drops the disk; the running guest still has it
+        assert local in domain.XMLDesc(0)
+        assert local not in domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)  # in the live definition only
+        result = prune(host)
+        why = dict((entry['volume'], (entry['action'], entry['reason'])) for entry in result['reclaimed'])
+        assert why[local][0] == 'kept' and why[local][1].startswith('used by domain') and 'vdc' in why[local][1], why
+        assert reclaimed(result, 'quarantined') == [disk], result
+    finally:
+        domain.destroy()

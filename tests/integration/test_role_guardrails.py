@@ -40,7 +40,7 @@ def untouched(pools, host):
         and not os.path.exists(os.path.join(host['root'], 'disks'))
 
 
-@pytest.mark.parametrize('playbook', ['pools', 'image_cache', 'transition'])
+@pytest.mark.parametrize('playbook', ['pools', 'image_cache', 'transition', 'maintain'])
 def test_an_unknown_storagepools_variable_is_reported_by_name(installed, pools, host, playbook):
     code, out = run_playbook(installed, playbook, host['inventory'], '-e', 'storagepools_cache_pol=typo',
                              '-e', 'storagepools_disk_path=/elsewhere')

@@ -10,8 +10,8 @@ quarantine) through its backend, every domain of this host and of each peer
 each opened without following a symlink (the nova user owns them and may
 plant one), its symlinks read, never followed, and only a link whose target
 IS a volume's path counts. The decisions are applied under the host lock,
-each step journalled first (``<state_dir>/journal/prune-<pool>.json``) so a
-kill at any step leaves a state the next run re-observes and converges from.
+their steps journalled first, in one write (``<state_dir>/journal/prune-<pool>.json``);
+a kill at any step leaves a state the next run re-observes and converges from.
 
 The first time a run sees each orphan is kept root-only in
 ``<state_dir>/prune/<pool>.json`` (journal.private_directory's rules).
@@ -202,23 +202,30 @@ def steps_of(backend: StorageBackend, decision: prune_plan.Reclaim) -> list:
 
 
 def apply_decisions(backend: StorageBackend, decisions: list, journal: Journal | None) -> list[dict]:
-    """Carry out every changing decision (any planner's), each step journalled first; the steps run
-    (``journal`` None: check mode, nothing runs). A decision that fails becomes ``failed`` with why."""
+    """Carry out every changing decision (any planner's); the steps run (``journal`` None: check mode,
+    nothing runs). Every step is journalled before the first runs, in one write: a killed run is completed
+    by the next one observing the pool again, never from the journal. A decision that fails becomes
+    ``failed`` with why."""
     key = 'prune-%s' % backend.pool_name
+    planned = [(decision, steps_of(backend, decision)) for decision in decisions]
+    if journal is None:
+        return [{'action': step, 'volume': decision.volume, 'detail': detail}
+                for decision, steps in planned for step, detail, _do in steps]
     actions = []
-    for decision in decisions:
-        for step, detail, do in steps_of(backend, decision):
+    if any(steps for _decision, steps in planned):
+        journal.ahead(key, [{'step': step, 'volume': decision.volume}
+                            for decision, steps in planned for step, _detail, _do in steps])
+    for decision, steps in planned:
+        for step, detail, do in steps:
             actions.append({'action': step, 'volume': decision.volume, 'detail': detail})
-            if journal is None:
-                continue
             try:
-                journal.step(key, step, volume=decision.volume)
+                journal.passing(step)
                 do()
             except (StoragePoolsError, OSError, Exception) as exc:  # a libvirt or Ceph error too
                 decision.action = prune_plan.FAILED
                 decision.reason = '%s failed: %s' % (detail, getattr(exc, 'msg', None) or error_text(exc))
                 break
-    if journal is not None and actions:
+    if actions:
         journal.finish(key, 'done')
     return actions
 

@@ -2,8 +2,9 @@
 # Copyright (c) storagepools.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The transition report: per host and instance what legacy_disk_adopt did (or, in check mode, would do),
-as JSON and as a text table; plugins/plugin_utils/report_html.py renders the same entries as HTML."""
+"""The transition and maintain reports: per host and instance what legacy_disk_adopt did (or, in check mode,
+would do) and, for maintain, per volume what nova_storage_prune reclaimed or kept and why; as JSON and as a
+text table; plugins/plugin_utils/report_html.py renders the same entries as HTML."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
 RESULT_ORDER = ('failed', 'skipped', 'adopted', 'already_adopted')
 SEVERITIES = ('blocking', 'warning', 'info')
 HEADER_REWRITE = 'rebase'  # the step that writes the backing format into an overlay's header
+# nova_storage_prune's actions, in the order a reader wants them: what needs a look first, what was kept last
+RECLAIM_ACTIONS = ('failed', 'quarantined', 'purged', 'restored', 'kept')
+RECLAIM_BYTES = ('quarantined_bytes', 'purged_bytes', 'restored_bytes')
 
 
 def in_variables(text: str, variables: Optional[Dict[str, Any]]) -> str:
@@ -65,18 +69,38 @@ def minimal_diff(diff: Optional[str]) -> List[str]:
     return [line if line == '...' else line[0] + line[1 + shared:] for line in lines]
 
 
-def host_report(host: str, adoption: Dict[str, Any], variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def host_report(host: str, adoption: Dict[str, Any], variables: Optional[Dict[str, Any]] = None,
+                prune: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """One host's entry: its summary, instances and (rbd/logical) the nova.conf values to set; ``bytes`` and
     ``seconds`` over its instances.
 
-    ``variables`` ({module option: variable}): the reasons name those variables instead of the options."""
+    ``variables`` ({module option: variable}): the reasons name those variables instead of the options.
+    ``prune``: what nova_storage_prune returned on the host; the entry gains ``reclaim`` (reclaim_entry)."""
     instances = {uuid: dict(outcome, reason=in_variables(outcome.get('reason'), variables))
                  for uuid, outcome in adoption['instances'].items()}
-    return {'host': host, 'summary': adoption['summary'], 'instances': instances,
-            'nova_conf_settings': adoption.get('nova_conf_settings'),
-            'bytes': sum(instance_bytes(outcome) for outcome in instances.values()
-                         if outcome.get('result') == 'adopted'),
-            'seconds': round(sum(outcome.get('seconds') or 0 for outcome in instances.values()), 3)}
+    report = {'host': host, 'summary': adoption['summary'], 'instances': instances,
+              'nova_conf_settings': adoption.get('nova_conf_settings'),
+              'bytes': sum(instance_bytes(outcome) for outcome in instances.values()
+                           if outcome.get('result') == 'adopted'),
+              'seconds': round(sum(outcome.get('seconds') or 0 for outcome in instances.values()), 3)}
+    if prune is not None:
+        report['reclaim'] = reclaim_entry(prune, variables)
+    return report
+
+
+def reclaim_entry(prune: Dict[str, Any], variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A host's reclaim part: nova_storage_prune's summary (every action and byte count present), its volumes
+    (pool, volume, action, bytes, reason) in RECLAIM_ACTIONS order, and the entries it ignored."""
+    given = prune.get('summary') or {}
+    summary = {key: given.get(key, 0) for key in RECLAIM_ACTIONS + RECLAIM_BYTES}
+    volumes = [dict(entry, reason=in_variables(entry.get('reason'), variables))
+               for entry in prune.get('reclaimed') or []]
+    volumes.sort(key=lambda entry: (RECLAIM_ACTIONS.index(entry['action']) if entry.get('action') in RECLAIM_ACTIONS
+                                    else len(RECLAIM_ACTIONS), entry.get('pool') or '', entry.get('volume') or ''))
+    entry = {'summary': summary, 'volumes': volumes, 'ignored': list(prune.get('ignored') or [])}
+    if prune.get('failed'):  # the whole task failed (a failed volume's reason is in its entry)
+        entry['error'] = in_variables(prune.get('msg') or 'failed', variables)
+    return entry
 
 
 def check_risks(risks: Any) -> List[Dict[str, Any]]:
@@ -108,6 +132,21 @@ def totals(reports: List[Dict[str, Any]]) -> Dict[str, Any]:
     counted.update(hosts=len(reports), bytes=sum(report.get('bytes') or 0 for report in reports),
                    seconds=max([report.get('seconds') or 0 for report in reports] or [0]))
     return counted
+
+
+def reclaim_totals(reports: List[Dict[str, Any]]) -> Optional[Dict[str, int]]:
+    """Over every host with a reclaim part: volumes per action and the bytes; None when no host has one."""
+    parts = [report['reclaim'] for report in reports if report.get('reclaim')]
+    if not parts:
+        return None
+    return {key: sum(part['summary'].get(key, 0) for part in parts) for key in RECLAIM_ACTIONS + RECLAIM_BYTES}
+
+
+def reclaim_line(counted: Dict[str, int]) -> str:
+    """``reclaimed: quarantined 1 (40.0 MiB), purged 0 (0 B), restored 0, kept 4, failed 0``."""
+    return 'reclaimed: quarantined %d (%s), purged %d (%s), restored %d, kept %d, failed %d' % (
+        counted['quarantined'], human_bytes(counted['quarantined_bytes']), counted['purged'],
+        human_bytes(counted['purged_bytes']), counted['restored'], counted['kept'], counted['failed'])
 
 
 def host_status(report: Dict[str, Any]) -> str:
@@ -165,19 +204,25 @@ def _instance_plan_lines(outcome: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def render_text(reports: List[Dict[str, Any]], plan: bool = False, risks: Optional[List[Dict[str, Any]]] = None) -> str:
-    """The readable table over ``reports`` (host entries), totals first, nova.conf values last.
+def render_text(reports: List[Dict[str, Any]], plan: bool = False, risks: Optional[List[Dict[str, Any]]] = None,
+                name: str = 'transition') -> str:
+    """The readable table over ``reports`` (host entries), totals first, nova.conf values last; the volumes
+    of the hosts with a reclaim part after the instances.
 
-    ``plan``: a check-mode report, titled as the plan it is, each instance followed by what would change."""
+    ``plan``: a check-mode report, titled as the plan it is, each instance followed by what would change.
+    ``name``: the run's name in the title (transition, maintain)."""
     reports = sorted(reports, key=lambda report: report['host'])
     counted = totals(reports)
-    title = ('storagepools.libvirt transition PLAN (check mode, nothing was changed)' if plan
-             else 'storagepools.libvirt transition report')
+    reclaimed = reclaim_totals(reports)
+    title = ('storagepools.libvirt %s PLAN (check mode, nothing was changed)' % name if plan
+             else 'storagepools.libvirt %s report' % name)
     lines = ['%s: %d host(s)' % (title, len(reports)),
              'totals: %s' % ', '.join('%s %d' % (key, counted[key]) for key in RESULTS),
              '%s %s in %s (longest host)' % ('bytes to move:' if plan else 'bytes moved:',
-                                             human_bytes(counted['bytes']), human_seconds(counted['seconds'])),
-             '%-20s %-36s %-24s %-16s %10s  %s' % ('host', 'instance', 'domain', 'result', 'bytes', 'reason')]
+                                             human_bytes(counted['bytes']), human_seconds(counted['seconds']))]
+    if reclaimed is not None:
+        lines.append(('%s (check mode: what a real run would do)' if plan else '%s') % reclaim_line(reclaimed))
+    lines.append('%-20s %-36s %-24s %-16s %10s  %s' % ('host', 'instance', 'domain', 'result', 'bytes', 'reason'))
     for report in reports:
         for uuid, outcome in sorted_instances(report):
             lines.append(('%-20s %-36s %-24s %-16s %10s  %s' % (
@@ -185,6 +230,18 @@ def render_text(reports: List[Dict[str, Any]], plan: bool = False, risks: Option
                 human_bytes(instance_bytes(outcome)), outcome.get('reason') or '')).rstrip())
             if plan:
                 lines += _instance_plan_lines(outcome)
+    if reclaimed is not None:
+        lines += ['', '%-20s %-24s %-44s %-12s %10s  %s' % ('host', 'pool', 'volume', 'action', 'bytes', 'reason')]
+        for report in reports:
+            for entry in (report.get('reclaim') or {}).get('volumes') or []:
+                lines.append(('%-20s %-24s %-44s %-12s %10s  %s' % (
+                    report['host'], entry.get('pool'), entry.get('volume'), entry.get('action'),
+                    human_bytes(entry.get('bytes')), entry.get('reason') or '')).rstrip())
+            for path in (report.get('reclaim') or {}).get('ignored') or []:
+                lines.append('%-20s ignored (not a real directory, nothing it points at counts): %s'
+                             % (report['host'], path))
+            if (report.get('reclaim') or {}).get('error'):
+                lines.append('%-20s prune failed: %s' % (report['host'], report['reclaim']['error']))
     for risk in risks or []:
         lines.append('risk %-8s %s: %s%s' % (risk['severity'], risk['host'] or 'all hosts', risk['message'],
                                              ' (fix: %s)' % risk['fix'] if risk['fix'] else ''))

@@ -187,6 +187,20 @@ class Journal:
         write_atomically(self.path(key), json.dumps(entry).encode('utf-8'), mode=0o600)
         fault_point(step, self.counts)
 
+    def ahead(self, key: str, steps: list[dict[str, Any]]) -> None:
+        """Record, in one write, every step a run is about to take for ``key``: for a workflow whose killed run
+        the next one completes by observing again, never by reading the journal back (nova_storage_prune),
+        where a write per step would only cost a sync each. ``passing`` then marks each step."""
+        entry = self.read(key) or self._new(key)
+        if entry.get('current'):
+            entry['done'].append(entry['current'])
+        entry['current'] = {'step': 'steps ahead', 'steps': steps, 'at': time.time()}
+        write_atomically(self.path(key), json.dumps(entry).encode('utf-8'), mode=0o600)
+
+    def passing(self, step: str) -> None:
+        """A step recorded by ``ahead`` is about to run: honour the fault switches (as ``step`` does)."""
+        fault_point(step, self.counts)
+
     def finish(self, key: str, result: str, forget: tuple[str, ...] = ()) -> None:
         """Close the run under way: its steps become history; the kept facts named in ``forget`` go with it
         (in the same write)."""

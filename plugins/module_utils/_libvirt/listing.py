@@ -47,12 +47,20 @@ def domain_xmls(conn: libvirt.virConnect) -> list[str]:
 
 def domain_documents(conn: libvirt.virConnect) -> list[str]:
     """Every domain's live XML and, for a persistent one, its inactive XML too (a disk may be in one only);
-    a domain undefined while we list is skipped."""
+    a domain undefined while we list is skipped. A shut-off domain is persistent and its live XML is its
+    inactive one, so it is read once (two listings instead of a persistence query per domain)."""
+    running = set(domain.UUIDString() for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+    persistent = set(domain.UUIDString() for domain in conn.listAllDomains(
+        libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE | libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT))
     documents = []
     for domain in conn.listAllDomains(0):
-        persistent = unless_vanished(domain.isPersistent)
-        for flags in (0, libvirt.VIR_DOMAIN_XML_INACTIVE) if persistent not in (VANISHED, 0) else (0,):
-            text = unless_vanished(domain.XMLDesc, flags)
+        uuid = domain.UUIDString()
+        if uuid not in running:
+            flags = (libvirt.VIR_DOMAIN_XML_INACTIVE,)
+        else:
+            flags = (0, libvirt.VIR_DOMAIN_XML_INACTIVE) if uuid in persistent else (0,)
+        for flag in flags:
+            text = unless_vanished(domain.XMLDesc, flag)
             if text is not VANISHED:
                 documents.append(text)
     return documents

@@ -113,3 +113,36 @@ def test_write_reports_makes_dest_and_says_which_it_wrote(tmp_path):
     os.chmod(dest / 'x.txt', 0o666)  # a wrong mode is put right
     assert write_reports(str(dest), {'x.txt': 'one\n'}) == ['x.txt']
     assert stat.S_IMODE(os.stat(dest / 'x.txt').st_mode) == 0o644
+
+
+PRUNE = {'summary': {'kept': 1, 'quarantined': 1, 'purged': 0, 'restored': 0, 'failed': 0,
+                     'quarantined_bytes': 8192, 'purged_bytes': 0, 'restored_bytes': 0},
+         'reclaimed': [{'pool': 'disks', 'volume': UUID + '_disk', 'action': 'kept', 'bytes': 4096,
+                        'reason': 'its instance has domain'},
+                       {'pool': 'disks', 'volume': '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk', 'action': 'quarantined',
+                        'bytes': 8192, 'reason': 'orphan: no domain, instance directory or record uses it'}],
+         'ignored': []}
+
+
+def test_a_maintain_report_has_the_reclaimed_volumes_in_files_of_its_own(tmp_path):
+    run(tmp_path)
+    transition = {name: (tmp_path / name).read_bytes() for name in REAL}
+    task = Task()
+    task.args = {'dest': str(tmp_path), 'hosts': ['compute1'], 'name': 'maintain', 'prune_var': 'storagepools_prune'}
+    task.check_mode = False
+    loader = DataLoader()
+    action = ActionModule(task, MagicMock(), PlayContext(), loader, Templar(loader), None)
+    result = action.run(task_vars={'hostvars': {'compute1': {'storagepools_adoption': ADOPTION,
+                                                             'storagepools_prune': PRUNE}}})
+    assert result['written'] == ['compute1.maintain.json', 'maintain-report.json', 'maintain-report.txt',
+                                 'maintain-report.html']
+    assert {name: (tmp_path / name).read_bytes() for name in REAL} == transition  # the transition's untouched
+    entry = json.loads((tmp_path / 'compute1.maintain.json').read_text())
+    assert entry['reclaim']['summary']['quarantined_bytes'] == 8192
+    assert [volume['action'] for volume in entry['reclaim']['volumes']] == ['quarantined', 'kept']
+    text = (tmp_path / 'maintain-report.txt').read_text()
+    assert text.startswith('storagepools.libvirt maintain report: 1 host(s)')
+    assert 'reclaimed: quarantined 1 (8.0 KiB), purged 0 (0 B), restored 0, kept 1, failed 0' in text
+    page = (tmp_path / 'maintain-report.html').read_text()
+    assert 'data-action="quarantined"' in page and 'orphan: no domain' in page
+    assert host_file('maintain-report', False, 'maintain') == 'host-maintain-report.maintain.json'

@@ -136,3 +136,18 @@ def test_only_plain_names_can_be_tags_or_attributes(tag, attributes):
 def test_only_markup_made_here_passes_unescaped():
     assert element('td', '<b>', Markup('<i>x</i>'), ['&', None]) == '<td>&lt;b&gt;<i>x</i>&amp;</td>'
     assert element('td', title='"x"', hidden=True, data_sort=0) == '<td title="&quot;x&quot;" hidden data-sort="0"></td>'
+
+
+def test_reclaimed_volumes_are_text_and_the_plan_says_would():
+    prune = {'summary': {'quarantined': 1, 'quarantined_bytes': 1 << 20},
+             'reclaimed': [{'pool': HOSTILE, 'volume': HOSTILE, 'action': 'quarantined', 'bytes': 1 << 20,
+                            'reason': HOSTILE}], 'ignored': [HOSTILE]}
+    entries = [host_report('compute1', adoption({}), None, prune)]
+    page = render_html(entries, plan=True, name='maintain')
+    parsed = Page(page)
+    assert [tag for tag, _attrs in parsed.tags if tag in ('img', 'iframe', 'object')] == []
+    assert not [attrs for _tag, attrs in parsed.tags if any(name.startswith('on') for name in attrs)]
+    assert ''.join(parsed.text).count(HOSTILE) >= 4  # pool, volume, reason, ignored
+    assert '<title>PLAN: storagepools.libvirt maintain (check mode)</title>' in page
+    assert 'would quarantine' in page and 'maintain-report.html' in page
+    assert 'would quarantine' not in render_html(entries, name='maintain')

@@ -186,3 +186,37 @@ def test_sizes_and_durations_read_as_people_say_them():
     assert [human_bytes(count) for count in (None, 0, 1023, 1024, 5 * MiB // 2, 3 * 1024 ** 4, 2048 * 1024 ** 4)] == [
         '-', '0 B', '1023 B', '1.0 KiB', '2.5 MiB', '3.0 TiB', '2048.0 TiB']
     assert [human_seconds(seconds) for seconds in (0, 59.94, 61, 3725)] == ['0.0 s', '59.9 s', '1m 01s', '1h 02m 05s']
+
+
+PRUNE = {'summary': {'kept': 1, 'quarantined': 1, 'purged': 1, 'quarantined_bytes': 2 * MiB, 'purged_bytes': MiB},
+         'reclaimed': [{'pool': 'disks', 'volume': UUID_A + '_disk', 'action': 'kept', 'bytes': MiB,
+                        'reason': 'orphan: ...; orphans is false'},
+                       {'pool': 'disks', 'volume': UUID_B + '_disk.local', 'action': 'purged', 'bytes': MiB,
+                        'reason': 'quarantine expired at 2026-01-01T00:00:00Z'},
+                       {'pool': 'disks', 'volume': UUID_B + '_disk', 'action': 'quarantined', 'bytes': 2 * MiB,
+                        'reason': 'orphan: no domain, instance directory or record uses it'}],
+         'ignored': ['/var/lib/nova/instances/' + UUID_B]}
+
+
+def test_a_maintain_report_lists_every_volume_reclaimed_first_with_the_bytes():
+    report = host_report('compute1', adoption({UUID_A: {'result': 'already_adopted', 'reason': None}}), None, PRUNE)
+    reclaim = report['reclaim']
+    assert [entry['action'] for entry in reclaim['volumes']] == ['quarantined', 'purged', 'kept']
+    assert reclaim['summary'] == {'failed': 0, 'quarantined': 1, 'purged': 1, 'restored': 0, 'kept': 1,
+                                  'quarantined_bytes': 2 * MiB, 'purged_bytes': MiB, 'restored_bytes': 0}
+    lines = render_text([report], name='maintain').splitlines()
+    assert lines[0] == 'storagepools.libvirt maintain report: 1 host(s)'
+    assert lines[3] == 'reclaimed: quarantined 1 (2.0 MiB), purged 1 (1.0 MiB), restored 0, kept 1, failed 0'
+    rows = [line.split(None, 5) for line in lines if line.startswith('compute1') and 'disks' in line]
+    assert [(row[2], row[3]) for row in rows] == [(UUID_B + '_disk', 'quarantined'), (UUID_B + '_disk.local', 'purged'),
+                                                  (UUID_A + '_disk', 'kept')]
+    assert rows[0][5].endswith('orphan: no domain, instance directory or record uses it')
+    assert any('ignored' in line and UUID_B in line for line in lines)
+    assert 'reclaimed:' not in render_text([host_report('compute1', adoption({}))])  # a transition report: none
+
+
+def test_a_failed_prune_is_named_in_the_report_in_role_variables():
+    failed = {'failed': True, 'msg': 'peers: instances_path /x is on a shared filesystem', 'reclaimed': []}
+    report = host_report('compute1', adoption({}), {'peers': 'storagepools_prune_peers'}, failed)
+    assert report['reclaim']['error'].startswith('storagepools_prune_peers: instances_path /x')
+    assert 'compute1             prune failed: storagepools_prune_peers: ' in render_text([report], name='maintain')

@@ -199,6 +199,20 @@ def test_the_journal_records_steps_before_they_run(tmp_path):
     assert stat.S_IMODE(os.stat(journal.path('u1')).st_mode) == 0o600
 
 
+def test_steps_ahead_are_recorded_in_one_write_and_each_still_honours_the_fault_switches(tmp_path, monkeypatch):
+    journal = Journal(str(tmp_path))
+    steps = [{'step': 'mark', 'volume': 'a'}, {'step': 'quarantine', 'volume': 'a'}, {'step': 'mark', 'volume': 'b'}]
+    journal.ahead('prune-p', steps)
+    assert journal.read('prune-p')['current']['steps'] == steps
+    monkeypatch.setenv(FAULT_ENV, 'mark:2')
+    journal.passing('mark')
+    journal.passing('quarantine')
+    with pytest.raises(InjectedFault):
+        journal.passing('mark')
+    journal.finish('prune-p', 'done')
+    assert journal.read('prune-p')['history'][-1]['steps'][0]['steps'] == steps
+
+
 def test_a_finished_run_never_vouches_for_a_destination(tmp_path):
     """adopt, roll back by hand, the name reused: the old run's register must not claim the new volume."""
     journal = Journal(str(tmp_path))

@@ -207,16 +207,16 @@ def filesystem_risks(instances: Dict[str, Any], disks: Optional[Dict[str, Any]],
                                    '(DISK_GB, from instances_path\'s filesystem) no longer sees the space they take'
                           % (disks['path'], disks['mountpoint'] or '?', instances['mountpoint'] or '?',
                              human_bytes(copied)),
-                          'set disks_path on instances_path\'s filesystem (the default, beside instances_path, is)',
+                          'disks_path: a directory on instances_path\'s filesystem (the default, beside instances_path)',
                           needed=copied))
     if disks['volatile']:
         risks.append(risk(WARNING, 'the disks pool target %s is on %s: its volumes, the instances\' disks, are lost '
                                    'at the next reboot' % (disks['path'], disks['fstype']),
-                          'set disks_path on a persistent filesystem'))
+                          'disks_path: a directory on a persistent filesystem'))
     if disks['xattr'] is False:
         risks.append(risk(BLOCKING, 'the filesystem of the disks pool target %s (%s) keeps no trusted.* extended '
                                     'attributes, where each volume\'s record goes' % (disks['path'], disks['fstype']),
-                          'set disks_path on a filesystem with extended attributes (ext4, xfs, btrfs, tmpfs)'))
+                          'disks_path: a directory on a filesystem with extended attributes (ext4, xfs, btrfs, tmpfs)'))
     return risks
 
 
@@ -240,8 +240,8 @@ def space_risks(needs: List[Dict[str, Any]]) -> tuple:
                               % (entry['where'], human_bytes(entry['needed']), entry['needed'],
                                  human_bytes(limits.margin_for(entry['needed'])), human_bytes(entry['available']),
                                  entry['available']),
-                              'free space there, set disks_path to a filesystem with room, or leave instances out '
-                              '(exclude)', needed=entry['needed'], available=entry['available']))
+                              'free space there, or disks_path: a directory on a filesystem with room, or exclude: the '
+                              'instances that do not fit', needed=entry['needed'], available=entry['available']))
     return sorted(destinations.values(), key=lambda entry: entry['where']), risks
 
 
@@ -255,7 +255,7 @@ def plan_risks(instances: Dict[str, Dict[str, Any]], running: str) -> List[Dict[
     if skipped_running:
         risks.append(risk(WARNING, '%d instance(s) run (%s); running=skip leaves them on their legacy files'
                           % (len(skipped_running), ', '.join(skipped_running)),
-                          'shut them off before the transition, run it again once they are, or set running=live '
+                          'shut them off before the transition (or run it again once they are), or running=live '
                           '(a block copy while they run; file pools only)'))
     if live:
         risks.append(risk(INFO, '%d running instance(s) (%s) get a block copy while they run (running=live), then '
@@ -263,7 +263,7 @@ def plan_risks(instances: Dict[str, Dict[str, Any]], running: str) -> List[Dict[
     for uuid, outcome in sorted(instances.items()):
         if outcome.get('result') == 'failed':
             risks.append(risk(BLOCKING, 'instance %s would fail: %s' % (uuid, outcome.get('reason')),
-                              'remove the cause named, or leave the instance out (exclude)'))
+                              'remove the cause named, or exclude: the instance\'s uuid'))
     return risks
 
 
@@ -275,8 +275,8 @@ def nova_conf_risks(facts: Dict[str, Any], backend: str, force: bool) -> List[Di
     if expected is None and images_type in ('rbd', 'lvm', 'ploop'):
         risks.append(risk(WARNING, 'nova.conf sets [libvirt] images_type=%s: Nova keeps this host\'s disks there, '
                                    'not in files; a file disks pool receives only legacy files' % images_type,
-                          'check backend (the %s backend matches this host)'
-                          % {'rbd': 'rbd', 'lvm': 'logical'}.get(images_type, 'no')))
+                          'backend: %s (what this host\'s Nova uses)'
+                          % {'rbd': 'rbd', 'lvm': 'logical'}.get(images_type, images_type)))
     elif expected is not None and images_type != expected:
         risks.append(risk(INFO, 'nova.conf has [libvirt] images_type=%s: the %s cutover has two runs; after the '
                                 'first, set the reported nova_conf_settings (images_type=%s), restart nova-compute, '

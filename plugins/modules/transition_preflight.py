@@ -27,6 +27,8 @@ description:
   - The Python-module check runs without the libvirt bindings and lxml, so a host lacking them is told what
     to install instead of failing.
   - Each finding is a risk with a severity (V(blocking), V(warning), V(info)), the message and what removes it.
+  - The task fails only for what no risk can describe - a wrong option, a nova.conf that is not there, a
+    libvirt that does not answer on O(uri).
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -293,16 +295,12 @@ def run(module):
                'filesystems': {'instances': preflight.filesystem(params['instances_path']), 'disks': None}}
     risks += preflight.nova_conf_risks(outcome['nova_conf'], params['backend'], params['force'])
     if not preflight.blocked(risks):  # without the bindings (or lxml) no plan can be made
+        conn = open_connection(params['uri'])  # a libvirt that does not answer fails the task, naming uri
         try:
-            conn = open_connection(params['uri'])
-        except StoragePoolsError as exc:
-            risks.append(preflight.risk(preflight.BLOCKING, exc.msg, 'start libvirtd there, or set uri'))
-        else:
-            try:
-                facts['libvirt'] = libvirt_version(conn)
-                risks += make_plan(conn, params, outcome)
-            finally:
-                conn.close()
+            facts['libvirt'] = libvirt_version(conn)
+            risks += make_plan(conn, params, outcome)
+        finally:
+            conn.close()
     variables = params['option_variables']
     risks = [dict(item, message=in_variables(item['message'], variables), fix=in_variables(item['fix'], variables))
              for item in risks]

@@ -281,12 +281,11 @@ def nova_conf_risks(facts: Dict[str, Any], backend: str, force: bool) -> List[Di
         risks.append(risk(INFO, 'nova.conf has [libvirt] images_type=%s: the %s cutover has two runs; after the '
                                 'first, set the reported nova_conf_settings (images_type=%s), restart nova-compute, '
                                 'then run with finalize=true' % (images_type, backend, expected)))
-    if expected is None and facts['remote_filesystem_transport'] == 'rsync':
-        risks.append(risk(INFO if force else BLOCKING,
-                          'nova.conf sets [libvirt] remote_filesystem_transport=rsync: rsync skips symlinks, so a cold '
-                          'migration or resize of an adopted instance would lose its disks%s'
-                          % (' (force=true adopts anyway)' if force else ''),
-                          None if force else 'set remote_filesystem_transport=ssh in nova.conf, or force=true'))
+    # without force the adoption itself refuses rsync (its message, naming force, is the plan's blocking risk)
+    if expected is None and facts['remote_filesystem_transport'] == 'rsync' and force:
+        risks.append(risk(WARNING, 'nova.conf sets [libvirt] remote_filesystem_transport=rsync and force=true: rsync '
+                                   'skips symlinks, so a cold migration or resize of an adopted instance would lose '
+                                   'its disks', 'set remote_filesystem_transport=ssh in nova.conf'))
     if not facts['force_raw_images']:
         risks.append(risk(INFO, 'nova.conf sets force_raw_images=false: _base may hold qcow2 images, which the '
                                 'overlays keep as their backing files (the rbd and logical imports flatten them)'))

@@ -160,11 +160,17 @@ host:
       description: libvirt's version (null when the bindings are missing or libvirt did not answer).
       type: str
 filesystems:
-  description: The filesystem of instances_path (RV(filesystems.instances)) and of a file disks pool's target
-    (RV(filesystems.disks), null for rbd and logical pools or without a plan) - path, mountpoint, fstype, free,
-    shared, volatile (tmpfs, ramfs), xattr.
+  description: What instances_path and a file disks pool's target are on.
   returned: success
   type: dict
+  contains:
+    instances:
+      description: instances_path's filesystem - path, exists, device, mountpoint, fstype, free (bytes), shared
+        (NFS, CephFS, ...), volatile (tmpfs, ramfs), xattr (keeps trusted.* attributes; null when unknown).
+      type: dict
+    disks:
+      description: The same of the disks pool's target (null for rbd and logical pools, or without a plan).
+      type: dict
 nova_conf:
   description: nova_conf_info's facts.
   returned: success

@@ -92,6 +92,15 @@ options:
     description: Where the adoption's journal is (read only here).
     type: path
     default: /var/lib/storagepools-libvirt
+  migration_peers:
+    description:
+      - libvirt URIs of the hosts this one's instances live-migrate to (for example
+        C(qemu+ssh://root@compute2/system)). Each is checked, read only, as live_migration_check does - the disks
+        pool there (an adopted instance's disks must already be at the same pool paths on the destination), and
+        for every instance already adopted what the destination lacks; each finding is a V(warning).
+    type: list
+    elements: str
+    default: []
   option_variables:
     description:
       - "{module option: variable name}: the risks name these variables instead of the options (the roles
@@ -220,6 +229,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.ado
     each_instance,
     uuid_list,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.live_migration import check_destination
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.report import SEVERITIES, in_variables
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
@@ -229,6 +239,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     lookup_pool,
     open_connection,
 )
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import running_definition
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
 RESULTS = ('adopted', 'already_adopted', 'skipped', 'failed')
@@ -285,7 +296,43 @@ def make_plan(conn, params, outcome):
         risks += preflight.filesystem_risks(outcome['filesystems']['instances'], disks, copied)
     else:
         risks += preflight.filesystem_risks(outcome['filesystems']['instances'], None, 0)
-    return risks + preflight.plan_risks(instances, params['running'])
+    risks += preflight.plan_risks(instances, params['running'])
+    for uri in params['migration_peers']:
+        risks += peer_risks(conn, uri, params, adopter.pool, instances)
+    return risks
+
+
+def peer_risks(conn, uri, params, pool, instances):
+    """What the migration peer ``uri`` lacks for the live migration of this host's adopted instances."""
+    fix = 'run the transition on %s too (its pools step at least), or check it with live_migration_check' % uri
+    try:
+        peer = open_connection(uri)
+    except StoragePoolsError as exc:
+        return [preflight.risk(preflight.WARNING, 'migration_peers: %s' % exc.msg.split(': ', 1)[-1], fix)]
+    try:
+        found = lookup_pool(peer, params['disks_pool'])
+        if found is None or not found.isActive():
+            return [preflight.risk(preflight.WARNING, "migration peer %s has no active pool '%s': a block live "
+                                                      "migration of an adopted instance there fails (its disks must "
+                                                      "already be at the same pool paths)" % (uri, params['disks_pool']),
+                                   fix)]
+        risks = []
+        target = running_definition(found).target_path
+        if pool.type in FILE_POOL_TYPES and target != pool.target:
+            risks.append(preflight.risk(preflight.WARNING, "migration peer %s has pool '%s' at %s, this host at %s: "
+                                                           "Nova sends the disks' pool paths unchanged"
+                                        % (uri, params['disks_pool'], target, pool.target), fix))
+        for uuid in sorted(uuid for uuid, item in instances.items() if item.get('result') == 'already_adopted'):
+            try:
+                checked = check_destination(conn, peer, uuid, params['instances_path'])
+                findings = checked['refused'] + checked['problems']
+            except StoragePoolsError as exc:
+                findings = ['cannot be checked: %s' % exc.msg]
+            risks += [preflight.risk(preflight.WARNING, 'migration peer %s, instance %s: %s' % (uri, uuid, finding),
+                                     fix) for finding in findings]
+        return risks
+    finally:
+        peer.close()
 
 
 def run(module):
@@ -331,6 +378,7 @@ def main():
             finalize=dict(type='bool', default=False),
             ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
+            migration_peers=dict(type='list', elements='str', default=[]),
             option_variables=dict(type='dict', default={}),
             uri=dict(type='str', default='qemu:///system'),
         ),

@@ -168,3 +168,21 @@ def test_a_disks_path_on_tmpfs_warns_what_it_costs(installed, conn, host, mounte
     planned = plan_file(host)
     assert {disk['method'] for outcome in planned['instances'].values() for disk in outcome['disks']} == {'copy'}
     assert 'risk blocking' not in text
+
+
+def test_running_instances_and_migration_peers_are_reported(installed, conn, host):
+    """A running instance: what storagepools_running=skip does with it; the named migration peers: one without
+    the disks pool (this very libvirtd, where the pools step has not run), one that does not answer."""
+    running = host['uuids'][1]
+    conn.lookupByUUIDString(running).create()
+    unreachable = 'qemu+unix:///system?socket=/nonexistent/preflight-%s.sock' % RUN_ID
+    before = host_state(conn, host['nova'], host['uuids'], (host['cache'], host['disks']))  # qemu holds a lock
+    code, out = run_playbook(installed, 'preflight', host['inventory'](), '-e', json.dumps(
+        {'storagepools_migration_peers': ['qemu:///system', unreachable]}))
+    assert code == 0, out
+    assert host_state(conn, host['nova'], host['uuids'], (host['cache'], host['disks'])) == before
+    text = flat(aggregate_text(host))
+    assert 'risk warning preflighthost: 1 instance(s) run (%s); storagepools_running=skip leaves them' % running in text
+    assert "migration peer qemu:///system has no active pool '%s'" % host['disks'] in text, text
+    assert "storagepools_migration_peers: cannot connect to libvirt at '%s'" % unreachable in text, text
+    assert plan_file(host)['instances'][running]['result'] == 'skipped'

@@ -155,8 +155,8 @@ def mounts(mountinfo: str = '/proc/self/mountinfo') -> Dict[tuple, Dict[str, str
         if '-' not in fields or len(fields) < 5:
             continue
         rest = fields[fields.index('-') + 1:]
-        major, _, minor = fields[2].partition(':')
-        if not (major.isdigit() and minor.isdigit()) or len(rest) < 2:
+        major, colon, minor = fields[2].partition(':')
+        if not (colon and major.isdigit() and minor.isdigit()) or len(rest) < 2:
             continue
         found[(int(major), int(minor))] = {'mountpoint': _unescape(fields[4]), 'fstype': rest[0],
                                            'source': _unescape(rest[1])}

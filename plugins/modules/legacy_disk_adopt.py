@@ -267,44 +267,28 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import FILE_POOL_TYPES
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt import Adopter
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import Cutover
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adoption import (
+    adopter_for,
+    each_instance,
+    instance_list,
+    uuid_list,
+)
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.revert import CutoverReverter, Reverter
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import each_item, run_module, summarise
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module, summarise
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import progress_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     is_local_uri,
     missing_libraries,
     open_connection,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import (
-    Endpoint,
-    endpoint_or_planned,
-    planned_definitions,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
 RESULTS = {'adopted': ('adopted', 'already_adopted', 'skipped', 'failed'),
            'reverted': ('reverted', 'not_adopted', 'skipped', 'failed')}
-EXCLUDED = 'exclude: the operator keeps this instance out of these runs'
-
-
-def uuid_list(option, names):
-    bad = [name for name in names if not nova_layout.is_uuid(name)]
-    if bad:
-        hint = ' (or give [all])' if option == 'instances' else ''
-        raise StoragePoolsError('%s: %s is not a uuid%s' % (option, ', '.join(bad), hint))
-    return [name.lower() for name in names]
-
-
-def instance_list(params):
-    wanted = params['instances']
-    if wanted == ['all']:
-        return nova_layout.list_instances(params['instances_path'])
-    return uuid_list('instances', wanted)
 
 
 def reverter_for(conn, params, check_mode):
@@ -329,41 +313,6 @@ def reverter_for(conn, params, check_mode):
     return Reverter(conn, params['instances_path'], pool, params['state_dir'], nova_conf, check_mode)
 
 
-def adopter_for(conn, params, check_mode):
-    """The Adopter (file pools) or the two-phase Cutover (rbd, logical pools) for the disks pool's type."""
-    planned = planned_definitions(params['planned_pools'] if check_mode else None, 'planned_pools')
-    pool = endpoint_or_planned(conn, params['disks_pool'], 'disks_pool', planned, 'planned_pools')
-    nova_conf = nova_layout.NovaConf(params['nova_conf'])
-    if pool.type in ('rbd', 'logical'):
-        if params['running'] == 'live':
-            raise StoragePoolsError('running: live copies into file pools; the cutover to an %s pool imports '
-                                    'shut-off instances' % pool.type)
-        if pool.type == 'logical' and not is_local_uri(params['uri']):
-            raise StoragePoolsError('uri: the cutover writes the logical volumes on the libvirt host; run the task '
-                                    'on that host with a local uri (qemu:///system)')
-        target = backend_for(pool, 'disks_pool', params['ceph_keyring'])
-        target.nova_settings()  # an rbd pool without <auth> (Nova's disks need a cephx user) fails the task now
-        target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance
-        cutover = Cutover(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf, check_mode,
-                          params['finalize'])
-        if params['finalize']:
-            cutover.check_nova_conf()
-        return cutover
-    if pool.type not in FILE_POOL_TYPES:
-        raise StoragePoolsError("disks_pool: '%s' is a %s pool; this version adopts into dir, fs, netfs, logical "
-                                "and rbd pools" % (params['disks_pool'], pool.type))
-    if params['finalize']:
-        raise StoragePoolsError('finalize: only rbd and logical disks pools have a second phase; adoption into a '
-                                'file pool is complete in one run')
-    if nova_conf.remote_filesystem_transport == 'rsync' and not params['force']:
-        raise StoragePoolsError(
-            'force: %s sets [libvirt] remote_filesystem_transport=rsync; rsync skips symlinks, so a cold '
-            'migration or resize of an adopted instance would lose its disks. Switch it to ssh, or set force '
-            'to adopt anyway' % params['nova_conf'])
-    return Adopter(conn, params['instances_path'], pool, params['cache_pool'], params['disk_type'],
-                   params['state_dir'], nova_conf, check_mode, params['running'], params['live_timeout'])
-
-
 def run(module):
     params = module.params
     names.check_options(params, {'disks_pool': names.pool_name, 'cache_pool': names.pool_name,
@@ -380,16 +329,10 @@ def run(module):
     try:
         adopter = (reverter_for if reverting else adopter_for)(conn, params, module.check_mode)
         settings = adopter.nova_settings()
-        untouched = {'disks': [], 'actions': [], 'domain_diff': None}
-
-        def one(instance_uuid):
-            if instance_uuid in excluded:
-                return dict(untouched, result='skipped', reason=EXCLUDED)
-            return adopter.adopt(instance_uuid)
         adopter.progress = progress_for(params['state_dir'], 'legacy_disk_adopt', module.check_mode)
         try:
             with lock, adopter.progress:  # the lock made state_dir
-                results = each_item(uuids, one, untouched)
+                results = each_instance(adopter, uuids, excluded)
         finally:
             adopter.close()
     finally:

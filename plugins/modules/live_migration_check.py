@@ -97,28 +97,14 @@ instances:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.live_migration import check_destination
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import migration as libvirt_migration
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     missing_libraries,
     open_connection,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import migration
-
-
-def check(source, destination, instance, instances_path):
-    domain = libvirt_migration.migrating_domain(source, instance)
-    xml = libvirt_migration.domain_xml(domain)
-    disks = migration.MigrationDisks(xml)
-    capacities = {target: libvirt_migration.disk_capacity(domain, target) for target in disks.targets}
-    uncopied = disks.uncopied_paths
-    source_digests = {path: libvirt_migration.volume_sha256(source, path) for path in uncopied}
-    destination_digests = {path: libvirt_migration.volume_sha256(destination, path) for path in uncopied}
-    pools = migration.pool_facts(libvirt_migration.pools_with_volumes(destination, disks.directories),
-                                 destination_digests)
-    return migration.check_instance(xml, capacities, source_digests, pools, instances_path)
 
 
 def run(module):
@@ -130,7 +116,7 @@ def run(module):
     try:
         destination = open_connection(params['destination_uri'])
         try:
-            checks = [check(source, destination, instance, params['instances_path'])
+            checks = [check_destination(source, destination, instance, params['instances_path'])
                       for instance in params['instances']]
         finally:
             destination.close()

@@ -71,7 +71,6 @@ nova_conf:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
 
@@ -80,17 +79,8 @@ def run(module):
     path = module.params['nova_conf']
     names.check_options(module.params, {'nova_conf': names.path})
     nova_conf = nova_layout.NovaConf(path)
-    if not nova_conf.found:
-        raise StoragePoolsError('nova_conf: %s does not exist on this host; give the nova.conf nova-compute reads '
-                                '(without it the checks that depend on it would silently use Nova\'s defaults)'
-                                % path)
-    return dict(changed=False, nova_conf={
-        'path': path,
-        'instances_path': nova_conf.instances_path,
-        'images_type': nova_conf.get('libvirt', 'images_type', 'default'),
-        'force_raw_images': nova_conf.force_raw_images,
-        'remote_filesystem_transport': nova_conf.remote_filesystem_transport,
-    })
+    nova_conf.require_found()
+    return dict(changed=False, nova_conf=nova_conf.facts())
 
 
 def main():

@@ -16,7 +16,7 @@ from conftest import BIN, ansible_env, playbook, recap
 
 
 @pytest.mark.parametrize('module', ['virt_pool_ensure', 'virt_pool_info', 'rbd_pool_secret', 'virt_volume_clone',
-                                    'legacy_disk_adopt'])
+                                    'legacy_disk_adopt', 'transition_preflight'])
 def test_ansible_doc_renders_examples_and_returns(installed, module):
     doc = subprocess.run([os.path.join(BIN, 'ansible-doc'), 'storagepools.libvirt.' + module],
                          capture_output=True, text=True, env=ansible_env(installed), check=False)

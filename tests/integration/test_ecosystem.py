@@ -124,6 +124,8 @@ MODULE_ARGS = {
                            'state_dir': '{dir}/state'},
     'rbd_pool_secret': {'user': 'spl%s' % RUN_ID, 'key': base64.b64encode(
         struct.pack('<HIIH', 1, 0, 0, 16) + os.urandom(16)).decode('ascii')},
+    'transition_preflight': {'instances_path': '{dir}/instances', 'nova_conf': '{dir}/nova.conf',
+                             'state_dir': '{dir}/state'},
     'virt_pool_ensure': {'name': '{pool}', 'type': 'dir', 'target': '{dir}/pool'},
     'virt_pool_info': {},
     'virt_volume_clone': {'pool': '{pool}', 'name': 'volume', 'format': 'raw',

@@ -88,13 +88,21 @@ def human(size: int) -> str:
     return '%.1f MiB' % (size / float(MiB))
 
 
+def margin_for(needed: int) -> int:
+    """What stays free on top of ``needed`` bytes (the new files' metadata, the records)."""
+    return max(MARGIN, needed * MARGIN_PERCENT // 100)
+
+
+def fits(needed: int, available: int) -> bool:
+    """Whether ``needed`` bytes and their margin fit in ``available`` (nothing needed always fits)."""
+    return needed <= 0 or needed + margin_for(needed) <= available
+
+
 def require_space(needed: int, available: int, where: str, option: str, what: str) -> None:
     """Refuse, before anything is written, a copy of ``needed`` bytes into ``where`` with ``available``
     free (plus a margin); ``what`` names the copy, ``option`` the option that chose the destination."""
-    if needed <= 0:
-        return
-    margin = max(MARGIN, needed * MARGIN_PERCENT // 100)
-    if needed + margin > available:
+    if not fits(needed, available):
+        margin = margin_for(needed)
         raise StoragePoolsError(
             '%s: %s needs %s (%d bytes) plus a margin of %s, but %s has only %s (%d bytes) available; nothing '
             'was written. Free space there or choose a larger pool'

@@ -211,9 +211,9 @@ class Adopter(InstanceWorkflow):
             if move.dest_exists:  # a killed run's copy, rewritten in place
                 need -= limits.allocated_bytes(move.dest) or 0
             needed += max(need, 0)
-        limits.require_space(needed, limits.free_in_directory(self.pool.target),
-                             "pool '%s' (%s)" % (self.pool.name, self.pool.target), 'disks_pool',
-                             'copying instance %s (%d disks)' % (observed.instance_uuid, len(moves)))
+        self.check_space(needed, limits.free_in_directory(self.pool.target),
+                         "pool '%s' (%s)" % (self.pool.name, self.pool.target),
+                         'copying instance %s (%d disks)' % (observed.instance_uuid, len(moves)))
 
     @staticmethod
     def _linked(move, files):

@@ -35,10 +35,7 @@ import json
 import os
 from typing import Any, Dict, List
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import (
-    records as metadata,
-    space as limits,
-)
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import (
     legacy_source as _legacy_source,
 )
@@ -179,8 +176,8 @@ class Cutover(InstanceWorkflow):
             return
         needed = sum(self.target.space_needed(item.legacy) for item in pending)
         freed = sum(self.target.space_freed(item.image) for item in pending if item.state == 'redo')
-        limits.require_space(needed, self.target.space_available() + freed, self.target.where(), 'disks_pool',
-                             'importing instance %s (%d disks)' % (observed.instance_uuid, len(pending)))
+        self.check_space(needed, self.target.space_available() + freed, self.target.where(),
+                         'importing instance %s (%d disks)' % (observed.instance_uuid, len(pending)))
 
     def _exists(self, image):
         return image in self.target.names()  # one listing per run: a rerun over a whole host stays fast

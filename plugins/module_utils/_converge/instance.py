@@ -26,6 +26,7 @@ import os
 import time
 from typing import Any, Callable, Dict, List
 
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import InstancePlan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import NO_PROGRESS
@@ -66,6 +67,9 @@ class InstanceWorkflow:
     done_result, nothing_result = 'adopted', 'already_adopted'  # an instance's result: its plan ran, was empty
     forget_when_done: tuple = ()  # the journal's kept facts that go when a run finishes
     progress: Any = NO_PROGRESS  # the run's status file (_core/progress.py); the module sets it
+    # A preflight (transition_preflight) sets a list here: each instance's space need lands in it
+    # ({where, needed, available}) instead of refusing the instance, so the needs of a whole host add up.
+    space_needs: List[Dict[str, Any]] | None = None
 
     def __init__(self, conn: Any, instances_path: str, state_dir: str, nova_conf: nova_layout.NovaConf,
                  check_mode: bool) -> None:
@@ -147,3 +151,10 @@ class InstanceWorkflow:
 
     def require_space(self, observed: Any, plan: InstancePlan) -> None:
         raise NotImplementedError
+
+    def check_space(self, needed: int, available: int, where: str, what: str) -> None:
+        """Refuse an instance whose moves (``needed`` bytes into ``where``) do not fit, or record its need."""
+        if self.space_needs is not None:
+            self.space_needs.append({'where': where, 'needed': max(needed, 0), 'available': available})
+            return
+        limits.require_space(needed, available, where, 'disks_pool', what)

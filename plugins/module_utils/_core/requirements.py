@@ -44,6 +44,7 @@ MODULES = {
     'progress_info': {'python': (), 'programs': ()},
     'nova_storage_prune': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'rbd_pool_secret': {'python': ('libvirt', 'lxml'), 'programs': ()},
+    'transition_preflight': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},
     'transition_report': {'python': (), 'programs': ()},
     'virt_pool_ensure': {'python': ('libvirt', 'lxml'), 'programs': ()},
     'virt_pool_info': {'python': ('libvirt', 'lxml', 'rados', 'rbd'), 'programs': ('qemu-img', 'lvm')},

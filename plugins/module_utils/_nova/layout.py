@@ -274,6 +274,20 @@ class NovaConf:
         value = value.replace('${state_path}', state_path).replace('$state_path', state_path)
         return None if '$' in value else os.path.normpath(value)
 
+    def facts(self) -> Dict[str, Any]:
+        """The settings the roles check and the preflight reports (nova_conf_info's return)."""
+        return {'path': self.path, 'instances_path': self.instances_path,
+                'images_type': self.get('libvirt', 'images_type', 'default'),
+                'force_raw_images': self.force_raw_images,
+                'remote_filesystem_transport': self.remote_filesystem_transport}
+
+    def require_found(self) -> None:
+        """Refuse a nova.conf that is not there (the checks that read it would silently use Nova's defaults)."""
+        if not self.found:
+            raise StoragePoolsError('nova_conf: %s does not exist on this host; give the nova.conf nova-compute '
+                                    'reads (without it the checks that depend on it would silently use Nova\'s '
+                                    'defaults)' % self.path)
+
 
 class LegacyDisk:
     """One legacy disk, its data file open (``fd``, ``stat`` as opened) and, for an overlay, its base's."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: transition_preflight
 short_description: What the transition would do on a compute host, whether it can succeed, and its risks
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Read only; changes nothing on the host, in check mode or not. The first step of the
     C(storagepools.libvirt.preflight) playbook and of the transition role, which refuses a host this module

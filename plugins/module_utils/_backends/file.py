@@ -173,6 +173,11 @@ class FileBackend(StorageBackend):
     def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         return self._instance_volume_at(disk.source_file, self.target, instance_uuid)
 
+    def capacity_and_used(self) -> tuple[int, int]:
+        """(capacity, bytes used) of the target's filesystem (statvfs: no refresh, which probes every file)."""
+        found = os.statvfs(self.target)
+        return found.f_blocks * found.f_frsize, (found.f_blocks - found.f_bfree) * found.f_frsize
+
     # -- quarantine: a root-only directory on the pool's filesystem, outside its target ------------------------
     # libvirt lists every file in a dir pool's target (dotfiles too), so quarantined files live beside it, not
     # in it. A rename keeps the inode: data, owner, mode and the record xattr move with the file (O(1)).

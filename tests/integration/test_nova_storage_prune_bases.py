@@ -21,10 +21,10 @@ import uuid
 
 import pytest
 from canary import Canary
-from conftest import run_module
+from conftest import run_module, start_module
 from nova_host import DOMAIN, MiB, NovaHost
 from test_nova_image_cache_rules import nova
-from test_nova_storage_prune import adopt, prune, sha256
+from test_nova_storage_prune import adopt, prune, prune_args, sha256
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
 
@@ -237,6 +237,35 @@ def test_a_symlink_at_novas_lock_path_touches_nothing_outside(conn, host, workdi
     assert not os.path.exists(host.base_quarantine) or os.listdir(host.base_quarantine) == []
     canary.assert_untouched()
     assert os.listdir(elsewhere) == []
+
+
+@pytest.mark.parametrize('step', ['mark:1', 'quarantine:1', 'unlist:1', 'register:1', 'restore:1', 'unmark:1',
+                                  'touch:1'])
+def test_sigkill_at_every_step_of_a_base_then_rerun_converges(conn, host, step):
+    name = os.path.basename(host.base)  # unused: no instance
+    os.utime(host.base, (time.time() - 3 * DAY,) * 2)
+    data = sha256(host.base)
+    args = prune_args(host, nova_conf=host.nova_conf)
+    if step.split(':')[0] in ('register', 'restore', 'unmark', 'touch'):
+        assert decided(prune(host), host.cache_pool)[name][0] == 'quarantined'
+        args['restore'] = [name]
+    killed = start_module('nova_storage_prune', args, {'STORAGEPOOLS_KILL_AT': step})
+    killed.communicate()
+    assert killed.returncode == -9, 'the module was not killed at %s' % step
+    result = run_module('nova_storage_prune', args)
+    assert not result.get('failed'), result
+    assert run_module('nova_storage_prune', dict(args, restore=None, bases=False))['changed'] is False
+    quarantined = os.listdir(host.base_quarantine) if os.path.isdir(host.base_quarantine) else []
+    if 'restore' in args:
+        where = host.base
+        assert quarantined == [] and decided(result, host.cache_pool)[name][0] in ('restored', 'kept'), result
+        assert 'trusted.storagepools.libvirt.quarantine' not in os.listxattr(where)  # no mark left
+        assert time.time() - os.stat(where).st_mtime < 120  # Nova's clock started afresh
+    else:
+        where = os.path.join(host.base_quarantine, name)
+        assert quarantined == [name] and not os.path.exists(host.base)
+    assert sha256(where) == data
+    assert listed(conn, host.cache_pool) == sorted(os.listdir(host.base_dir))
 
 
 def test_rbd_cache_pool_clones_keep_a_base_unused_ones_go_to_the_trash_and_back(conn, ceph, ceph_user, pools, workdir):

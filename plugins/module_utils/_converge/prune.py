@@ -208,7 +208,7 @@ class FirstSeen:
 
 
 def steps_of(backend: StorageBackend, decision: prune_plan.Reclaim) -> list:
-    """The backend's steps that carry ``decision`` out, then the planner's extra ones."""
+    """The planner's extra steps, then the backend's, that carry ``decision`` out."""
     steps = []
     if decision.action == prune_plan.QUARANTINED:
         steps = backend.quarantine_steps(decision.volume, decision.expires_at)
@@ -218,7 +218,7 @@ def steps_of(backend: StorageBackend, decision: prune_plan.Reclaim) -> list:
         steps = backend.quarantine_steps(decision.volume, decision.expires_at) + backend.purge_steps(decision.volume)
     elif decision.action == prune_plan.PURGED:
         steps = backend.purge_steps(decision.volume)
-    return steps + list(decision.extra_steps) if decision.changes else steps
+    return list(decision.extra_steps) + steps if decision.changes else steps
 
 
 def apply_decisions(backend: StorageBackend, decisions: list, journal: Journal | None) -> list[dict]:
@@ -346,9 +346,7 @@ def cache_backend(conn: Any, params: dict, disks: StorageBackend) -> StorageBack
         return None
     if params['cache_pool'] == disks.pool_name:
         return disks
-    try:
-        conn.storagePoolLookupByName(params['cache_pool'])
-    except Exception:  # libvirt.libvirtError: no such pool
+    if params['cache_pool'] not in conn.listStoragePools() + conn.listDefinedStoragePools():
         return None
     return open_backend(conn, params['cache_pool'], 'cache_pool', params['ceph_keyring'])
 
@@ -487,16 +485,19 @@ def nova_lock_held(instances_path: str, directory: str, name: str, rules: Any, m
 
 
 def touch_step(backend: StorageBackend, name: str) -> tuple:
-    """A step setting a restored ``_base`` file's mtime to now: Nova's last-used clock, so neither Nova's
-    manager nor the next prune takes it for long unused (its data stays as it was)."""
+    """A step setting the mtime of a ``_base`` file about to be restored to now: Nova's last-used clock, so
+    neither Nova's manager nor the next prune takes it for long unused (its data stays as it was). It runs
+    first, in the quarantine directory, so a restore killed later still brings back a touched file."""
     def touch():
-        fd, found = _open_in(backend.target, name)
-        if fd is None:
-            raise StoragePoolsError('cache_pool: %s %s' % (os.path.join(backend.target, name), found))
-        try:
-            os.utime(fd)
-        finally:
-            os.close(fd)
+        for directory in (backend.quarantine_path, backend.target):
+            fd, found = _open_in(directory, name)
+            if fd is not None:
+                try:
+                    os.utime(fd)
+                finally:
+                    os.close(fd)
+                return
+        raise StoragePoolsError('cache_pool: %s %s' % (os.path.join(backend.target, name), found))
     return ('touch', "set the mtime of '%s' to now (Nova's last-used clock starts afresh)" % name, touch)
 
 
@@ -556,7 +557,10 @@ def remove_volume(conn: Any, params: dict, name: str, check_mode: bool) -> dict:
 def _open_in(directory: str, name: str) -> tuple:
     """(descriptor, stat) of the regular file ``name`` of ``directory``, never through a symlink; (None,
     why not) when it is not one (the nova user owns ``_base`` and may have swapped it)."""
-    top = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the pool's target
+    try:
+        top = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the pool's target, our quarantine
+    except OSError as exc:
+        return None, 'cannot be reached: %s' % exc.strerror
     try:
         return nova_layout.open_regular_file(name, top)
     except OSError as exc:

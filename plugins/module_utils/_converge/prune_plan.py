@@ -61,7 +61,7 @@ class Reclaim:
 
     Set by the planner for the apply side: ``guard``, None or a callable giving the context held around the
     decision's steps (Nova's lock for a base of ``_base``; it raises StillUsed when the volume must stay);
-    ``extra_steps``, steps (name, detail, do) run after the backend's."""
+    ``extra_steps``, steps (name, detail, do) run before the backend's."""
 
     def __init__(self, pool: str, volume: str, reason: str, size: int, action: str,
                  expires_at: float | None = None, quarantined: bool = False,

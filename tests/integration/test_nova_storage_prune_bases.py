@@ -24,7 +24,7 @@ from canary import Canary
 from conftest import run_module, start_module
 from nova_host import DOMAIN, MiB, NovaHost
 from test_nova_image_cache_rules import nova
-from test_nova_storage_prune import adopt, prune, prune_args, sha256
+from test_nova_storage_prune import adopt, nova_deletes, prune, prune_args, sha256
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
 
@@ -185,6 +185,27 @@ def test_dir_cache_ages_uses_restore_purge_and_nova_agrees(conn, host, workdir):
     assert os.listdir(host.base_quarantine) == []
     assert prune(host, **base_args(host))['changed'] is False
     assert sha256(path) == sums[names['old']] and sha256(host.base) == sums[backing]
+
+
+def test_a_quarantined_overlay_keeps_its_base_until_it_is_purged(conn, host):
+    instance = host.instance(config=False)
+    adopt(host)
+    name = os.path.basename(host.base)
+    os.utime(host.base, (time.time() - 3 * DAY,) * 2)
+    nova_deletes(conn, host, instance)
+    recorded = ('kept', 'recorded as the backing of %s/%s_disk' % (host.disks_pool, instance))
+    first = prune(host, quarantine=5, **base_args(host))
+    assert decided(first, host.disks_pool)['%s_disk' % instance][0] == 'quarantined', first
+    assert decided(first, host.cache_pool)[name] == recorded
+    # in quarantine, the overlay's record still keeps its base: a restore would need it
+    again = prune(host, quarantine=5, **base_args(host))
+    assert again['changed'] is False and decided(again, host.cache_pool)[name] == recorded, again
+    time.sleep(6)
+    purged = prune(host, quarantine=5, **base_args(host))
+    assert decided(purged, host.disks_pool)['%s_disk' % instance][0] == 'purged', purged
+    gone = prune(host, quarantine=5, **base_args(host))
+    assert decided(gone, host.cache_pool)[name][0] == 'quarantined', gone
+    assert not os.path.exists(host.base)
 
 
 def test_max_used_percent_takes_the_least_recently_used_unused_bases_first(conn, pools, workdir, loop_device):

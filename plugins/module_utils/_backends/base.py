@@ -379,6 +379,10 @@ class StorageBackend(abc.ABC):
         """[(name, expires_at, bytes)] of the volumes this collection quarantined in the pool."""
         return []
 
+    def quarantined_records(self) -> dict:
+        """{name: record} of the volumes in quarantine (a restore brings back what their records name)."""
+        return {}
+
     def marked_volumes(self) -> set:
         """Volumes in the pool that still carry a quarantine mark (left by a killed run)."""
         return set()

@@ -278,6 +278,30 @@ class FileBackend(StorageBackend):
             os.close(fd)
         return found
 
+    def quarantined_records(self) -> dict:
+        try:
+            fd = self._quarantine_fd()
+        except StoragePoolsError:
+            return {}  # not a quarantine of ours (a symlink, not root's): nothing in it is
+        if fd is None:
+            return {}
+        found = {}
+        try:
+            for name in sorted(os.listdir(fd)):
+                try:
+                    record_fd, _info = _open_file(name, fd)
+                except (OSError, StoragePoolsError):
+                    continue
+                try:
+                    found[name] = read_file_metadata(record_fd, name)
+                except MetadataError:
+                    found[name] = None
+                finally:
+                    os.close(record_fd)
+        finally:
+            os.close(fd)
+        return found
+
     def _in_directories(self, work, create=False):
         """``work(target fd, quarantine fd)``, both closed afterwards."""
         target_fd = self._target_fd()

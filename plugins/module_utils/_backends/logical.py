@@ -322,6 +322,10 @@ class LogicalBackend(StorageBackend):
                 found.append((name[len(QUARANTINE_PREFIX):], float(expiry[0]), sizes.get(name, 0)))
         return found
 
+    def quarantined_records(self) -> dict:
+        return dict((name[len(QUARANTINE_PREFIX):], record) for name, record in self._all().items()
+                    if name.startswith(QUARANTINE_PREFIX))
+
     def marked_volumes(self) -> set:
         return set(name for name, tags in lv_tags(self.vg).items()
                    if not name.startswith(QUARANTINE_PREFIX) and any(tag.startswith(EXPIRY_TAG) for tag in tags))

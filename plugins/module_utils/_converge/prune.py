@@ -292,7 +292,7 @@ def prune(conn: Any, params: dict, check_mode: bool) -> dict:
             base_decisions, last_used = [], None
             if cache is not None:
                 last_used = FirstSeen(params['state_dir'], cache.pool_name, 'bases')
-                base_decisions, used = plan_bases(conn, params, cache, cache_view, view, references, now,
+                base_decisions, used = plan_bases(conn, params, cache, cache_view, backend, view, references, now,
                                                   last_used.read(), restore[cache_view.name])
                 if cache is backend:  # the bases of the disks pool: their decisions replace the orphans' kept
                     decided = set(decision.volume for decision in base_decisions)
@@ -366,12 +366,15 @@ def nova_rules(params: dict, pool_type: str, references: prune_plan.DomainRefere
     return nova_cache.NovaRules(references.image_ids, disk_backings, None, original, resized, remove)
 
 
-def all_records(conn: Any, views: list) -> dict:
-    """{(pool, volume): record} of every volume of the file and logical pools, and of the pools ``views``."""
+def all_records(conn: Any, backends: list, views: list) -> dict:
+    """{(pool, volume): record} of every volume of the file and logical pools, and of the pools ``views``
+    (observed through ``backends``), quarantined ones included."""
     records = {}
     for key, record in other_records(conn, None).items():
         records[tuple(key.split('/', 1))] = record
-    for view in views:
+    for backend, view in zip(backends, views):
+        for name, record in backend.quarantined_records().items():
+            records.setdefault((view.name, name), record)
         for name, record in view.records.items():
             records[(view.name, name)] = record
     return records
@@ -389,8 +392,8 @@ def domain_users(references: prune_plan.DomainReferences, cache_view: prune_plan
 
 
 def plan_bases(conn: Any, params: dict, cache: StorageBackend, cache_view: prune_plan.PoolView,
-               disks_view: prune_plan.PoolView, references: prune_plan.DomainReferences, now: float,
-               last_used: dict, restore: list) -> tuple[list, dict]:
+               disks: StorageBackend, disks_view: prune_plan.PoolView, references: prune_plan.DomainReferences,
+               now: float, last_used: dict, restore: list) -> tuple[list, dict]:
     """(the Reclaim decisions on the cache pool's bases and on what it holds in quarantine, the new
     last-used clock {base: when last seen in use} of an rbd or logical cache pool)."""
     pool_type = cache.endpoint.type
@@ -416,7 +419,7 @@ def plan_bases(conn: Any, params: dict, cache: StorageBackend, cache_view: prune
         bases.append(base_prune_plan.CacheBase(name, cache_view.sizes.get(name, 0), max(0.0, age), location,
                                                cache_view.records.get(name)))
     use = base_prune_plan.CacheUse(
-        rules, all_records(conn, [disks_view, cache_view]), overlay_backings=list(overlays),
+        rules, all_records(conn, [disks, cache], [disks_view, cache_view]), overlay_backings=list(overlays),
         clone_children=dict((base.name, cache.clone_children(base.name)) for base in bases),
         snapshot_origins=cache.snapshot_origins(), domain_users=domain_users(references, cache_view))
     capacity = used = None
@@ -502,8 +505,8 @@ def touch_step(backend: StorageBackend, name: str) -> tuple:
 
 
 def other_records(conn: Any, skip: str | None) -> dict[str, dict | None]:
-    """{``pool/volume``: record} of the volumes of every other active file or logical pool (their records
-    may name a volume as their backing)."""
+    """{``pool/volume``: record} of the volumes of every other active file or logical pool, quarantined ones
+    too (their records may name a volume as their backing, and a restore needs it)."""
     records = {}
     for pool in conn.listAllStoragePools(0):
         name = pool.name()
@@ -516,6 +519,8 @@ def other_records(conn: Any, skip: str | None) -> dict[str, dict | None]:
         try:
             for volume, record in backend.observe_volumes()[2].items():
                 records['%s/%s' % (name, volume)] = record
+            for volume, record in backend.quarantined_records().items():
+                records.setdefault('%s/%s' % (name, volume), record)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.EACCES):
                 raise

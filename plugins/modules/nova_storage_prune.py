@@ -29,8 +29,22 @@ description:
     the expiry as its deferment. A later run purges what expired; O(restore) brings a volume back.
   - Symlinks under O(instances_path) (the nova user owns it) are read, never followed; an instance directory
     that is a symlink is ignored (RV(ignored)).
-  - Image-cache bases (O(bases) and the options after it) are accepted for the interface of the daily
-    playbook; this version does not prune bases yet, so they are not considered.
+  - With O(bases), the bases of the image cache pool O(cache_pool) (Nova's C(_base) as a dir pool, or the
+    bases C(nova_image_cache) imported into an rbd or logical pool) are pruned too; docs/image-cache.md has
+    the rules. A base is kept while a volume's record names it as its backing, an rbd image is a clone of its
+    protected snapshot C(storagepools-base), an LV is a snapshot of it, a domain's disk or backing chain or an
+    overlay's qcow2 header names it, or Nova takes it for in use (the sha1 of an image id in a domain's Nova
+    metadata, on this host or a peer). Nothing is probed.
+  - An unused base is quarantined once unused for Nova's age of its kind
+    (O(remove_unused_original_minimum_age_seconds), O(remove_unused_resized_minimum_age_seconds)). A file of
+    C(_base) goes only when Nova's own manager would remove it too (its age is its mtime, and never below the
+    ages of O(nova_conf)), under Nova's lock for that base (C(<instances_path>/locks/nova-<base>)), with the
+    rule checked again while the lock is held. An rbd base goes when its snapshot has no clone (unprotected,
+    then moved into the trash; a restore protects it again), an LV base when no LVM snapshot uses it. An rbd
+    or logical base was last used when a run last saw it in use (root-only under O(state_dir)).
+  - The cache pool's quarantine is its backend's, for a file pool C(.<target name>.quarantine) beside its
+    target (O(quarantine_dir) is the disks pool's). RV(reclaimed) has an entry per base, and O(restore) takes
+    base names too. A cache pool that is not defined is not considered (with a warning).
 author:
   - storagepools.libvirt team (@storagepools)
 extends_documentation_fragment:
@@ -46,7 +60,7 @@ options:
     type: str
     default: nova-disks-pool
   cache_pool:
-    description: The image-cache pool (for base pruning; not considered by this version).
+    description: The image-cache pool whose bases O(bases) prunes (it may be O(disks_pool) itself).
     type: str
     default: nova-base-images-pool
   orphans:
@@ -58,19 +72,23 @@ options:
     type: int
     default: 3600
   bases:
-    description: Prune unused image-cache bases. Accepted, not yet acted on by this version.
+    description: Prune unused image-cache bases of O(cache_pool). With V(false) no base is considered.
     type: bool
     default: true
   remove_unused_original_minimum_age_seconds:
-    description: Nova's option of that name, for base pruning (not yet acted on).
+    description: Seconds an original base (C(<sha1>)), and a swap or ephemeral one, must be unused before it is
+      quarantined (Nova's option of that name; for a file of C(_base), nova.conf's value when that is larger).
     type: int
     default: 86400
   remove_unused_resized_minimum_age_seconds:
-    description: Nova's option of that name, for base pruning (not yet acted on).
+    description: Seconds a resized base (C(<sha1>_<GiB>)) must be unused before it is quarantined (Nova's option
+      of that name; for a file of C(_base), nova.conf's value when that is larger).
     type: int
     default: 3600
   max_used_percent:
-    description: Cache pool capacity policy for base pruning (not yet acted on).
+    description: When the cache pool is fuller than this percentage, the unused bases still kept for their age
+      are quarantined too, the least recently used first, until it is not. Bases in use never go. Quarantined
+      data takes its space until purged (V(0) for O(quarantine) purges at once).
     type: int
   quarantine:
     description: Seconds reclaimed data is kept restorable before a later run purges it; V(0) purges at once.
@@ -78,7 +96,7 @@ options:
     default: 604800
   quarantine_dir:
     description:
-      - File pools only. Where quarantined files go; it must be on the filesystem of the pool's target and
+      - File pools only, the disks pool's. Where quarantined files go; it must be on the filesystem of the pool's target and
         outside it, and is made root-only (0700) when missing. A symlink, or a directory not root's alone, is
         refused.
       - Defaults to C(.<target name>.quarantine) beside the pool's target directory.
@@ -103,14 +121,16 @@ options:
     choices: [auto, shared, local]
     default: auto
   nova_conf:
-    description: Nova's configuration file (for base pruning; not read by this version).
+    description: Nova's configuration file (C([image_cache]) ages and C(remove_unused_base_images), for the files
+      of C(_base)).
     type: path
     default: /etc/nova/nova.conf
   ceph_keyring:
     description: For an rbd O(disks_pool), a keyring with the key of the pool's C(source.auth) user.
     type: path
   state_dir:
-    description: Root-only directory of the host lock, the journal and the orphans' first-seen times.
+    description: Root-only directory of the host lock, the journal, the orphans' first-seen times and the rbd
+      and logical bases' last-used times.
     type: path
     default: /var/lib/storagepools-libvirt
   lock_timeout:
@@ -133,6 +153,11 @@ EXAMPLES = r'''
     restore:
       - 6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk
 
+- name: Prune the image cache too, keeping it under 80% full (bases unused for a day, resized ones for an hour)
+  storagepools.libvirt.nova_storage_prune:
+    cache_pool: nova-base-images-pool
+    max_used_percent: 80
+
 - name: A shared instances_path, with the other compute hosts asked too
   storagepools.libvirt.nova_storage_prune:
     peers:
@@ -142,17 +167,17 @@ EXAMPLES = r'''
 
 RETURN = r'''
 reclaimed:
-  description: Per volume of the disks pool and per quarantined volume, what the run did (would do in check
-    mode) and why.
+  description: Per volume of the disks pool, per base of the cache pool and per quarantined volume, what the
+    run did (would do in check mode) and why.
   returned: success
   type: list
   elements: dict
   contains:
     pool:
-      description: The pool.
+      description: The pool (O(disks_pool) or O(cache_pool)).
       type: str
     volume:
-      description: The volume's name.
+      description: The volume's name (a base's is its C(_base) name).
       type: str
     reason:
       description: Why it is kept, or why it is reclaimed.
@@ -161,7 +186,8 @@ reclaimed:
       description: What the volume takes (what reclaiming it frees).
       type: int
     action:
-      description: V(quarantined), V(purged), V(restored), V(kept) (or V(failed), with the reason).
+      description: V(quarantined), V(purged), V(restored), V(kept) (or V(failed), with the reason). A base found in
+        use when checked again under Nova's lock is V(kept), with that reason.
       type: str
 summary:
   description: How many volumes ended in each action, and the bytes quarantined, purged and restored.
@@ -205,9 +231,12 @@ def run(module):
     names.check_options(params, {'disks_pool': names.pool_name, 'cache_pool': names.pool_name,
                                  'instances_path': names.path, 'state_dir': names.path, 'nova_conf': names.path,
                                  'quarantine_dir': names.path, 'ceph_keyring': names.path})
-    for option in ('orphan_min_age', 'quarantine', 'lock_timeout'):
+    for option in ('orphan_min_age', 'quarantine', 'lock_timeout', 'remove_unused_original_minimum_age_seconds',
+                   'remove_unused_resized_minimum_age_seconds'):
         if params[option] < 0:
             raise StoragePoolsError('%s: give a number of seconds, 0 or more' % option)
+    if params['max_used_percent'] is not None and not 0 <= params['max_used_percent'] <= 100:
+        raise StoragePoolsError('max_used_percent: give a percentage, 0 to 100')
     for name in params['restore'] or ():
         names.volume_name(name, 'restore')
     if not is_local_uri(params['uri']):
@@ -225,6 +254,8 @@ def run(module):
                   actions=outcome['actions'], ignored=outcome['ignored'])
     if module._diff and result['changed']:
         result['diff'] = diff_text(decisions)
+    if outcome.get('cache_missing'):
+        module.warn("cache_pool: no pool '%s' is defined; no base was considered" % params['cache_pool'])
     if any(decision.action == FAILED for decision in decisions):
         raise StoragePoolsError('%(failed)d volume(s) failed; see reclaimed' % result['summary'], **result)
     return result

@@ -93,8 +93,10 @@ def nova_confirms_a_resize(conn, host, instance):
     return os.path.join(host.instances, instance + '_resize')
 
 
-def reclaimed(result, action):
-    return sorted(entry['volume'] for entry in result['reclaimed'] if entry['action'] == action)
+def reclaimed(result, action, pool=None):
+    """The volumes (of ``pool``, else of any pool) that ended in ``action``."""
+    return sorted(entry['volume'] for entry in result['reclaimed']
+                  if entry['action'] == action and pool in (None, entry['pool']))
 
 
 def test_nova_delete_and_resize_confirm_then_prune_restore_and_purge(conn, host):
@@ -141,7 +143,8 @@ def test_nova_delete_and_resize_confirm_then_prune_restore_and_purge(conn, host)
 
     rerun = prune(host)
     assert rerun['changed'] is False, rerun
-    assert reclaimed(rerun, 'kept') == sorted(set(files_after) | set(expected))
+    assert reclaimed(rerun, 'kept', host.disks_pool) == sorted(set(files_after) | set(expected))
+    assert reclaimed(rerun, 'kept', host.cache_pool) == [os.path.basename(host.base)]  # the instances' base
 
     # restore brings one back: name, record, data, and libvirt lists it again
     back = expected[0]

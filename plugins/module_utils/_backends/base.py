@@ -373,9 +373,27 @@ class StorageBackend(abc.ABC):
             records[name] = self.read_record(name)
         return locations, sizes, records, {}
 
+    def clone_children(self, _name: str) -> list:
+        """The clones that depend on volume ``name`` where the storage links them (rbd), else none."""
+        return []
+
+    def snapshot_origins(self) -> dict:
+        """{snapshot volume: its origin volume} where the storage links them (LVM), else none."""
+        return {}
+
+    def capacity_and_used(self) -> tuple[int, int]:
+        """(capacity, bytes used) of the pool, as libvirt counts them after a refresh."""
+        self.endpoint.refresh()
+        _state, capacity, allocation, _available = self.endpoint.pool.info()
+        return capacity, allocation
+
     def quarantined(self) -> list:
         """[(name, expires_at, bytes)] of the volumes this collection quarantined in the pool."""
         return []
+
+    def quarantined_records(self) -> dict:
+        """{name: record} of the volumes in quarantine (a restore brings back what their records name)."""
+        return {}
 
     def marked_volumes(self) -> set:
         """Volumes in the pool that still carry a quarantine mark (left by a killed run)."""

@@ -184,6 +184,11 @@ class FileBackend(StorageBackend):
     def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         return self._instance_volume_at(disk.source_file, self.target, instance_uuid)
 
+    def capacity_and_used(self) -> tuple[int, int]:
+        """(capacity, bytes used) of the target's filesystem (statvfs: no refresh, which probes every file)."""
+        found = os.statvfs(self.target)
+        return found.f_blocks * found.f_frsize, (found.f_blocks - found.f_bfree) * found.f_frsize
+
     # -- quarantine: a root-only directory on the pool's filesystem, outside its target ------------------------
     # libvirt lists every file in a dir pool's target (dotfiles too), so quarantined files live beside it, not
     # in it. A rename keeps the inode: data, owner, mode and the record xattr move with the file (O(1)).
@@ -280,6 +285,30 @@ class FileBackend(StorageBackend):
                 entry = _quarantine_marker(name, fd)
                 if entry is not None:
                     found.append((name, entry[0], entry[1]))
+        finally:
+            os.close(fd)
+        return found
+
+    def quarantined_records(self) -> dict:
+        try:
+            fd = self._quarantine_fd()
+        except StoragePoolsError:
+            return {}  # not a quarantine of ours (a symlink, not root's): nothing in it is
+        if fd is None:
+            return {}
+        found = {}
+        try:
+            for name in sorted(os.listdir(fd)):
+                try:
+                    record_fd, _info = _open_file(name, fd)
+                except (OSError, StoragePoolsError):
+                    continue
+                try:
+                    found[name] = read_file_metadata(record_fd, name)
+                except MetadataError:
+                    found[name] = None
+                finally:
+                    os.close(record_fd)
         finally:
             os.close(fd)
         return found

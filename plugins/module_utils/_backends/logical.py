@@ -159,6 +159,37 @@ def convert_into_lv(source_path: str, source_format: str, source_size: int, lv_p
     flush(lv_path)
 
 
+# -- quarantine: the LV renamed with a prefix (it stays in the volume group) and tagged with the expiry --------
+# Tested only in the Molecule lvm guest (LVs need device-mapper, which this host's kernel lacks).
+QUARANTINE_PREFIX = 'storagepools-quarantine.'
+EXPIRY_TAG = 'storagepools.quarantine.expires_at='
+
+
+def lv_sizes(vg: str) -> dict:
+    """{LV name: bytes} of every LV in ``vg`` (one lvs call)."""
+    out = _lvm(['lvs', '--noheadings', '--units', 'b', '--nosuffix', '--separator', '|', '-o', 'lv_name,lv_size',
+                vg], 'pool')
+    return dict((line.strip().split('|')[0], int(line.strip().split('|')[1])) for line in out.splitlines()
+                if '|' in line)
+
+
+def parse_origins(report: str) -> dict:
+    """{snapshot LV: its origin LV} from ``lvs --noheadings --separator '|' -o lv_name,origin`` (an LV that is
+    no snapshot has an empty origin)."""
+    origins = {}
+    for line in report.splitlines():
+        if '|' in line:
+            name, origin = (part.strip() for part in line.split('|', 1))
+            if name and origin:
+                origins[name] = origin
+    return origins
+
+
+def snapshot_origins(vg: str) -> dict:
+    """{snapshot LV: origin LV} of ``vg`` (one lvs call)."""
+    return parse_origins(_lvm(['lvs', '--noheadings', '--separator', '|', '-o', 'lv_name,origin', vg], 'pool'))
+
+
 class LogicalBackend(StorageBackend):
     """Thick raw LVs of the volume group behind a libvirt logical pool; records in LV tags."""
 
@@ -283,28 +314,15 @@ class LogicalBackend(StorageBackend):
     def domain_volume(self, disk: Any, instance_uuid: str) -> str | None:
         return self._instance_volume_at(disk.source_block, self.dev_dir, instance_uuid)
 
+    # -- quarantine: lvrename, lvchange tags, lvremove; the pool refreshed so libvirt's list follows (a logical
+    # pool's refresh runs lvs, it reads no volume's bytes) --------------------------------------------------
 
-# -- quarantine: the LV renamed with a prefix (it stays in the volume group) and tagged with the expiry --------
-# Tested only in the Molecule lvm guest (LVs need device-mapper, which this host's kernel lacks).
-QUARANTINE_PREFIX = 'storagepools-quarantine.'
-EXPIRY_TAG = 'storagepools.quarantine.expires_at='
-
-
-def lv_sizes(vg: str) -> dict:
-    """{LV name: bytes} of every LV in ``vg`` (one lvs call)."""
-    out = _lvm(['lvs', '--noheadings', '--units', 'b', '--nosuffix', '--separator', '|', '-o', 'lv_name,lv_size',
-                vg], 'pool')
-    return dict((line.strip().split('|')[0], int(line.strip().split('|')[1])) for line in out.splitlines()
-                if '|' in line)
-
-
-class LvmQuarantine:
-    """The quarantine steps of a LogicalBackend (lvrename, lvchange tags, lvremove; the pool refreshed so
-    libvirt's list follows; a logical pool's refresh runs lvs, it reads no volume's bytes)."""
-
-    def __init__(self, backend: LogicalBackend) -> None:
-        self.backend = backend
-        self.vg = backend.vg
+    def observe_volumes(self) -> tuple[dict, dict, dict, dict]:
+        """Quarantined LVs are not volumes; sizes from one lvs call."""
+        sizes = lv_sizes(self.vg)
+        names = sorted(name for name in self.names() if not name.startswith(QUARANTINE_PREFIX))
+        return (dict((name, self.location(name)) for name in names), dict((name, sizes.get(name, 0)) for name in names),
+                dict((name, self.read_record(name)) for name in names), {})
 
     def quarantined(self) -> list:
         sizes = lv_sizes(self.vg)
@@ -315,14 +333,21 @@ class LvmQuarantine:
                 found.append((name[len(QUARANTINE_PREFIX):], float(expiry[0]), sizes.get(name, 0)))
         return found
 
+    def quarantined_records(self) -> dict:
+        return dict((name[len(QUARANTINE_PREFIX):], record) for name, record in self._all().items()
+                    if name.startswith(QUARANTINE_PREFIX))
+
     def marked_volumes(self) -> set:
         return set(name for name, tags in lv_tags(self.vg).items()
                    if not name.startswith(QUARANTINE_PREFIX) and any(tag.startswith(EXPIRY_TAG) for tag in tags))
 
+    def snapshot_origins(self) -> dict:
+        return snapshot_origins(self.vg)
+
     def _rename(self, old, new):
         if old in lv_tags(self.vg):
-            _lvm(['lvrename', self.vg, old, new], self.backend.option)
-        self.backend._records = None
+            _lvm(['lvrename', self.vg, old, new], self.option)
+        self._records = None
 
     def quarantine_steps(self, name: str, expires_at: float) -> list:
         hidden = QUARANTINE_PREFIX + name
@@ -333,19 +358,26 @@ class LvmQuarantine:
                 argv = ['lvchange'] + sum((['--deltag', tag] for tag in tags if tag.startswith(EXPIRY_TAG)), [])
                 _lvm(argv + ['--addtag', '%s%d' % (EXPIRY_TAG, expires_at), '%s/%s' % (self.vg, name)], 'metadata')
 
+        def move():
+            users = sorted(lv for lv, origin in snapshot_origins(self.vg).items() if origin == name)
+            if users:  # checked again as it is renamed: an LVM snapshot made since the plan keeps it
+                raise StoragePoolsError("%s: LV '%s' is the origin of the LVM snapshots %s; it is not removed"
+                                        % (self.option, name, ', '.join(users)))
+            self._rename(name, hidden)
+
         return [('mark', "tag LV '%s' with its quarantine expiry" % name, mark),
-                ('quarantine', "rename LV '%s' to '%s'" % (name, hidden), lambda: self._rename(name, hidden)),
-                ('unlist', "refresh pool '%s'" % self.backend.pool_name, self.backend.endpoint.refresh)]
+                ('quarantine', "rename LV '%s' to '%s'" % (name, hidden), move),
+                ('unlist', "refresh pool '%s'" % self.pool_name, self.endpoint.refresh)]
 
     def purge_steps(self, name: str) -> list:
         hidden = QUARANTINE_PREFIX + name
 
         def purge():
             if hidden in lv_tags(self.vg):
-                _lvm(['lvremove', '-f', '%s/%s' % (self.vg, hidden)], self.backend.option)
+                _lvm(['lvremove', '-f', '%s/%s' % (self.vg, hidden)], self.option)
 
         return [('purge', "remove LV '%s'" % hidden, purge),
-                ('unlist', "refresh pool '%s'" % self.backend.pool_name, self.backend.endpoint.refresh)]
+                ('unlist', "refresh pool '%s'" % self.pool_name, self.endpoint.refresh)]
 
     def restore_steps(self, name: str) -> list:
         hidden = QUARANTINE_PREFIX + name
@@ -358,24 +390,4 @@ class LvmQuarantine:
 
         return [('restore', "rename LV '%s' back to '%s'" % (hidden, name), lambda: self._rename(hidden, name)),
                 ('unmark', "drop the quarantine tag of LV '%s'" % name, unmark),
-                ('register', "refresh pool '%s'" % self.backend.pool_name, self.backend.endpoint.refresh)]
-
-
-def _observe_lvs(backend):
-    """LogicalBackend.observe_volumes: quarantined LVs are not volumes; sizes from one lvs call."""
-    sizes = lv_sizes(backend.vg)
-    names = sorted(name for name in backend.names() if not name.startswith(QUARANTINE_PREFIX))
-    return (dict((name, backend.location(name)) for name in names), dict((name, sizes.get(name, 0)) for name in names),
-            dict((name, backend.read_record(name)) for name in names), {})
-
-
-def _lvm_quarantine_methods():
-    """LogicalBackend's quarantine methods: those of LvmQuarantine (kept in their own section)."""
-    def delegate(method):
-        return lambda self, *args: getattr(LvmQuarantine(self), method)(*args)
-    for method in ('quarantined', 'quarantine_steps', 'purge_steps', 'restore_steps', 'marked_volumes'):
-        setattr(LogicalBackend, method, delegate(method))
-    LogicalBackend.observe_volumes = _observe_lvs
-
-
-_lvm_quarantine_methods()
+                ('register', "refresh pool '%s'" % self.pool_name, self.endpoint.refresh)]

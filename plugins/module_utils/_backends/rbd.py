@@ -212,6 +212,28 @@ class RbdPool:
                 image.unprotect_snap(BASE_SNAPSHOT)
             image.remove_snap(BASE_SNAPSHOT)
 
+    def children(self, name: str) -> list:
+        """``pool/image`` of every clone of snapshot BASE_SNAPSHOT of image ``name`` (trashed clones too)."""
+        try:
+            with rbd.Image(self.open().ioctx, name, snapshot=BASE_SNAPSHOT, read_only=True) as image:
+                return sorted('%s/%s' % (child['pool'], child['image']) for child in image.list_children2())
+        except rbd.ImageNotFound:  # no such snapshot (or image): no clone
+            return []
+
+    def unprotect_childless(self, name: str) -> None:
+        """Unprotect every protected snapshot of image ``name``; refused while any snapshot has a clone."""
+        with rbd.Image(self.open().ioctx, name) as image:
+            for snap in list(image.list_snaps()):
+                image.set_snap(snap['name'])
+                children = list(image.list_children2())
+                image.set_snap(None)
+                if children:
+                    raise StoragePoolsError("pool: snapshot %s of rbd image '%s' has clones (%s); it is not removed"
+                                            % (snap['name'], name, ', '.join(sorted(
+                                                '%s/%s' % (c['pool'], c['image']) for c in children))))
+                if image.is_protected_snap(snap['name']):
+                    image.unprotect_snap(snap['name'])
+
     def clone(self, parent: str, child: str, size: int) -> None:
         ioctx = self.open().ioctx
         rbd.RBD().clone(ioctx, parent, BASE_SNAPSHOT, ioctx, child, features=rbd.RBD_FEATURE_LAYERING)
@@ -237,6 +259,25 @@ class _ImageReader:
 
     def close(self):
         self.image.close()
+
+
+# -- quarantine: the Ceph trash, with the expiry as the trash's deferment and our mark in the image-meta ------
+QUARANTINE_KEY = META_KEY + '.quarantine'
+
+
+def _trash_entries(pool: RbdPool) -> list:
+    """[(id, name, expires_at, bytes)] of the images in the trash that this collection quarantined (our mark
+    in their image-meta; another tool's trash entries are never touched)."""
+    found = []
+    ioctx = pool.open().ioctx
+    for entry in rbd.RBD().trash_list(ioctx):
+        try:
+            with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as image:
+                mark = json.loads(image.metadata_get(QUARANTINE_KEY))
+                found.append((entry['id'], entry['name'], float(mark['expires_at']), image.size()))
+        except (KeyError, ValueError, TypeError, rbd.Error):
+            continue
+    return found
 
 
 class RbdBackend(StorageBackend):
@@ -418,100 +459,88 @@ class RbdBackend(StorageBackend):
         if self._owns_rbd and self._rbd is not None:
             self._rbd.close()
 
-
-# -- quarantine: the Ceph trash, with the expiry as the trash's deferment and our mark in the image-meta ------
-QUARANTINE_KEY = META_KEY + '.quarantine'
-
-
-def _trash_entries(pool: RbdPool) -> list:
-    """[(id, name, expires_at, bytes)] of the images in the trash that this collection quarantined (our mark
-    in their image-meta; another tool's trash entries are never touched)."""
-    found = []
-    ioctx = pool.open().ioctx
-    for entry in rbd.RBD().trash_list(ioctx):
-        try:
-            with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as image:
-                mark = json.loads(image.metadata_get(QUARANTINE_KEY))
-                found.append((entry['id'], entry['name'], float(mark['expires_at']), image.size()))
-        except (KeyError, ValueError, TypeError, rbd.Error):
-            continue
-    return found
-
-
-class RbdQuarantine:
-    """The quarantine steps of an RbdBackend (librbd's trash_move / trash_restore / trash_remove)."""
-
-    def __init__(self, backend: RbdBackend) -> None:
-        self.backend = backend
+    # -- quarantine: librbd's trash_move / trash_restore / trash_remove -------------------------------------
+    # A base's protected snapshot (the parent of clones) is unprotected before its image goes into the trash,
+    # only while it has no clone (a trashed clone counts), and protected again on restore; the mark records
+    # which snapshots were protected. A purge removes the image's snapshots, then the image.
 
     def _trash_id(self, name):
-        for image_id, trashed, _expires, _size in _trash_entries(self.backend.rbd):
+        for image_id, trashed, _expires, _size in _trash_entries(self.rbd):
             if trashed == name:
                 return image_id
         return None
 
     def quarantined(self) -> list:
-        return [(name, expires, size) for _id, name, expires, size in _trash_entries(self.backend.rbd)]
+        return [(name, expires, size) for _id, name, expires, size in _trash_entries(self.rbd)]
 
     def quarantine_steps(self, name: str, expires_at: float) -> list:
-        backend = self.backend
-
         def mark():
-            if name in backend.rbd.list():
-                with rbd.Image(backend.rbd.open().ioctx, name) as image:
-                    image.metadata_set(QUARANTINE_KEY, json.dumps({'volume': name, 'expires_at': expires_at}))
+            if name in self.rbd.list():
+                with rbd.Image(self.rbd.open().ioctx, name) as image:
+                    try:
+                        previous = json.loads(image.metadata_get(QUARANTINE_KEY))
+                    except (KeyError, ValueError):
+                        previous = {}
+                    protected = set(previous.get('protected', ())) | set(
+                        snap['name'] for snap in image.list_snaps() if image.is_protected_snap(snap['name']))
+                    image.metadata_set(QUARANTINE_KEY, json.dumps({'volume': name, 'expires_at': expires_at,
+                                                                   'protected': sorted(protected)}))
 
         def trash():
-            if name in backend.rbd.list():
+            if name in self.rbd.list():
+                self.rbd.unprotect_childless(name)
                 delay = max(0, int(expires_at - time.time()))
-                rbd.RBD().trash_move(backend.rbd.open().ioctx, name, delay)
-            backend.names().discard(name)
+                rbd.RBD().trash_move(self.rbd.open().ioctx, name, delay)
+            self.names().discard(name)
 
         return [('mark', "mark rbd image '%s' as quarantined (with its expiry)" % name, mark),
-                ('quarantine', "move rbd image '%s' into the trash of Ceph pool '%s'" % (name, backend.ceph_pool),
-                 trash),
-                ('unlist', "refresh pool '%s' so libvirt stops listing '%s'" % (backend.pool_name, name),
-                 backend.endpoint.refresh)]
+                ('quarantine', "move rbd image '%s' into the trash of Ceph pool '%s' (its snapshots unprotected)"
+                 % (name, self.ceph_pool), trash),
+                ('unlist', "refresh pool '%s' so libvirt stops listing '%s'" % (self.pool_name, name),
+                 self.endpoint.refresh)]
 
     def purge_steps(self, name: str) -> list:
         def purge():
             image_id = self._trash_id(name)
             if image_id is not None:  # our own expiry decides: force past the trash's deferment
-                rbd.RBD().trash_remove(self.backend.rbd.open().ioctx, image_id, force=True)
+                ioctx = self.rbd.open().ioctx
+                with rbd.Image(ioctx, image_id=image_id) as image:
+                    for snap in list(image.list_snaps()):
+                        if image.is_protected_snap(snap['name']):
+                            image.unprotect_snap(snap['name'])  # librbd refuses while a clone uses it
+                        image.remove_snap(snap['name'])
+                rbd.RBD().trash_remove(ioctx, image_id, force=True)
 
-        return [('purge', "delete rbd image '%s' from the trash" % name, purge)]
+        return [('purge', "delete rbd image '%s' (and its snapshots) from the trash" % name, purge)]
 
     def restore_steps(self, name: str) -> list:
-        backend = self.backend
-
         def restore():
             image_id = self._trash_id(name)
             if image_id is not None:
-                if name in backend.rbd.list():
+                if name in self.rbd.list():
                     raise StoragePoolsError("restore: Ceph pool '%s' holds another image '%s'; it stays in the "
-                                            "trash" % (backend.ceph_pool, name))
-                rbd.RBD().trash_restore(backend.rbd.open().ioctx, image_id, name)
-            backend.names().add(name)
+                                            "trash" % (self.ceph_pool, name))
+                rbd.RBD().trash_restore(self.rbd.open().ioctx, image_id, name)
+            self.names().add(name)
 
         def unmark():
-            with rbd.Image(backend.rbd.open().ioctx, name) as image:
+            with rbd.Image(self.rbd.open().ioctx, name) as image:
                 try:
-                    image.metadata_remove(QUARANTINE_KEY)
-                except KeyError:
-                    pass
+                    mark = json.loads(image.metadata_get(QUARANTINE_KEY))
+                except (KeyError, ValueError):
+                    return
+                snaps = set(snap['name'] for snap in image.list_snaps())
+                for snap in mark.get('protected', ()) if isinstance(mark, dict) else ():
+                    if snap in snaps and not image.is_protected_snap(snap):
+                        image.protect_snap(snap)
+                image.metadata_remove(QUARANTINE_KEY)
 
         return [('restore', "restore rbd image '%s' from the trash" % name, restore),
-                ('unmark', "drop the quarantine mark of rbd image '%s'" % name, unmark),
-                ('register', "refresh pool '%s' so libvirt lists '%s' again" % (backend.pool_name, name),
-                 backend.endpoint.refresh)]
+                ('unmark', "protect the snapshots of rbd image '%s' again and drop its quarantine mark" % name,
+                 unmark),
+                ('register', "refresh pool '%s' so libvirt lists '%s' again" % (self.pool_name, name),
+                 self.endpoint.refresh)]
 
-
-def _rbd_quarantine_methods():
-    """RbdBackend's quarantine methods: those of RbdQuarantine (kept in their own section)."""
-    def delegate(method):
-        return lambda self, *args: getattr(RbdQuarantine(self), method)(*args)
-    for method in ('quarantined', 'quarantine_steps', 'purge_steps', 'restore_steps'):
-        setattr(RbdBackend, method, delegate(method))
-
-
-_rbd_quarantine_methods()
+    def clone_children(self, name: str) -> list:
+        """The clones of image ``name``'s snapshot BASE_SNAPSHOT (``pool/image``; a trashed clone too)."""
+        return self.rbd.children(name)

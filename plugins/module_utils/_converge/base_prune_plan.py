@@ -45,6 +45,7 @@ class BaseDecision:
     bytes: int
     action: str
     nova_lock: bool = False
+    by_capacity: bool = False  # quarantined for max_used_percent, not for its age
 
     def to_dict(self) -> dict:
         return {'pool': self.pool, 'volume': self.volume, 'reason': self.reason, 'bytes': self.bytes,
@@ -72,13 +73,16 @@ class CacheUse:
     ``records``: {(pool, volume): record} of every volume whose record may name a backing (all pools);
     ``overlay_backings``: base paths the qcow2 headers of the host's overlays name; ``clone_children``: {base
     name: [child image names]} of the base's protected snapshot (librbd's children, trash included);
-    ``snapshot_origins``: {LV name: origin LV name} of the volume group; ``nova``: NovaRules of the host."""
+    ``snapshot_origins``: {LV name: origin LV name} of the volume group; ``nova``: NovaRules of the host;
+    ``domain_users``: {base path or ``ceph pool/image``: the domain disk whose source (or backing chain, as
+    libvirt reports it) names it}."""
 
     nova: nova_cache.NovaRules
     records: Mapping = dataclasses.field(default_factory=dict)
     overlay_backings: Iterable[str] = ()
     clone_children: Mapping = dataclasses.field(default_factory=dict)
     snapshot_origins: Mapping = dataclasses.field(default_factory=dict)
+    domain_users: Mapping = dataclasses.field(default_factory=dict)
 
 
 def _recorded_users(pool: str, bases: list, records: Mapping) -> dict:
@@ -115,6 +119,8 @@ def in_use_reason(pool_type: str, base: CacheBase, use: CacheUse, recorded: Mapp
     snapshots = [lv for lv, origin in use.snapshot_origins.items() if origin == base.name]
     if snapshots:
         return _listed('the origin of the LVM snapshots', snapshots)
+    if base.path and base.path in use.domain_users:
+        return 'used by %s' % use.domain_users[base.path]
     if base.path and base.path in set(use.overlay_backings):
         return 'the backing file of an overlay on this host'
     if pool_type in FILE_POOL_TYPES:
@@ -122,6 +128,13 @@ def in_use_reason(pool_type: str, base: CacheBase, use: CacheUse, recorded: Mapp
     if nova_cache.name_kind(base.name) in (nova_cache.ORIGINAL, nova_cache.RESIZED):
         return use.nova.in_use(base.name)  # a copy of a _base file an instance's image id still names
     return None
+
+
+def used_now(pool: str, pool_type: str, bases: Iterable[CacheBase], use: CacheUse) -> set:
+    """The names of the ``bases`` something uses now (in_use_reason): their last-used clock is now."""
+    bases = list(bases)
+    recorded = _recorded_users(pool, bases, use.records)
+    return set(base.name for base in bases if in_use_reason(pool_type, base, use, recorded))
 
 
 def not_ours_reason(pool_type: str, base: CacheBase) -> str | None:
@@ -199,5 +212,5 @@ def _free_by_capacity(decisions, young, pool, pool_type, max_used_percent, capac
         reason = ('the cache pool is %.1f%% full, above max_used_percent %s: unused, least recently used first '
                   '(unused for %ds)' % (percent, max_used_percent, base.age))
         decisions[base.name] = BaseDecision(pool, base.name, reason, base.bytes, QUARANTINE,
-                                            nova_lock=pool_type in FILE_POOL_TYPES)
+                                            nova_lock=pool_type in FILE_POOL_TYPES, by_capacity=True)
         used -= base.bytes

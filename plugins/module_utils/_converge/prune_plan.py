@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import OptionError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import image_cache as nova_cache
 from ansible_collections.storagepools.libvirt.plugins.module_utils._xml.domain import DomainDocument
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
@@ -56,7 +57,11 @@ class Reclaim:
 
     ``action``: kept | quarantined | purged | restored (and failed, set by the apply side). ``bytes``: what
     the volume takes (what reclaiming it frees). ``expires_at``: when a quarantine ends (quarantined, and a
-    purge at once: now). ``quarantined``: the decision is about a volume already in quarantine."""
+    purge at once: now). ``quarantined``: the decision is about a volume already in quarantine.
+
+    Set by the planner for the apply side: ``guard``, None or a callable giving the context held around the
+    decision's steps (Nova's lock for a base of ``_base``; it raises StillUsed when the volume must stay);
+    ``extra_steps``, steps (name, detail, do) run before the backend's."""
 
     def __init__(self, pool: str, volume: str, reason: str, size: int, action: str,
                  expires_at: float | None = None, quarantined: bool = False,
@@ -69,6 +74,8 @@ class Reclaim:
         self.expires_at = expires_at
         self.quarantined = quarantined
         self.decided_at = time.time() if decided_at is None else decided_at
+        self.guard = None
+        self.extra_steps = []
 
     @property
     def changes(self) -> bool:
@@ -82,13 +89,23 @@ class Reclaim:
         return 'Reclaim(%r)' % self.result()
 
 
+class StillUsed(Exception):
+    """Raised by a decision's guard: checked again as it was about to be reclaimed, the volume stays."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class DomainReferences:
     """What the domains of this host (and its peers) reference: uuids, files, block devices, pool volumes,
-    rbd images; each with who references it, for the reason."""
+    rbd images; each with who references it, for the reason. ``image_ids``: the image ids Nova wrote into
+    their metadata (Nova's in-use rule for bases)."""
 
     def __init__(self) -> None:
         self.uuids = {}
         self.sources = {}
+        self.image_ids = set()
 
     def add(self, xml: str, origin: str) -> None:
         """Take in one domain document (live or inactive) of the host ``origin`` names."""
@@ -96,6 +113,7 @@ class DomainReferences:
         label = "domain '%s' (%s) on %s" % (document.name, document.uuid, origin)
         if document.uuid:
             self.uuids.setdefault(document.uuid.lower(), label)
+        self.image_ids |= nova_cache.domain_image_ids(document)
         for disk in document.disks():
             for source in disk.element.iter('source'):  # the disk's own and its backingStore chain's
                 for key in self._keys(source):

@@ -35,6 +35,8 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.private
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time
     from typing import Any
 
+HISTORY = 30  # finished runs a journal entry keeps for the operator
+
 
 def _refuse_unless_private(info, path, what):
     """Only root may write where the journal and the lock live: anyone who could would steer our steps."""
@@ -89,6 +91,7 @@ def _open_private_file(path, flags, what):
         os.close(fd)
         raise
     return fd
+
 
 
 class HostLock:
@@ -206,7 +209,8 @@ class Journal:
         (in the same write)."""
         entry = self.read(key) or self._new(key)
         steps = entry['done'] + ([entry['current']] if entry.get('current') else [])
-        entry['history'].append({'steps': steps, 'result': result, 'at': time.time()})
+        # the last HISTORY runs only: a daily run (maintain's prune) would otherwise grow the file forever
+        entry['history'] = entry['history'][-(HISTORY - 1):] + [{'steps': steps, 'result': result, 'at': time.time()}]
         entry.update(done=[], current=None, result=result)
         for name in forget:
             entry.pop(name, None)

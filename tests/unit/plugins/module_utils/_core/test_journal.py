@@ -29,7 +29,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.faults 
     InjectedFault,
     fault_point,
 )
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HostLock, Journal
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import HISTORY, HostLock, Journal
 
 NOVA = 4242  # the nova user and group of these tests (no such account is needed: root chowns to it)
 SHADOW_OWNER = 4343  # the canary's owner, so that copying its owner shows
@@ -197,6 +197,16 @@ def test_the_journal_records_steps_before_they_run(tmp_path):
     assert entry['current'] is None and entry['result'] == 'adopted' and entry['done'] == []
     assert [item['step'] for item in entry['history'][-1]['steps']] == ['register', 'link']
     assert stat.S_IMODE(os.stat(journal.path('u1')).st_mode) == 0o600
+
+
+def test_a_daily_run_keeps_only_the_last_runs_as_history(tmp_path):
+    journal = Journal(str(tmp_path))
+    for run in range(HISTORY + 5):
+        journal.step('prune-pool', 'quarantine', volume='v%d' % run)
+        journal.finish('prune-pool', 'done')
+    history = journal.read('prune-pool')['history']
+    assert len(history) == HISTORY
+    assert history[0]['steps'][0]['volume'] == 'v5' and history[-1]['steps'][0]['volume'] == 'v%d' % (HISTORY + 4)
 
 
 def test_steps_ahead_are_recorded_in_one_write_and_each_still_honours_the_fault_switches(tmp_path, monkeypatch):

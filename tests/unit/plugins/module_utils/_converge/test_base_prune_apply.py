@@ -25,6 +25,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.bas
     plan_base_prune,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import OptionError, StoragePoolsError
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal import Journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import image_cache as rules
 
 DATA = os.path.join(os.path.dirname(__file__), 'data')
@@ -132,17 +133,6 @@ class StepsBackend:
                 for step in ('mark', 'quarantine')]
 
 
-class Journalled:
-    def __init__(self):
-        self.steps = []
-
-    def step(self, key, step, **detail):
-        self.steps.append((key, step, detail['volume']))
-
-    def finish(self, key, result):
-        self.steps.append((key, result))
-
-
 def guarded(error):
     class Guard:
         def __enter__(self):
@@ -154,8 +144,8 @@ def guarded(error):
     return Guard
 
 
-def test_a_guard_keeps_or_fails_a_decision_before_any_step():
-    backend, journal = StepsBackend(), Journalled()
+def test_a_guard_keeps_or_fails_a_decision_before_any_step(tmp_path):
+    backend, journal = StepsBackend(), Journal(str(tmp_path))
     decisions = [prune_plan.Reclaim('cache', name, 'unused', 1, prune_plan.QUARANTINED, time.time() + 60)
                  for name in ('a', 'b', 'c')]
     decisions[0].guard = guarded(prune_plan.StillUsed('touched since'))
@@ -169,6 +159,9 @@ def test_a_guard_keeps_or_fails_a_decision_before_any_step():
         (prune_plan.FAILED, "taking the lock of b failed: cache_pool: Nova's lock /x is a symlink"),
         (prune_plan.QUARANTINED, 'unused')]
     assert backend.done == [('mark', 'c'), ('quarantine', 'c')] and [a['volume'] for a in actions] == ['c', 'c']
+    ahead = journal.read('prune-cache')['history'][-1]['steps'][0]['steps']  # every step, journalled first
+    assert [(step['step'], step['volume']) for step in ahead] == [
+        ('mark', 'a'), ('quarantine', 'a'), ('mark', 'b'), ('quarantine', 'b'), ('mark', 'c'), ('quarantine', 'c')]
 
 
 @pytest.fixture

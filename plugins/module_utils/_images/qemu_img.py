@@ -83,6 +83,47 @@ def same_content(first: str, first_format: str, second: str, second_format: str,
                             libvirt_error=(proc.stderr or proc.stdout).strip())
 
 
+def _raw_spec(filename, size):
+    spec = {'driver': 'raw', 'file': {'filename': filename}}
+    if size is not None:
+        spec['size'] = size
+    return spec
+
+
+def raw_view(filename: str, size: int | None = None) -> str:
+    """qemu's filename of the raw image ``filename`` (a path, or a protocol filename such as qemu's rbd one:
+    qemu picks the protocol from the name, never a format), cut to its first ``size`` bytes when given."""
+    return 'json:' + json.dumps(_raw_spec(filename, size), sort_keys=True)
+
+
+def write_file(source: str, size: int, fd: int, target_format: str, option: str,
+               backing: tuple[int, str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
+    """Write the first ``size`` bytes of the raw image ``source`` (qemu's filename of it, reached with
+    ``pass_fds``) as a new image of ``target_format`` into the empty file this process holds open at ``fd``:
+    raw, a standalone qcow2, or with ``backing`` (descriptor of the base, the path its header names, its
+    format) a qcow2 overlay holding only the clusters where ``source`` differs from that base. qemu reaches
+    the file and the base through our descriptors; holes stay holes; fsync'ed."""
+    target = '/proc/self/fd/%d' % fd
+    view = raw_view(source, size)
+    fds = (fd,) + tuple(pass_fds)
+    if target_format == 'raw':
+        os.ftruncate(fd, size)
+    else:
+        run(['qemu-img', 'create', '-q', '-f', 'qcow2', target, str(size)], option, pass_fds=fds)
+    if backing is None:
+        convert(view, 'raw', target, target_format, option, size=size, pass_fds=fds, target_is_zero=True)
+    else:
+        # a safe rebase from ``source`` (the overlay's backing, for this command only) onto the base writes
+        # exactly the clusters where the two differ; then the header names the base by its path, not our fd
+        base_fd, base_path, base_format = backing
+        overlay = {'driver': 'qcow2', 'file': {'driver': 'file', 'filename': target}, 'backing': _raw_spec(source, size)}
+        run(['qemu-img', 'rebase', '-f', 'qcow2', '-b', '/proc/self/fd/%d' % base_fd, '-F', base_format,
+             'json:' + json.dumps(overlay, sort_keys=True)], option, size=size, pass_fds=fds + (base_fd,))
+        run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', base_path, '-F', base_format, target], option,
+            pass_fds=fds)
+    os.fsync(fd)
+
+
 def set_backing_format(path: str, backing: str, backing_format: str, option: str) -> None:
     """Write the backing format into a qcow2 overlay's header (``qemu-img rebase -u``: the header only,
     the base stays where it is), so nothing ever probes the base."""

@@ -22,6 +22,11 @@ they were; everything else as libvirt has it now) and ``disk_info`` (its content
 when Nova changed it since, the current one without the pool paths), and last per disk ``unrecord`` (the
 record's xattr, on the inode the legacy name now shares) and ``remove`` (the volume, through libvirt so
 that the pool stops listing it).
+
+A cutover into an rbd or logical pool (plan_cutover_revert) keeps its legacy files until finalize: the domain
+goes back to a file that reads as its image, and an image whose data the legacy file lacks (the guest wrote it
+since, or, with ``force``, finalize removed the file) is copied back first: ``copy_back``, ``verify_back``,
+``swap_back``, then ``domain``, ``disk_info`` and per image ``remove``.
 """
 
 from __future__ import annotations

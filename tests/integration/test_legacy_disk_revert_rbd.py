@@ -10,11 +10,11 @@ import json
 import os
 import stat
 import subprocess
-import time
 
 import pytest
 from canary import Canary
 from conftest import start_module
+from test_legacy_disk_adopt import wait_for_journal
 from test_rbd_cutover import (  # noqa: F401  # pylint: disable=unused-import
     XML_FLAGS,
     adopt,
@@ -201,16 +201,6 @@ def test_sigkill_at_every_copy_back_step_then_rerun_converges(conn, ceph, host, 
     legacy.assert_back(conn, ceph, written)
 
 
-def current_step(journal):
-    """(step, disk) the module's journal says is under way, or None."""
-    try:
-        with open(journal) as handle:
-            current = json.load(handle).get('current') or {}
-    except (OSError, ValueError):
-        return None
-    return current.get('step'), current.get('disk')
-
-
 def test_a_symlink_the_nova_user_plants_at_a_legacy_path_reaches_nothing(conn, ceph, host, workdir):
     """After finalize the legacy names are free: nova plants a symlink to a root file at one before the revert
     and at the other while the copy back is under way; both are replaced, the file is never touched."""
@@ -229,11 +219,7 @@ def test_a_symlink_the_nova_user_plants_at_a_legacy_path_reaches_nothing(conn, c
     args = dict(instances_path=host.instances, disks_pool=host.rbd_pool, ceph_keyring=host.keyring,
                 state_dir=host.state_dir, nova_conf=host.nova_conf, state='reverted', force=True)
     paused = start_module('legacy_disk_adopt', args, {'STORAGEPOOLS_PAUSE_AT': 'verify_back:2'})
-    journal = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
-    deadline = time.monotonic() + 120
-    while current_step(journal) != ('verify_back', 'disk.local'):  # held there for 5 s
-        assert time.monotonic() < deadline and paused.poll() is None, paused.communicate()
-        time.sleep(0.02)
+    wait_for_journal(host, instance, 'verify_back', 'disk.local')  # held there for 5 s
     os.symlink(canary.path, os.path.join(directory, 'disk.local'))  # beside the copy being verified
     os.lchown(os.path.join(directory, 'disk.local'), NOVA_UID, NOVA_UID)
     out, err = paused.communicate(timeout=300)

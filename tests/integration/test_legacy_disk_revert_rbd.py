@@ -244,3 +244,30 @@ def test_sigkill_during_an_rbd_revert_then_rerun_converges(conn, ceph, host, ste
     assert revert(host)['instances'][instance]['result'] == 'not_adopted'
     assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == legacy_xml
     assert instance_images(ceph, instance) == [] and host.checksums(instance) == before
+
+
+def test_an_image_written_during_its_copy_back_fails_verify_and_stays(conn, ceph, host, workdir):
+    """The guest's data changes while it is copied back (Nova started the domain, say): verify_back tells, the
+    copy goes, the domain stays on the image; a rerun copies the new data back."""
+    instance = host.instance(config=False)
+    legacy = Legacy(conn, host, instance)
+    result = adopt(host)
+    switch_nova_conf(host, result['nova_conf_settings'])
+    assert adopt(host, finalize=True)['instances'][instance]['result'] == 'adopted'
+    on_rbd = conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS)
+    args = dict(instances_path=host.instances, disks_pool=host.rbd_pool, ceph_keyring=host.keyring,
+                state_dir=host.state_dir, nova_conf=host.nova_conf, state='reverted', force=True)
+    paused = start_module('legacy_disk_adopt', args, {'STORAGEPOOLS_PAUSE_AT': 'verify_back:1'})
+    wait_for_journal(host, instance, 'verify_back', 'disk')
+    write_as_the_guest(ceph, instance, names=('disk',))
+    out, err = paused.communicate(timeout=300)
+    failed = json.loads(out)
+    outcome = failed['instances'][instance]
+    assert failed['failed'] is True and outcome['result'] == 'failed', (failed, err)
+    assert 'verify_back: the copy of' in outcome['reason'] and 'the image is kept' in outcome['reason'], outcome
+    assert conn.lookupByUUIDString(instance).XMLDesc(XML_FLAGS) == on_rbd
+    assert host.disk_paths(instance) == {} and len(instance_images(ceph, instance)) == 2
+    assert [name for name in os.listdir(os.path.join(host.instances, instance)) if name.startswith('.')] == []
+    written = rbd_checksums(ceph, instance, legacy.files, workdir)
+    assert revert(host, force=True)['instances'][instance]['result'] == 'reverted'
+    legacy.assert_back(conn, ceph, written)

@@ -271,3 +271,29 @@ def test_an_image_written_during_its_copy_back_fails_verify_and_stays(conn, ceph
     written = rbd_checksums(ceph, instance, legacy.files, workdir)
     assert revert(host, force=True)['instances'][instance]['result'] == 'reverted'
     legacy.assert_back(conn, ceph, written)
+
+
+def test_a_record_of_an_older_version_copies_back_with_the_directorys_owner_and_the_images_size(conn, ceph, host,
+                                                                                               workdir):
+    """An import recorded before the record kept virtual size, owner and mode: the image's size, and the owner of
+    the instance directory (the nova user's) with Nova's 0644."""
+    instance = host.instance(config=False)
+    directory = os.path.join(host.instances, instance)
+    for path in [directory] + list(host.disk_paths(instance).values()):
+        os.chown(path, NOVA_UID, NOVA_UID)
+        os.chmod(path, 0o755 if path == directory else 0o644)
+    legacy = Legacy(conn, host, instance)
+    result = adopt(host)
+    journal = os.path.join(host.state_dir, 'journal', '%s.json' % instance)
+    with open(journal) as handle:
+        entry = json.load(handle)
+    for disk in entry['legacy']['disks']:
+        for key in ('virtual_size', 'owner', 'mode'):
+            disk.pop(key)
+    with open(journal, 'w') as handle:
+        json.dump(entry, handle)
+    switch_nova_conf(host, result['nova_conf_settings'])
+    assert adopt(host, finalize=True)['instances'][instance]['result'] == 'adopted'
+    written = rbd_checksums(ceph, instance, legacy.files, workdir)
+    assert revert(host, force=True)['instances'][instance]['result'] == 'reverted'
+    legacy.assert_back(conn, ceph, written)

@@ -273,8 +273,7 @@ def test_an_image_written_during_its_copy_back_fails_verify_and_stays(conn, ceph
     legacy.assert_back(conn, ceph, written)
 
 
-def test_a_record_of_an_older_version_copies_back_with_the_directorys_owner_and_the_images_size(conn, ceph, host,
-                                                                                               workdir):
+def test_an_older_record_copies_back_with_the_directorys_owner_and_the_images_size(conn, ceph, host, workdir):
     """An import recorded before the record kept virtual size, owner and mode: the image's size, and the owner of
     the instance directory (the nova user's) with Nova's 0644."""
     instance = host.instance(config=False)

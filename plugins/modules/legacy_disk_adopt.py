@@ -45,6 +45,11 @@ description:
     source and backingStore change back; whatever libvirt changed in the domain since stays), and the pool
     volume goes, through libvirt. What the layout was comes from the journal the adoption kept in
     O(state_dir), never from the instance directory."
+  - "O(state=reverted) of an rbd or logical cutover points the domain back at the legacy files and removes the
+    images. A legacy file that still reads as its image is used as it is; the data of an image the guest wrote
+    since its import (or, with O(force=true), whose legacy file finalize removed) is first copied back into a
+    new file in the legacy format (a qcow2 overlay is re-created on its unchanged C(_base) file), compared with
+    the image, and only then renamed over the legacy name."
   - Each instance's run is planned first from what is observed (the domain's XML, the files, the records, the
     journal), as the list of journalled steps returned in RV(instances.actions); check mode returns that plan and
     writes nothing. With C(--diff), the changes to each domain's XML are shown, compared in a canonical form
@@ -71,7 +76,7 @@ options:
   state:
     description:
       - V(adopted) moves the legacy disks into the disks pool; V(reverted) undoes that for instances adopted
-        into a file pool (running instances are skipped with a reason).
+        into a file pool or imported into an rbd or logical pool (running instances are skipped with a reason).
     type: str
     choices: [adopted, reverted]
     default: adopted
@@ -115,8 +120,12 @@ options:
     type: path
     default: /etc/nova/nova.conf
   force:
-    description: Adopt even when nova.conf sets C(remote_filesystem_transport=rsync) (rsync skips symlinks, so
-      a cold migration would lose the disks).
+    description:
+      - Adopt even when nova.conf sets C(remote_filesystem_transport=rsync) (rsync skips symlinks, so a cold
+        migration would lose the disks).
+      - With O(state=reverted) of an rbd or logical disks pool, revert also instances whose legacy files are gone
+        (removed by O(finalize=true)) by copying each image's data back into a new legacy file (verified before
+        the domain is switched); without it they are skipped with the reason. Refused for a file disks pool.
     type: bool
     default: false
   finalize:
@@ -208,7 +217,8 @@ instances:
         method:
           description: V(link) (same filesystem, a hard link, nothing copied), V(copy) (copied, verified, then the
             source removed), V(live-copy) (block copy of a running guest, then pivot), V(rbd-import) or V(lvm-import)
-            (a raw rbd image or LV of the guest's view, compared with its source).
+            (a raw rbd image or LV of the guest's view, compared with its source). With O(state=reverted) of an
+            rbd or logical pool V(un-import) (the legacy file still holds the data) or V(copy) (copied back).
           type: str
         format:
           description: The legacy disk's format, from disk.info and the domain (rbd images and LVs are raw).
@@ -220,7 +230,9 @@ instances:
           (file pools), V(discard), V(import), V(verify), V(record), V(remove) (rbd and logical pools), then
           V(disk_info) and V(domain); these are also the names in the journal under O(state_dir).
         - With O(state=reverted) V(link_back) (same filesystem) or V(copy_back), V(verify_back), V(swap_back)
-          per disk, then V(domain), V(disk_info), and per disk V(unrecord) and V(remove).
+          per disk, then V(domain), V(disk_info), and per disk V(unrecord) and V(remove). An rbd or logical
+          pool's revert takes V(copy_back), V(verify_back), V(swap_back) only for disks whose data is copied
+          back, then V(domain), V(disk_info), V(remove).
       type: list
       elements: dict
       contains:
@@ -296,7 +308,7 @@ def reverter_for(conn, params, check_mode):
     pool = Endpoint(conn, params['disks_pool'], 'disks_pool')
     for option, default in (('finalize', False), ('running', 'skip')):
         if params[option] != default:
-            raise StoragePoolsError('%s: state=reverted takes shut-off instances back from a file pool; leave %s '
+            raise StoragePoolsError('%s: state=reverted takes shut-off instances back; leave %s '
                                     'at its default' % (option, option))
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
     if pool.type in ('rbd', 'logical'):
@@ -306,10 +318,14 @@ def reverter_for(conn, params, check_mode):
         target = backend_for(pool, 'disks_pool', params['ceph_keyring'])
         target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance
         return CutoverReverter(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf,
-                               check_mode)
+                               check_mode, params['force'])
     if pool.type not in FILE_POOL_TYPES:
         raise StoragePoolsError("disks_pool: '%s' is a %s pool; state=reverted undoes adoptions into dir, fs, "
                                 "netfs, logical and rbd pools" % (params['disks_pool'], pool.type))
+    if params['force']:
+        raise StoragePoolsError('force: with state=reverted it lets an rbd or logical pool copy its images back '
+                                'where finalize removed the legacy files; a file pool keeps every volume\'s data, '
+                                'leave force at its default')
     return Reverter(conn, params['instances_path'], pool, params['state_dir'], nova_conf, check_mode)
 
 

@@ -329,3 +329,8 @@ def test_the_transition_role_leaves_an_excluded_reverted_instance_alone(installe
         assert os.path.islink(legacy)
     finally:
         nova.cleanup()
+
+
+def test_force_is_refused_for_a_file_pool_revert(host):
+    refused = revert(host, force=True)
+    assert refused['failed'] is True and refused['msg'].startswith('force: '), refused

@@ -77,10 +77,11 @@ def device_of(path: str) -> int:
     return os.stat(existing_ancestor(path)).st_dev
 
 
-def free_in_directory(path: str) -> int:
+def free_in_directory(path: str, dir_fd: int | None = None) -> int:
     """Bytes an unprivileged writer may still use under ``path`` (f_bavail: the root-reserved blocks are not
-    ours to fill, other guests may need them); of its existing_ancestor() when it is not made yet."""
-    info = os.statvfs(existing_ancestor(path))
+    ours to fill, other guests may need them); of its existing_ancestor() when it is not made yet.
+    ``dir_fd``: the directory as the caller opened it (another user's, whose name may be swapped)."""
+    info = os.fstatvfs(dir_fd) if dir_fd is not None else os.statvfs(existing_ancestor(path))
     return info.f_bavail * info.f_frsize
 
 

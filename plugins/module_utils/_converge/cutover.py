@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any, Dict, List
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import records as metadata
@@ -164,7 +165,11 @@ class Cutover(InstanceWorkflow):
         disks = [{'name': item.legacy.name, 'target': item.legacy.target, 'legacy_path': item.legacy.legacy_path,
                   'format': item.legacy.format, 'backing': item.legacy.backing,
                   'backing_format': item.legacy.backing_format, 'volume': item.image,
-                  'dest': self.target.location(item.image)} for item in observed.imports]
+                  'dest': self.target.location(item.image),
+                  # what a copy back (after finalize) writes: the disk's size, Nova's owner and mode
+                  'virtual_size': virtual_size(item.legacy.legacy_path, item.legacy.format, fd=item.legacy.fd),
+                  'owner': [item.legacy.stat.st_uid, item.legacy.stat.st_gid],
+                  'mode': stat.S_IMODE(item.legacy.stat.st_mode)} for item in observed.imports]
         self.journal.keep(observed.instance_uuid, LEGACY_RECORD,
                           legacy_record(observed.files.path, self.pool.name, None, disks, observed.document,
                                         content, mode))

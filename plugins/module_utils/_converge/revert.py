@@ -51,6 +51,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.atomic_
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import copy as data_copy
+from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images.qemu_img import pinned_image
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt import domain as libvirt_domain
@@ -93,7 +94,7 @@ class Reverter(InstanceWorkflow):
 
     def release(self) -> None:
         for disk in self.opened:
-            for name in ('volume_fd', 'temporary_fd'):
+            for name in ('volume_fd', 'temporary_fd', 'base_fd'):
                 if getattr(disk, name) is not None:
                     os.close(getattr(disk, name))
                     setattr(disk, name, None)
@@ -187,10 +188,16 @@ class Reverter(InstanceWorkflow):
         copies = [disk for disk in observed.disks if disk.name in copied]
         if not copies:
             return
-        needed = sum(limits.thin_file_need(disk.volume_fd, os.fstat(disk.volume_fd).st_size) for disk in copies)
-        limits.require_space(needed, limits.free_in_directory(observed.files.path), observed.files.path,
+        needed = sum(self.copy_need(disk) for disk in copies)
+        files = observed.files
+        limits.require_space(needed, limits.free_in_directory(files.path, files.fd), files.path,
                              'instances_path', 'copying instance %s back (%d disks)'
                              % (observed.instance_uuid, len(copies)))
+
+    @staticmethod
+    def copy_need(disk: DiskRevert) -> int:
+        """The bytes a copy back of ``disk`` takes in the instance directory (a sparse copy of the volume)."""
+        return limits.thin_file_need(disk.volume_fd, os.fstat(disk.volume_fd).st_size)
 
     # -- the steps ----------------------------------------------------------
 
@@ -224,6 +231,11 @@ class Reverter(InstanceWorkflow):
                                     % disk.dest)
         rename_into_place(disk.temporary, disk.legacy_path, files.fd)
         disk.temporary = None
+        placed, made = files.lstat(disk.name), os.fstat(disk.temporary_fd)
+        if placed is None or (placed.st_dev, placed.st_ino) != (made.st_dev, made.st_ino):
+            raise StoragePoolsError('swap_back: after the rename %s is not the verified copy (its temporary was '
+                                    'swapped meanwhile, by the nova user?); the domain stays on %s'
+                                    % (disk.legacy_path, disk.dest))
 
     def discard_temporary(self, disk: DiskRevert, files: nova_layout.InstanceFiles) -> None:
         if disk.temporary is not None:
@@ -253,14 +265,20 @@ class Reverter(InstanceWorkflow):
 
 
 class CutoverReverter(Reverter):
-    """Point an instance imported into an rbd or logical pool (before finalize) back at its legacy files, which
-    must still hold what its images hold (size and mtime as imported, and the same content, compared with
-    ``qemu-img compare``, formats explicit), then remove the images."""
+    """Point an instance imported into an rbd or logical pool back at its legacy files, then remove the images.
+
+    A legacy file is used as it is when it reads as its image (``qemu-img compare``, formats explicit, an
+    overlay's base pinned); else, when it is as imported (the guest wrote the image since) or, with ``force``,
+    gone (finalize removed it), the image's data is copied back first: written through the backend's qemu
+    filename (nothing here knows rbd from LVM) into a root-owned O_EXCL temporary in the instance directory,
+    in the legacy format (an overlay re-created on its unchanged base), compared, then given Nova's owner and
+    mode and renamed over the legacy name while the domain is shut off."""
 
     def __init__(self, conn: Any, instances_path: str, pool: Any, target: Any, state_dir: str,
-                 nova_conf: nova_layout.NovaConf, check_mode: bool) -> None:
+                 nova_conf: nova_layout.NovaConf, check_mode: bool, force: bool = False) -> None:
         super().__init__(conn, instances_path, pool, state_dir, nova_conf, check_mode)
         self.target = target  # the pool's storage backend (RbdBackend, LogicalBackend)
+        self.force = force
 
     def close(self) -> None:
         self.target.close()
@@ -277,12 +295,13 @@ class CutoverReverter(Reverter):
         reverts = []
         for recorded in record['disks']:
             disk = DiskRevert(recorded, 'un-import')
-            self._observe_import(instance_uuid, disk, recorded, files, document)
+            self.opened.append(disk)
+            self._observe_import(instance_uuid, disk, files, document)
             reverts.append(disk)
         content, _mode = nova_layout.read_disk_info_bytes(files.fd)
         return RevertObservation(instance_uuid, document, record, reverts, content, loaded['domain'], files)
 
-    def _observe_import(self, instance_uuid, disk, recorded, files, document):
+    def _observe_import(self, instance_uuid, disk, files, document):
         found = files.lstat(disk.name)
         disk.legacy_is_file = found is not None and stat.S_ISREG(found.st_mode)
         disk.volume_exists = disk.volume in self.target.names()
@@ -296,29 +315,85 @@ class CutoverReverter(Reverter):
         elif current.source_file == disk.legacy_path:
             disk.domain_uses = USES_LEGACY
         disk.domain_source = current.source_file or current.rbd_image or current.source_block or ''
-        if not (disk.legacy_is_file and disk.volume_exists and disk.volume_ours):
+        if disk.owner is None:  # a record of an older version: the legacy file's, else the directory's
+            kept = found if disk.legacy_is_file else os.fstat(files.fd)
+            disk.owner = [kept.st_uid, kept.st_gid]
+            disk.mode = stat.S_IMODE(found.st_mode) if disk.legacy_is_file else 0o644
+        if not (disk.volume_exists and disk.volume_ours and disk.domain_uses == USES_VOLUME):
+            return
+        if disk.virtual_size is None:
+            disk.virtual_size = self.target.size(disk.volume)
+        if disk.backing:
+            try:
+                disk.base_fd = files.open_checked_base(disk.backing, disk.backing_format)
+            except nova_layout.Skip as exc:
+                raise nova_layout.Skip('disk %s backs onto %s' % (disk.name, exc))
+        if not disk.legacy_is_file:
             return
         fd, info = nova_layout.open_regular_file(disk.name, files.fd)
-        base = None
         try:
             disk.legacy_unchanged = image_record.get('imported_from') == file_identity(info)
-            if disk.legacy_unchanged and disk.domain_uses == USES_VOLUME:
-                if recorded.get('backing'):
-                    base = files.open_base(recorded['backing'])[0]
-                source, fds = pinned_image(fd, disk.format, (base, recorded['backing_format']) if base else None)
-                disk.equal_bytes = qemu_img.same_content(
-                    source, disk.format, self.target.qemu_target(disk.volume), 'raw', option='disks_pool',
-                    size=self.target.size(disk.volume), pass_fds=fds)
+            if self._backs_onto_its_base(disk, fd):
+                disk.equal_bytes = self._reads_as_image(disk, fd, 'disks_pool')
         finally:
             os.close(fd)
-            if base is not None:
-                os.close(base)
+
+    @staticmethod
+    def _backs_onto_its_base(disk, fd):
+        """Whether a qcow2 legacy file (changed since the import, maybe a killed revert's copy) names the
+        recorded base and nothing else qemu would open (a data file); raw: always."""
+        if disk.format != 'qcow2':
+            return True
+        try:
+            _size, backing, _format = image_inspect.read_qcow2_overlay(disk.legacy_path, fd=fd)
+        except image_inspect.ImageRefused:
+            return False
+        if backing and not os.path.isabs(backing):
+            backing = os.path.join(os.path.dirname(disk.legacy_path), backing)
+        return (os.path.normpath(backing) if backing else None) == disk.backing
+
+    def _reads_as_image(self, disk, fd, option):
+        """Whether the legacy-format file ``fd`` (an overlay on its pinned base) reads as the image, all of it
+        (an image larger than the legacy disk, an LV of whole extents, must hold only zeroes past its end)."""
+        source, fds = pinned_image(fd, disk.format, (disk.base_fd, disk.backing_format) if disk.backing else None)
+        return qemu_img.same_content(source, disk.format, self.target.qemu_target(disk.volume), 'raw', option,
+                                     size=self.target.size(disk.volume), pass_fds=fds)
 
     def plan(self, observed: RevertObservation) -> InstancePlan:
-        return plan_cutover_revert(observed, self.pool.name, self)
+        return plan_cutover_revert(observed, self.pool.name, self, self.force)
 
-    def require_space(self, observed: RevertObservation, plan: InstancePlan) -> None:
-        return None  # nothing is copied
+    @staticmethod
+    def copy_need(disk: DiskRevert) -> int:
+        """An image's guest view in a new file (its allocation unknown here: the whole virtual size)."""
+        return limits.thin_file_need(None, disk.virtual_size, new_qcow2=disk.format == 'qcow2')
+
+    # -- the copy back ------------------------------------------------------
+
+    def copy_back(self, disk: DiskRevert, files: nova_layout.InstanceFiles) -> None:
+        """The image's current data, in the legacy format, into a fresh root-owned temporary beside the legacy
+        name (an overlay: only what differs from its base)."""
+        disk.temporary, disk.temporary_fd = make_temporary(disk.legacy_path, files.fd)
+        backing = (disk.base_fd, disk.backing, disk.backing_format) if disk.backing else None
+        try:
+            qemu_img.write_file(self.target.qemu_target(disk.volume), disk.virtual_size, disk.temporary_fd,
+                                disk.format, 'copy_back', backing=backing)
+        except OSError as exc:  # the plan's undo (discard_temporary) removes the copy
+            raise StoragePoolsError('instances_path: copying %s back to %s failed: %s; the partial copy was '
+                                    'removed, the image is as it was' % (disk.dest, disk.legacy_path, exc.strerror))
+
+    def verify_back(self, disk: DiskRevert) -> None:
+        if not self._reads_as_image(disk, disk.temporary_fd, 'verify_back'):
+            raise StoragePoolsError('verify_back: the copy of %s into %s reads differently (was the domain started, '
+                                    'or did the guest write past the %d bytes of the legacy disk?); the copy was '
+                                    'removed, the image is kept' % (disk.dest, disk.legacy_path, disk.virtual_size))
+
+    def swap_back(self, disk: DiskRevert, domain: Any, files: nova_layout.InstanceFiles) -> None:
+        """Nova's owner and mode (root's until now, while the nova user could not write it), then renamed over
+        the legacy name (a symlink planted there is replaced itself)."""
+        os.fchown(disk.temporary_fd, disk.owner[0], disk.owner[1])
+        os.fchmod(disk.temporary_fd, disk.mode & 0o7777)  # after fchown, which may clear set-id bits
+        os.fsync(disk.temporary_fd)
+        super().swap_back(disk, domain, files)
 
     def remove_image(self, disk: DiskRevert) -> None:
         self.target.remove(disk.volume)

@@ -22,6 +22,11 @@ they were; everything else as libvirt has it now) and ``disk_info`` (its content
 when Nova changed it since, the current one without the pool paths), and last per disk ``unrecord`` (the
 record's xattr, on the inode the legacy name now shares) and ``remove`` (the volume, through libvirt so
 that the pool stops listing it).
+
+A cutover into an rbd or logical pool (plan_cutover_revert) keeps its legacy files until finalize: the domain
+goes back to a file that reads as its image, and an image whose data the legacy file lacks (the guest wrote it
+since, or, with ``force``, finalize removed the file) is copied back first: ``copy_back``, ``verify_back``,
+``swap_back``, then ``domain``, ``disk_info`` and per image ``remove``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import LINK
+from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.adopt_plan import COPY, LINK
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.instance_plan import (
     InstancePlan,
     deferred,
@@ -69,7 +74,13 @@ class DiskRevert:
         self.volume = recorded['volume']
         self.dest = recorded['dest']
         self.element = recorded['element']
-        self.method = method  # LINK (same filesystem) or COPY
+        # a cutover's record (absent from older ones): the base of an overlay, and what a copy back writes
+        self.backing = recorded.get('backing')
+        self.backing_format = recorded.get('backing_format')
+        self.virtual_size: Optional[int] = recorded.get('virtual_size')  # else the image's size (observe)
+        self.owner = recorded.get('owner')  # [uid, gid] of the legacy file; else as observe finds
+        self.mode = recorded.get('mode')
+        self.method = method  # LINK (same filesystem), COPY, or a cutover's un-import
         # observed (Reverter.observe)
         self.legacy_is_file = False  # the legacy name is a regular file (not our symlink, not missing)
         self.volume_exists = False
@@ -83,6 +94,7 @@ class DiskRevert:
         self.domain_source = ''  # what the domain's disk points at, for a reason
         # carried between the steps of a run (Reverter)
         self.volume_fd: Optional[int] = None
+        self.base_fd: Optional[int] = None  # a cutover's copy back of an overlay: its base, opened and checked
         self.temporary: Optional[str] = None
         self.temporary_fd: Optional[int] = None
 
@@ -119,8 +131,13 @@ def wanted_disk_info(record: Dict[str, Any], current: Optional[bytes]) -> Option
         raise Skip('disk.info is not a JSON object')
     pool_dir = record['pool_dir']
     legacy = dict((path, value) for path, value in entries.items() if os.path.dirname(path) != pool_dir)
-    if recorded is not None and json.loads(recorded) == legacy:
-        return recorded.encode('utf-8')
+    if recorded is not None:
+        before = json.loads(recorded)
+        for disk in record['disks']:  # entries a cutover's finalize took out with the legacy files come back
+            if disk['legacy_path'] in before:
+                legacy.setdefault(disk['legacy_path'], before[disk['legacy_path']])
+        if before == legacy:
+            return recorded.encode('utf-8')
     return json.dumps(legacy).encode('utf-8')
 
 
@@ -184,34 +201,52 @@ def plan_revert(observed: RevertObservation, pool_name: str, operations: Any = N
     return plan
 
 
-def _check_cutover(disk: DiskRevert, pool_name: str) -> None:
-    """Raise Skip unless the disk's legacy file still holds what the domain reads from the pool's image."""
+def _cutover_disk(disk: DiskRevert, pool_name: str, force: bool) -> bool:
+    """Whether the image's data goes back into the legacy file first (copy back); raises Skip when neither
+    holding on to the image nor going back is provably right."""
     if disk.domain_uses is None or (disk.volume_exists and not disk.volume_ours and disk.domain_uses == USES_VOLUME):
         _check(disk, pool_name)
-    if not disk.legacy_is_file:
-        raise Skip('%s is gone (removed by finalize?): going back would copy %s back, which this version does '
-                   'not do; the instance stays on the pool' % (disk.legacy_path, disk.dest))
-    if disk.domain_uses != USES_VOLUME:
-        return  # the domain reads the legacy file again (a killed revert): the image is stale
-    if not disk.legacy_unchanged:
-        raise Skip('%s changed after its import into %s; refusing to choose between them'
+    if disk.domain_uses != USES_VOLUME:  # the domain reads the legacy file again (a killed revert): the image is stale
+        if not disk.legacy_is_file:
+            raise Skip('%s, which the domain uses, is gone' % disk.legacy_path)
+        return False
+    if not disk.volume_exists:
+        raise Skip('the domain uses %s, which is gone' % disk.dest)
+    if disk.legacy_is_file:
+        if disk.equal_bytes:  # as imported, or a killed revert's verified copy back
+            return False
+        if disk.legacy_unchanged:  # the instance ran on the image since its import
+            return True
+        raise Skip('%s changed after its import into %s and reads differently; refusing to choose between them'
                    % (disk.legacy_path, disk.dest))
-    if not disk.equal_bytes:
-        raise Skip('%s holds data its legacy file %s has not (the instance ran on it since its import); copying '
-                   'it back is not in this version, the instance stays on the pool' % (disk.dest, disk.legacy_path))
+    if not force:
+        raise Skip('%s is gone (removed by finalize?) or not a regular file: the data is only in %s. Set force to '
+                   'copy it back (verified) and revert, or keep the instance on the pool' % (disk.legacy_path, disk.dest))
+    return True
 
 
-def plan_cutover_revert(observed: RevertObservation, pool_name: str, operations: Any = None) -> InstancePlan:
-    """The journalled steps that point an instance imported into an rbd or logical pool (not finalized) back at
-    its legacy files, which still hold what its images hold, and remove the images (pure)."""
+def plan_cutover_revert(observed: RevertObservation, pool_name: str, operations: Any = None,
+                        force: bool = False) -> InstancePlan:
+    """The journalled steps that point an instance imported into an rbd or logical pool back at its legacy
+    files and remove the images (pure). A legacy file that reads as its image is used as it is; the data of an
+    image the guest wrote since its import (or, with ``force``, whose legacy file finalize removed) is copied
+    back first: ``copy_back`` (into a root-owned temporary beside the legacy name, in the legacy format),
+    ``verify_back`` (the guest views compared), ``swap_back`` (Nova's owner and mode, renamed over the name)."""
     after = observed.document.copy()
     plan = InstancePlan(observed.instance_uuid, observed.document, after)
     removals = []
     for disk in observed.disks:
-        _check_cutover(disk, pool_name)
+        copy = _cutover_disk(disk, pool_name, force)
+        if copy:
+            plan.add('copy_back', deferred(operations, 'copy_back', disk, observed.files), disk=disk.name,
+                     undo=deferred(operations, 'discard_temporary', disk, observed.files))
+            plan.add('verify_back', deferred(operations, 'verify_back', disk), disk=disk.name)
+            plan.add('swap_back', deferred(operations, 'swap_back', disk, observed.domain, observed.files),
+                     disk=disk.name)
+            plan.keep()
         if disk.volume_exists and disk.volume_ours:
             removals.append(disk)
-            plan.disks.append(disk.describe())
+            plan.disks.append(dict(disk.describe(), method=COPY) if copy else disk.describe())
         after.disk(disk.target).restore_source(disk.element, driver_and_auth=True)
     if plan.domain_changes:
         plan.add('domain', deferred(operations, 'define', after))

@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import re
+import tempfile
 from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import command
@@ -106,6 +107,46 @@ def same_content(first: str, first_format: str, second: str, second_format: str,
         return proc.returncode == 0
     raise StoragePoolsError('%s: %s failed' % (option, ' '.join(argv[:2])),
                             libvirt_error=(proc.stderr or proc.stdout).strip())
+
+
+def write_file(source: str, size: int, fd: int, target_format: str, option: str,
+               backing: tuple[int, str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
+    """Write the first ``size`` bytes of the raw image ``source`` (qemu's filename of it: a path or a protocol
+    filename such as qemu's rbd one, reached with ``pass_fds``) as a new image of ``target_format`` into the
+    empty file this process holds open at ``fd``: raw, a standalone qcow2, or with ``backing`` (descriptor of
+    the base, the path its header names, its format) a qcow2 overlay holding only the clusters where
+    ``source`` differs from that base. Holes stay holes; fsync'ed.
+
+    qemu reads ``source`` through a view: an empty qcow2 overlay of ``size`` bytes on it, in an unlinked file
+    of our own (qemu parses a protocol filename only where it is a backing file name, and an image larger
+    than the disk, an LV of whole extents, is cut to the disk's size). The target and the base are reached
+    through our descriptors."""
+    target = '/proc/self/fd/%d' % fd
+    with tempfile.TemporaryFile() as view:
+        fds = (fd, view.fileno()) + tuple(pass_fds)
+        run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-u', '-b', source, '-F', 'raw',
+             '/proc/self/fd/%d' % view.fileno(), str(size)], option, pass_fds=fds)
+        view_spec = {'driver': 'qcow2', 'file': {'driver': 'file', 'filename': '/proc/self/fd/%d' % view.fileno()}}
+        read = 'json:' + json.dumps(view_spec, sort_keys=True)
+        if target_format == 'raw':
+            os.ftruncate(fd, size)
+        elif backing is None:
+            run(['qemu-img', 'create', '-q', '-f', 'qcow2', target, str(size)], option, pass_fds=fds)
+        if backing is None:
+            convert(read, 'qcow2', target, target_format, option, size=size, pass_fds=fds, target_is_zero=True)
+        else:
+            # a safe rebase from the view (the overlay's backing for this command only) onto the base writes
+            # exactly the clusters where the two differ; then the header names the base by its path, not our fd
+            base_fd, base_path, base_format = backing
+            run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-u', '-b', base_path, '-F', base_format, target,
+                 str(size)], option, pass_fds=fds)
+            overlay = {'driver': 'qcow2', 'file': {'driver': 'file', 'filename': target},
+                       'backing': view_spec}
+            run(['qemu-img', 'rebase', '-f', 'qcow2', '-b', '/proc/self/fd/%d' % base_fd, '-F', base_format,
+                 'json:' + json.dumps(overlay, sort_keys=True)], option, size=size, pass_fds=fds + (base_fd,))
+            run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', base_path, '-F', base_format, target], option,
+                pass_fds=fds)
+    os.fsync(fd)
 
 
 def set_backing_format(path: str, backing: str, backing_format: str, option: str) -> None:

@@ -144,6 +144,18 @@ class InstanceFiles:
         except OSError as exc:
             raise Skip('%s, which %s' % (path, why_not_opened(exc)))
 
+    def open_checked_base(self, path: str, base_format: str) -> int:
+        """A descriptor of the base file ``path`` (open_base), inspected as ``base_format``: a base is an image
+        (hostile), it must be what the overlay says and stand alone. Raises Skip saying "<path>, which ..."."""
+        fd, info = self.open_base(path)
+        with os.fdopen(os.dup(fd), 'rb') as handle:
+            try:
+                image_inspect.inspect_handle(handle, info.st_size, path, base_format)
+            except image_inspect.ImageRefused as exc:
+                os.close(fd)
+                raise Skip('%s, which is refused as a %s base: %s' % (path, base_format, exc.msg.split(': ', 1)[-1]))
+        return fd
+
     def close(self) -> None:
         for fd in (self.fd, self.base_fd):
             if fd is not None:
@@ -389,10 +401,6 @@ def _legacy_disks(instance_uuid, files, document, nova_conf, pool_dir, disks):
         backing = os.path.normpath(backing if os.path.isabs(backing) else os.path.join(directory, backing))
         if os.path.dirname(backing) != files.base_path:
             raise Skip('disk %s backs onto %s, outside %s' % (name, backing, files.base_path))
-        try:
-            legacy.backing_fd, base_info = files.open_base(backing)
-        except Skip as exc:
-            raise Skip('disk %s backs onto %s' % (name, exc))
         if not backing_format:
             if not nova_conf.force_raw_images:
                 raise Skip('disk %s: its header has no backing format and nova.conf sets '
@@ -400,11 +408,8 @@ def _legacy_disks(instance_uuid, files, document, nova_conf, pool_dir, disks):
             backing_format, legacy.needs_backing_format = 'raw', True
         if backing_format not in ('raw', 'qcow2'):
             raise Skip('disk %s backs onto a %s base' % (name, backing_format))
-        # the base is an image (hostile): it must be what the overlay says, and stand alone
-        with os.fdopen(os.dup(legacy.backing_fd), 'rb') as handle:
-            try:
-                image_inspect.inspect_handle(handle, base_info.st_size, backing, backing_format)
-            except image_inspect.ImageRefused as exc:
-                raise Skip('disk %s backs onto %s, refused as a %s base: %s'
-                           % (name, backing, backing_format, exc.msg.split(': ', 1)[-1]))
+        try:
+            legacy.backing_fd = files.open_checked_base(backing, backing_format)
+        except Skip as exc:
+            raise Skip('disk %s backs onto %s' % (name, exc))
         legacy.backing, legacy.backing_format = backing, backing_format

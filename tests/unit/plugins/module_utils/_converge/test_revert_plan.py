@@ -26,6 +26,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.rev
     DiskRevert,
     RevertObservation,
     legacy_record,
+    plan_cutover_revert,
     plan_revert,
     wanted_disk_info,
 )
@@ -179,3 +180,107 @@ def test_disk_info_comes_back_byte_for_byte_or_keeps_what_nova_added():
     assert wanted == dict(json.loads(LEGACY_INFO), **{os.path.join(DIRECTORY, 'disk.rescue'): 'qcow2'})
     with pytest.raises(Skip, match='not JSON'):
         wanted_disk_info(kept, b'{nope')
+
+
+# -- a cutover into a logical (LVM) or rbd pool: the revert points the domain back, copying images back as needed
+
+VG_DIR = '/dev/nova-vg'
+
+
+def cutover_record(kind):
+    """What the cutover keeps before its import: LVM moves all but the config drive (Nova keeps it a file)."""
+    names = ('disk', 'disk.local') if kind == 'logical' else tuple(FORMATS)
+    disks = []
+    for name in names:
+        volume = '%s_%s' % (UUID, name)
+        disks.append({'name': name, 'target': TARGETS[name], 'legacy_path': os.path.join(DIRECTORY, name),
+                      'format': FORMATS[name], 'backing': BASE if name == 'disk' else None,
+                      'backing_format': 'raw' if name == 'disk' else None, 'volume': volume,
+                      'dest': os.path.join(VG_DIR, volume) if kind == 'logical' else 'vms/%s' % volume,
+                      'virtual_size': 1 << 30, 'owner': [64123, 64123], 'mode': 0o644})
+    return legacy_record(DIRECTORY, POOL, None, disks, nova_domain(), LEGACY_INFO, 0o644)
+
+
+def imported_domain(kind, names):
+    """The legacy domain with ``names`` pointed at their LVs or rbd images, as the cutover's point does."""
+    document = nova_domain()
+    for name in names:
+        disk = document.disk(TARGETS[name])
+        if kind == 'logical':
+            disk.point_at_block(os.path.join(VG_DIR, '%s_%s' % (UUID, name)))
+        else:
+            disk.point_at_rbd('vms/%s_%s' % (UUID, name), [('10.0.0.1', '6789')], 'nova', 'a' * 8 + '-' + 'b' * 27)
+    return document
+
+
+def observe_cutover(kind, disk_info=LEGACY_INFO, per_disk=None, **seen):
+    """Every recorded disk imported and in use (the legacy file as imported, reading as its image), changed by
+    ``seen`` for all disks and ``per_disk`` {name: {attribute: value}} for some."""
+    record = cutover_record(kind)
+    disks = []
+    for recorded in record['disks']:
+        disk = DiskRevert(recorded, 'un-import')
+        state = dict(legacy_is_file=True, legacy_unchanged=True, equal_bytes=True, volume_exists=True,
+                     volume_ours=True, domain_uses=USES_VOLUME)
+        state.update(seen)
+        state.update((per_disk or {}).get(disk.name, {}))
+        for key, value in state.items():
+            setattr(disk, key, value)
+        disks.append(disk)
+    in_use = [disk.name for disk in disks if disk.domain_uses == USES_VOLUME]
+    return RevertObservation(UUID, imported_domain(kind, in_use), record, disks, disk_info)
+
+
+@pytest.mark.parametrize('kind', ['logical', 'rbd'])
+def test_an_image_the_guest_wrote_since_its_import_is_copied_back_first(kind):
+    plan = plan_cutover_revert(observe_cutover(kind, per_disk={'disk.local': dict(equal_bytes=False)}), POOL)
+    removes = [('remove', name) for name in (('disk', 'disk.local') if kind == 'logical' else FORMATS)]
+    assert [(step['action'], step.get('disk')) for step in plan.describe()] == [
+        ('copy_back', 'disk.local'), ('verify_back', 'disk.local'), ('swap_back', 'disk.local'),
+        ('domain', None)] + removes
+    assert {disk['name']: disk['method'] for disk in plan.disks}['disk.local'] == COPY
+    assert {disk['name']: disk['method'] for disk in plan.disks}['disk'] == 'un-import'
+    assert plan.after.canonical() == nova_domain().canonical()  # the round trip ends where it started
+    assert [step for step in plan.steps if step.action == 'copy_back'][0].undo is not None
+
+
+@pytest.mark.parametrize('kind', ['logical', 'rbd'])
+def test_after_finalize_only_force_copies_back_and_disk_info_gets_its_entries_again(kind):
+    record = cutover_record(kind)
+    moved = set(disk['legacy_path'] for disk in record['disks'])
+    finalized = json.dumps({path: fmt for path, fmt in json.loads(LEGACY_INFO).items() if path not in moved}).encode()
+    observed = observe_cutover(kind, disk_info=finalized, legacy_is_file=False, legacy_unchanged=False,
+                               equal_bytes=False)
+    with pytest.raises(Skip, match=r'is gone \(removed by finalize\?\).*Set force'):
+        plan_cutover_revert(observed, POOL)
+    plan = plan_cutover_revert(observed, POOL, force=True)
+    names = [disk['name'] for disk in record['disks']]
+    assert [(step['action'], step.get('disk')) for step in plan.describe()] == [
+        (action, name) for name in names for action in ('copy_back', 'verify_back', 'swap_back')] + [
+        ('domain', None), ('disk_info', None)] + [('remove', name) for name in names]
+    assert wanted_disk_info(record, finalized) == LEGACY_INFO
+
+
+@pytest.mark.parametrize('kind', ['logical', 'rbd'])
+def test_a_killed_copy_back_resumes_from_what_is_there(kind):
+    # killed after swap_back: the legacy name is the verified copy (changed since the import, reads as the image)
+    plan = plan_cutover_revert(observe_cutover(kind, legacy_unchanged=False), POOL)
+    assert 'copy_back' not in actions(plan, 'disk') and {'action': 'domain'} in plan.describe()
+    # killed after the domain step: the images are stale, only removed
+    plan = plan_cutover_revert(observe_cutover(kind, legacy_unchanged=False, equal_bytes=False,
+                                               domain_uses=USES_LEGACY), POOL)
+    assert [step['action'] for step in plan.describe()] == ['remove'] * len(plan.disks)
+    # killed before the first copy: planned again as at first (with force after finalize)
+    plan = plan_cutover_revert(observe_cutover(kind, legacy_is_file=False, equal_bytes=False), POOL, force=True)
+    assert actions(plan, 'disk') == ['copy_back', 'verify_back', 'swap_back', 'remove']
+
+
+@pytest.mark.parametrize('seen, reason', [
+    (dict(legacy_unchanged=False, equal_bytes=False), 'changed after its import .* refusing to choose'),
+    (dict(volume_exists=False), 'which is gone'),
+    (dict(domain_uses=USES_LEGACY, legacy_is_file=False), 'which the domain uses, is gone'),
+    (dict(volume_ours=False), 'this adoption did not make'),
+])
+def test_states_a_cutover_revert_never_guesses_are_refused_even_with_force(seen, reason):
+    with pytest.raises(Skip, match=reason):
+        plan_cutover_revert(observe_cutover('logical', **seen), POOL, force=True)

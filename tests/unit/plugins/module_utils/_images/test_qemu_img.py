@@ -120,3 +120,61 @@ def test_a_convert_reports_qemu_imgs_own_progress_as_bytes_of_the_virtual_size(t
         qemu_img.convert(str(tmp_path / 'missing'), 'raw', target, 'raw', 'source.path', size=size,
                          progress=done.append)
     assert 'missing' in failed.value.libvirt_error and '100%' not in failed.value.libvirt_error
+
+
+def written(tmp_path, source, size, target_format, backing=None):
+    """write_file of ``source`` into a fresh file (as a copy back makes it): its path."""
+    path = tmp_path / ('written.%s' % target_format)
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        qemu_img.write_file(source, size, fd, target_format, 'copy_back', backing=backing)
+    finally:
+        os.close(fd)
+    return str(path)
+
+
+@pytest.mark.parametrize('target_format', ['raw', 'qcow2'])
+def test_write_file_writes_a_raw_images_guest_view_as_raw_or_a_standalone_qcow2(tmp_path, target_format):
+    image = raw_file(tmp_path / 'image.raw', os.urandom(64 * 1024), size=4 * MiB)
+    path = written(tmp_path, image, 4 * MiB, target_format)
+    assert qemu_img.same_content(path, target_format, image, 'raw', 'verify')
+    if target_format == 'qcow2':
+        assert read_qcow2_overlay(path) == (4 * MiB, None, None)
+    assert os.stat(path).st_blocks * 512 < 2 * MiB  # holes stay holes
+
+
+def test_write_file_recreates_an_overlay_holding_only_what_differs_from_its_base(tmp_path):
+    base = raw_file(tmp_path / 'base', os.urandom(2 * MiB), size=2 * MiB)
+    overlay = str(tmp_path / 'overlay')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw', overlay, str(4 * MiB)],
+                   check=True)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x66 1M 64k', '-c', 'write -P 0x77 3M 64k', overlay],
+                   check=True, capture_output=True)
+    image = str(tmp_path / 'image.raw')  # the guest's view, as a cutover imported it
+    subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', overlay, image], check=True)
+    base_fd = os.open(base, os.O_RDONLY)
+    try:
+        path = written(tmp_path, image, 4 * MiB, 'qcow2', backing=(base_fd, '/var/lib/nova/instances/_base/x', 'raw'))
+        assert read_qcow2_overlay(path) == (4 * MiB, '/var/lib/nova/instances/_base/x', 'raw')  # the path, not our fd
+        pinned, fds = qemu_img.pinned_image(os.open(path, os.O_RDONLY), 'qcow2', backing=(base_fd, 'raw'))
+        assert qemu_img.same_content(pinned, 'qcow2', image, 'raw', 'verify', pass_fds=fds)
+        os.close(fds[0])
+    finally:
+        os.close(base_fd)
+    opened = {'driver': 'qcow2', 'file': {'driver': 'file', 'filename': path},
+              'backing': {'driver': 'raw', 'file': {'driver': 'file', 'filename': base}}}
+    allocated = json.loads(subprocess.run(['qemu-img', 'map', '--output=json', 'json:' + json.dumps(opened)],
+                                          capture_output=True, text=True, check=True).stdout)
+    assert sum(extent['length'] for extent in allocated if extent['depth'] == 0 and extent['data']) == 2 * 64 * 1024
+
+
+def test_write_file_takes_only_the_first_bytes_and_compare_sees_what_is_past_them(tmp_path):
+    """An LV of whole extents is larger than the legacy disk: the copy is the disk's size, and compare tells
+    whether the guest wrote past it."""
+    image = raw_file(tmp_path / 'image.raw', b'guest', size=4 * MiB)
+    path = written(tmp_path, image, 2 * MiB, 'raw')
+    assert os.stat(path).st_size == 2 * MiB and qemu_img.same_content(path, 'raw', image, 'raw', 'verify')
+    with open(image, 'r+b') as handle:
+        handle.seek(3 * MiB)
+        handle.write(b'past the end')
+    assert not qemu_img.same_content(path, 'raw', image, 'raw', 'verify')

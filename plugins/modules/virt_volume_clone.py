@@ -274,6 +274,8 @@ libvirt_error:
   type: str
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.naming import instance_volume_name
@@ -319,7 +321,7 @@ def run(module):
     params = module.params
     names.check_options(params, {'pool': names.pool_name, 'name': names.volume_name, 'source.pool': names.pool_name,
                                  'source.volume': names.volume_name, 'source.path': names.path,
-                                 'source.uri': names.text,
+                                 'source.uri': names.text, 'source.url': names.text, 'staging_dir': names.path,
                                  'ceph_keyring': names.path, 'state_dir': names.path, 'quarantine_dir': names.path})
     name = volume_name(params)
     if params['state'] == 'absent':
@@ -327,8 +329,11 @@ def run(module):
     source = params['source']
     if source is None:
         raise StoragePoolsError('source: state present makes a volume from a source; give source')
-    if bool(source.get('path')) == bool(source.get('volume')):
-        raise StoragePoolsError('source: give either path (with format) or pool and volume')
+    if source.get('url'):  # -- source {url, checksum, format}: checked in _images/download.py
+        pass
+    elif bool(source.get('path')) == bool(source.get('volume')):
+        raise StoragePoolsError('source: give either path (with format), pool and volume, or url (with checksum and '
+                                'format)')
     if source.get('volume') and not source.get('pool'):
         raise StoragePoolsError('source.pool: a source volume needs its pool')
     if source.get('uri') and source.get('path'):
@@ -340,13 +345,15 @@ def run(module):
     try:
         cloner = cloner_for(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
         cloner.progress = progress_for(params['state_dir'], 'virt_volume_clone', module.check_mode)
+        cloner.staging_dir = params['staging_dir'] or os.path.join(params['state_dir'], 'staging')  # source.url
         try:
             plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
                                      params['metadata'], params['verify'])
             # a copy shows its progress (progress_info); a rerun with nothing to do writes no status
             with cloner.progress if plan else NO_PROGRESS:
                 plan.apply(module.check_mode)
-            result = dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
+            result = dict(changed=bool(plan), actions=plan.describe() + list(cloner.imported),
+                          volume=cloner.result_volume(),
                           method=cloner.method, metadata=cloner.record)
             if module._diff and plan:
                 result['diff'] = cloner.diff()
@@ -374,7 +381,17 @@ def main():
                 volume=dict(type='str'),
                 path=dict(type='path'),
                 format=dict(type='str'),
+                # -- source {url, checksum, format}: an image by URL (_images/download.py)
+                url=dict(type='str'),
+                checksum=dict(type='str'),
+                url_username=dict(type='str'),
+                url_password=dict(type='str', no_log=True),
+                validate_certs=dict(type='bool', default=True),
+                timeout=dict(type='int', default=30),
+                max_size=dict(type='int'),
+                # -- end of source {url, checksum, format}
             )),
+            staging_dir=dict(type='path'),
             mode=dict(type='str', default='copy', choices=['copy', 'cow']),
             format=dict(type='str', choices=['raw', 'qcow2']),
             capacity=dict(type='int'),

@@ -130,10 +130,10 @@ def qcow2_image(workdir, name='image.qcow2'):
         return handle.read()
 
 
-def url_import(pool, workdir, source, check=False, env=None, name='image', **args):
+def url_import(pool, workdir, source, check=False, env=None, name='image', diff=False, **args):
     args = dict(pool=pool, name=name, source=source, state_dir=os.path.join(workdir, 'state'),
                 staging_dir=os.path.join(workdir, 'staging'), **args)
-    return run_module('virt_volume_clone', args, check=check, env=env)
+    return run_module('virt_volume_clone', args, check=check, diff=diff, env=env)
 
 
 def staged(workdir):
@@ -146,8 +146,9 @@ def test_an_image_by_url_is_imported_recorded_and_a_rerun_is_a_noop(server, pool
     body = raw_image()
     server.images['good.raw'] = body
     source = {'url': server.url('good.raw'), 'checksum': digest_of(body), 'format': 'raw'}
-    planned = url_import(pool_name, workdir, source, check=True)
+    planned = url_import(pool_name, workdir, source, check=True, diff=True)
     assert planned['changed'] is True and not planned.get('failed'), planned
+    assert digest_of(body) in planned['diff'][-1]['after'] and planned['diff'][-1]['before'] == ''
     assert [step['action'] for step in planned['actions']] == ['download', 'import']
     assert server.requests == [] and staged(workdir) is None, 'check mode downloaded or staged something'
     assert not os.path.exists(os.path.join(target, 'image'))
@@ -203,6 +204,13 @@ def test_a_volume_of_that_name_with_another_digest_is_not_overwritten(server, po
     assert sha256_file(os.path.join(target, 'image')) == digest_of(first)
 
 
+REASONS = {'wrong-digest': 'the task declares sha256:', '404': 'HTTP 404', 'stall': 'sent nothing for 2 seconds',
+           'larger-than-max_size': 'more than max_size (2097152 bytes); refused before reading',
+           'larger-than-max_size-without-length': 'sent more than max_size (2097152 bytes)',
+           'larger-than-capacity': 'sent more than max_size (3145728 bytes)',
+           'qcow2-with-backing': 'carries a backing file', 'qcow2-data-file': 'external data file',
+           'raw-with-qcow2-header': 'declared raw but its bytes are a qcow2', 'vmdk-extent': 'VMDK descriptor',
+           'vmdk-parent': 'naming a parent'}
 HOSTILE = {  # kind: (how to make it from the canary's path, declared format, destination format, option named)
     'qcow2-with-backing': (qcow2_with_backing, 'qcow2', 'raw', 'source.url: '),
     'qcow2-data-file': (qcow2_with_data_file, 'qcow2', 'raw', 'source.url: '),
@@ -247,6 +255,7 @@ def test_refusals_name_the_option_and_leave_nothing(server, pool, workdir, kind)
     result = url_import(pool_name, workdir, source, name='refused', format='raw', **extra)
     assert result['failed'] is True, result
     assert result['msg'].startswith(option), result['msg']
+    assert REASONS[kind] in result['msg'], result['msg']
     if kind == 'stall':
         assert time.monotonic() - started < STALL_SECONDS, 'the stall was waited out, not timed out'
     assert not os.path.exists(os.path.join(target, 'refused'))

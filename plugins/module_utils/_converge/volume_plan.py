@@ -241,10 +241,9 @@ class ClonePlanner(abc.ABC):
         # until the download is inspected its size is unknown: the result and the diff say the capacity asked
         self.wanted = VolumeDefinition(self.name, capacity or 0, volume_format, allocation=0)
         self.record = metadata.make_record(volume_format, capacity, identity, checksum=identity['checksum'])
-        self.plan.add('download', "download %s into %s, its sha256 checked as it arrives"
-                      % (source.path, staging_dir), self._download, option=None, explain=_as_is)
-        self.plan.add('import', "inspect the download as %s, write it into '%s' (%s) and record it"
-                      % (source.format, self.name, volume_format),
+        self.plan.add('download', "download %s into %s (sha256 checked as it arrives) and inspect it as %s"
+                      % (source.path, staging_dir, source.format), self._download, option=None, explain=_as_is)
+        self.plan.add('import', "write the download into '%s' (%s) and record it" % (self.name, volume_format),
                       functools.partial(self._import_download, dest_format, capacity, extra_metadata, verify),
                       option=None, explain=_as_is)
         return self.plan

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -353,3 +354,43 @@ def test_refusals_before_anything_is_fetched(server, pool, workdir):
                      mode='cow')
     assert cow['failed'] is True and cow['msg'].startswith('mode: '), cow
     assert len(server.requests) == before and staged(workdir) is None
+
+
+def test_an_image_by_url_into_an_rbd_pool_gets_its_protected_snapshot(server, ceph, pools, ceph_user, workdir):
+    user, _key, keyring, _usage, uuid = ceph_user
+    name = pools.new()
+    made = run_module('virt_pool_ensure', dict(name=name, type='rbd', connect_timeout=3,
+                                               source={'name': ceph.pool, 'host': [ceph.mon],
+                                                       'auth': {'username': user, 'secret_uuid': uuid}}))
+    assert not made.get('failed'), made
+    body = qcow2_image(workdir, 'rbd.qcow2')
+    server.images['rbd.qcow2'] = body
+    image = 'urlimport-%s' % name
+    source = {'url': server.url('rbd.qcow2'), 'checksum': digest_of(body), 'format': 'qcow2'}
+    args = dict(pool=name, name=image, source=source, ceph_keyring=keyring, state_dir=os.path.join(workdir, 'state'),
+                staging_dir=os.path.join(workdir, 'staging'))
+    try:
+        result = run_module('virt_volume_clone', args)
+        assert result['changed'] is True and not result.get('failed'), result
+        assert result['method'] == 'rbd-import' and 'snapshot' in [step['action'] for step in result['actions']]
+        exported = os.path.join(workdir, 'exported')
+        ceph.admin('export', '%s/%s' % (ceph.pool, image), exported, tool='rbd')
+        with open(exported, 'rb') as handle:
+            data = handle.read()
+        assert len(data) == 16 * MiB and data[MiB:3 * MiB] == b'\x5a' * 2 * MiB
+        record = json.loads(ceph.admin('image-meta', 'get', '%s/%s' % (ceph.pool, image),
+                                       'user.storagepools.libvirt', tool='rbd'))
+        assert record['checksum'] == digest_of(body) and record['source']['url'] == source['url']
+        snap = json.loads(ceph.admin('info', '%s/%s@storagepools-base' % (ceph.pool, image), '--format=json',
+                                     tool='rbd'))
+        assert snap['protected'] == 'true'
+        assert staged(workdir) == []
+        requests = len(server.requests)
+        again = run_module('virt_volume_clone', args)
+        assert again['changed'] is False and len(server.requests) == requests, again
+    finally:
+        admin = ['rbd', '--conf', ceph.conf, '--name', 'client.admin', '--keyring', ceph.env['CEPH_ADMIN_KEYRING']]
+        subprocess.run(admin + ['snap', 'unprotect', '%s/%s@storagepools-base' % (ceph.pool, image)],
+                       capture_output=True, check=False)
+        subprocess.run(admin + ['snap', 'purge', '%s/%s' % (ceph.pool, image)], capture_output=True, check=False)
+        subprocess.run(admin + ['rm', '%s/%s' % (ceph.pool, image)], capture_output=True, check=False)

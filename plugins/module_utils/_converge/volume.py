@@ -386,6 +386,9 @@ class VolumeCloner(ClonePlanner):
         outer, self.plan = self.plan, Plan()
         try:
             self.plan_steps(None, 'copy', capacity, verify)
+            # an image by URL is a base image: on rbd its protected snapshot is made now (none on other pools)
+            for step in self.backend.parent_steps(self.name, True):
+                self.plan.add(**step)
             imported = self.plan
         finally:
             self.plan = outer

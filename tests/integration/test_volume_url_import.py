@@ -394,3 +394,23 @@ def test_an_image_by_url_into_an_rbd_pool_gets_its_protected_snapshot(server, ce
                        capture_output=True, check=False)
         subprocess.run(admin + ['snap', 'purge', '%s/%s' % (ceph.pool, image)], capture_output=True, check=False)
         subprocess.run(admin + ['rm', '%s/%s' % (ceph.pool, image)], capture_output=True, check=False)
+
+
+def test_a_failed_import_removes_its_volume_and_a_kill_after_the_download_stages_nothing(server, pool, workdir):
+    pool_name, target = pool
+    body = qcow2_image(workdir, 'fail.qcow2')
+    server.images['fail.qcow2'] = body
+    source = {'url': server.url('fail.qcow2'), 'checksum': digest_of(body), 'format': 'qcow2'}
+    failed = url_import(pool_name, workdir, source, env={'STORAGEPOOLS_FAIL_AT': 'record'}, format='raw')
+    assert failed['failed'] is True and 'record' in failed['msg'], failed
+    assert not os.path.exists(os.path.join(target, 'image')) and staged(workdir) == []
+
+    args = dict(pool=pool_name, name='image', source=source, format='raw', state_dir=os.path.join(workdir, 'state'),
+                staging_dir=os.path.join(workdir, 'staging'))
+    proc = start_module('virt_volume_clone', args, env={'STORAGEPOOLS_KILL_AT': 'import'})
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    assert staged(workdir) == [], 'the verified download kept a name in the staging directory'
+    assert not os.path.exists(os.path.join(target, 'image'))
+    done = url_import(pool_name, workdir, source, format='raw')
+    assert done['changed'] is True and not done.get('failed'), done

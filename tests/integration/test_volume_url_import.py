@@ -203,6 +203,10 @@ def test_a_volume_of_that_name_with_another_digest_is_not_overwritten(server, po
     assert other['failed'] is True and other['msg'].startswith('name: ') and 'not overwritten' in other['msg'], other
     assert len(server.requests) == requests, 'a refused name still downloaded'
     assert sha256_file(os.path.join(target, 'image')) == digest_of(first)
+    as_qcow2 = url_import(pool_name, workdir, {'url': server.url('first.raw'), 'checksum': digest_of(first),
+                                               'format': 'raw'}, format='qcow2')
+    assert as_qcow2['failed'] is True and as_qcow2['msg'].startswith('format: '), as_qcow2
+    assert len(server.requests) == requests
 
 
 REASONS = {'wrong-digest': 'the task declares sha256:', '404': 'HTTP 404', 'stall': 'sent nothing for 2 seconds',

@@ -228,11 +228,15 @@ class ClonePlanner(abc.ABC):
         if existing is not None:
             volume, recorded = existing
             if volume is None or not recorded or recorded.get('checksum') != identity['checksum'] \
-                    or recorded.get('format') != volume_format or is_partial(recorded):
+                    or is_partial(recorded):
                 raise StoragePoolsError(
                     "name: pool '%s' already has a volume '%s' recorded with digest %s, not %s; it is not "
                     "overwritten: choose another name or remove it"
                     % (backend.pool_name, self.name, (recorded or {}).get('checksum') or 'none', identity['checksum']))
+            if recorded.get('format') != volume_format:
+                raise StoragePoolsError("format: volume '%s' of pool '%s' holds this image as %s, not %s; choose another "
+                                        "name for the other format" % (self.name, backend.pool_name,
+                                                                       recorded.get('format'), volume_format))
             # a cache hit is decided by the digest: the same image from another url is the same image
             self.record = recorded
             self.wanted = VolumeDefinition(self.name, recorded['virtual_size'], volume_format, allocation=None)
@@ -254,7 +258,7 @@ class ClonePlanner(abc.ABC):
 
     @abc.abstractmethod
     def _import_download(self, dest_format, capacity, extra_metadata, verify):
-        """Inspect the verified download as its declared format, then write and record it (_plan_new)."""
+        """Write the verified, inspected download into the new volume and record it (the steps of _plan_new)."""
 
     # -- end of source {url, checksum, format} -------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ USER, PASSWORD = 'urlimport', 'urlimport-Secret-9f3c'
 
 class ImageServer(http.server.ThreadingHTTPServer):
     """Serves ``images`` ({name: bytes}) at /<name> with Range; /stall/<name> sends a first MiB, then
-    nothing; /unsized/<name> sends the body with no Content-Length; /auth/<name> wants basic auth.
+    nothing; /unsized/<name> sends the body with no Content-Length; /norange/<name> ignores Range (200, the
+    whole body); /auth/<name> wants basic auth.
     ``requests``: (path, Range header or None, Authorization or None) of every request."""
 
     daemon_threads = True
@@ -68,7 +69,7 @@ class ImageHandler(http.server.BaseHTTPRequestHandler):
                 return
         start = 0
         ranged = self.headers.get('Range')
-        if ranged and kind != 'unsized':
+        if ranged and kind not in ('unsized', 'norange'):
             start = int(ranged.split('=')[1].rstrip('-'))
             if start >= len(body):
                 self.send_response(416)
@@ -266,6 +267,36 @@ def test_refusals_name_the_option_and_leave_nothing(server, pool, workdir, kind)
     assert not os.path.exists(os.path.join(target, 'refused'))
     assert staged(workdir) == [], 'the staging directory keeps %s' % staged(workdir)
     canary.assert_untouched()
+
+
+def kill_mid_download(source, pool_name, workdir, chunks=3):
+    args = dict(pool=pool_name, name='image', source=source, state_dir=os.path.join(workdir, 'state'),
+                staging_dir=os.path.join(workdir, 'staging'))
+    proc = start_module('virt_volume_clone', args, env={'STORAGEPOOLS_KILL_AT': 'download-chunk:%d' % chunks})
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    partial = staged(workdir)
+    assert len(partial) == 1 and partial[0].endswith('.partial'), partial
+    return os.path.join(workdir, 'staging', partial[0])
+
+
+@pytest.mark.parametrize('path', ['norange', 'tampered'])
+def test_a_resumed_download_is_verified_whole(server, pool, workdir, path):
+    """A server that ignores Range sends it all again; a partial file changed after the kill never passes."""
+    pool_name, target = pool
+    body = raw_image(6 * MiB)
+    server.images['whole.raw'] = body
+    source = {'url': server.url('%s/whole.raw' % path), 'checksum': digest_of(body), 'format': 'raw'}
+    partial = kill_mid_download(source, pool_name, workdir)
+    if path == 'tampered':
+        with open(partial, 'r+b') as handle:
+            handle.write(b'\xff' * 512)
+        refused = url_import(pool_name, workdir, source)
+        assert refused['failed'] is True and refused['msg'].startswith('source.checksum: '), refused
+        assert staged(workdir) == [] and not os.path.exists(os.path.join(target, 'image'))
+    result = url_import(pool_name, workdir, source)
+    assert result['changed'] is True and not result.get('failed'), result
+    assert sha256_file(os.path.join(target, 'image')) == digest_of(body) and staged(workdir) == []
 
 
 def test_a_kill_mid_download_then_a_rerun_resumes_with_range_and_completes(server, pool, workdir):

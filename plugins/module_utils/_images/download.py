@@ -21,6 +21,7 @@ import hashlib
 import http.client
 import os
 import re
+import socket
 import stat
 import urllib.error
 import urllib.parse
@@ -154,7 +155,8 @@ def download(spec: dict, digest: str, staging: Staging) -> int:
         staging.remove(digest)
         if isinstance(exc, StoragePoolsError):
             raise
-        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, 'reason', None), TimeoutError):
+        timeouts = (TimeoutError, socket.timeout)  # the same class from Python 3.10 on
+        if isinstance(exc, timeouts) or isinstance(getattr(exc, 'reason', None), timeouts):
             raise DownloadError('source.timeout: %s sent nothing for %d seconds; the download is abandoned'
                                 % (public_url(spec['url']), spec.get('timeout') or DEFAULT_TIMEOUT))
         if isinstance(exc, (urllib.error.URLError, OSError, http.client.HTTPException, urls.ConnectionError)):

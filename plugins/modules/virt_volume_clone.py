@@ -38,6 +38,10 @@ description:
     from that connection, written into the new volume by the module itself (only data written, holes left holes,
     a fixed buffer whatever the size, fsync; no pool refresh), with no SSH, scp, rsync or staging copy. The
     destination (O(uri)) must be local. The source is only read. See the notes for the record and the formats."
+  - "An image by URL (O(source.url) with O(source.checksum) and O(source.format)) is downloaded on the managed host
+    into O(staging_dir), its sha256 checked as it arrives, inspected as its declared format like any image file,
+    then written into the pool as an image file is (librbd for rbd pools, where its protected snapshot
+    C(storagepools-base) is made for clones) and recorded with the url and the digest. See the notes."
   - A source volume in an rbd pool (copied into a file or logical pool, or another rbd pool) is read as raw
     through qemu's rbd driver with C(qemu-img convert -f raw); its header is first checked through librbd
     like a file's (an image whose bytes are another format is refused).
@@ -84,6 +88,13 @@ options:
     description: With O(state=absent), the root-only directory of the host lock and the journal.
     type: path
     default: /var/lib/storagepools-libvirt
+  staging_dir:
+    description:
+      - With O(source.url), the directory the image is downloaded into; made 0700 when missing, refused when it
+        is a symlink or anyone but root may write it. It holds nothing once a run ends (a run killed
+        mid-download leaves the partial file, which the rerun resumes and removes).
+      - Defaults to C(<state_dir>/staging).
+    type: path
   source:
     description: Where the data comes from. Required with O(state=present).
     type: dict
@@ -106,9 +117,44 @@ options:
       path:
         description: Absolute path of an image file on the libvirt host (for example a Nova C(_base) entry).
         type: path
+      url:
+        description:
+          - An image to download (V(http) or V(https)), checked against O(source.checksum) and inspected as
+            O(source.format); only V(copy) mode. HTTP goes through ansible.module_utils.urls, so proxies
+            (C(https_proxy), C(no_proxy)), TLS and netrc behave as for M(ansible.builtin.get_url).
+          - Give credentials in O(source.url_username) and O(source.url_password), not in the URL (the URL is
+            recorded and shown without them, but Ansible logs the task's arguments).
+        type: str
+      checksum:
+        description:
+          - "With O(source.url), required, V(sha256:<64 hex digits>): the digest of the image. The download is
+            refused when its bytes do not have it. A volume of O(name) recorded with this digest is the image
+            (changed=false, whatever URL it came from); one recorded with another digest, or none, is never
+            overwritten."
+        type: str
+      url_username:
+        description: With O(source.url), the user of HTTP basic authentication (sent without waiting for a challenge).
+        type: str
+      url_password:
+        description: With O(source.url), the password of HTTP basic authentication.
+        type: str
+      validate_certs:
+        description: With O(source.url), whether an https server's certificate is checked.
+        type: bool
+        default: true
+      timeout:
+        description: With O(source.url), seconds the server may send nothing (to connect, or at any point of the body).
+        type: int
+        default: 30
+      max_size:
+        description:
+          - With O(source.url), the most bytes the download may have; a larger Content-Length is refused before
+            the body is read, a longer body as soon as it passes the bound.
+          - Defaults to O(capacity) when given, else 1 TiB.
+        type: int
       format:
         description:
-          - The source's format (V(raw), V(qcow2), V(vmdk)). Required for O(source.path) and for a
+          - The source's format (V(raw), V(qcow2), V(vmdk)). Required for O(source.path), O(source.url) and for a
             source volume without recorded metadata; must agree with the record when both exist.
           - A source on another host (O(source.uri)) whose record this process cannot read (libvirt carries no
             record; it is read only where the source host's files are on this host, a C(qemu+unix) or local
@@ -165,6 +211,15 @@ notes:
   - "A destination on another host (an upload stream) is not offered: libvirt refreshes the whole destination pool
     after every upload, probing every file of a dir pool (and so opening the backing files named in
     guest-written headers), and the record cannot be written there; run the task on the destination host."
+  - "An image by URL (O(source.url)): the staging file is C(storagepools-<sha256>.partial), created O_EXCL 0600 and
+    never opened through a symlink. A rerun after a kill resumes it with a C(Range) request once it has checked it
+    is its own (a regular root-only file with one link); a server that ignores C(Range) sends it all again. Once the
+    digest matches, the file's name is removed and the image is inspected and read through the one descriptor the
+    run holds; a refusal (digest, HTTP status, timeout, O(source.max_size), the image's inspection) removes it too,
+    and leaves no volume. The record's C(source) is C({url, checksum, format}) (the URL without credentials) and its
+    C(checksum) the digest. Check mode downloads nothing: it plans the steps V(download) and V(import), the
+    capacity shown is O(capacity) (the image's own size is known only once downloaded); a real run also returns the
+    steps of the import (create, the copy or conversion, verify, record)."
 seealso:
   - module: storagepools.libvirt.virt_pool_info
 '''
@@ -180,6 +235,16 @@ EXAMPLES = r'''
     format: raw
     metadata:
       image_id: 2f7c1a0e-3b4d-4c5e-8f90-a1b2c3d4e5f6
+
+- name: A cloud image downloaded, its digest checked, into the cache pool as a raw volume
+  storagepools.libvirt.virt_volume_clone:
+    pool: nova-base-images-pool
+    name: cirros-0.6.2
+    format: raw
+    source:
+      url: https://images.example.org/cirros-0.6.2-x86_64-disk.img
+      checksum: "sha256:{{ cirros_sha256 }}"
+      format: qcow2
 
 - name: A root disk as copy-on-write overlay on the cached image
   storagepools.libvirt.virt_volume_clone:
@@ -254,7 +319,8 @@ method:
   sample: sparse-copy
 metadata:
   description: The metadata recorded with the volume. From another host (O(source.uri)) it holds
-    C(source_record), the source's own record (None where it could not be read).
+    C(source_record), the source's own record (None where it could not be read). From O(source.url) its
+    C(source) is C({url, checksum, format}) and C(checksum) the image's digest.
   returned: state present
   type: dict
 diff:
@@ -273,6 +339,8 @@ libvirt_error:
   returned: failure
   type: str
 '''
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -319,7 +387,7 @@ def run(module):
     params = module.params
     names.check_options(params, {'pool': names.pool_name, 'name': names.volume_name, 'source.pool': names.pool_name,
                                  'source.volume': names.volume_name, 'source.path': names.path,
-                                 'source.uri': names.text,
+                                 'source.uri': names.text, 'source.url': names.text, 'staging_dir': names.path,
                                  'ceph_keyring': names.path, 'state_dir': names.path, 'quarantine_dir': names.path})
     name = volume_name(params)
     if params['state'] == 'absent':
@@ -327,8 +395,11 @@ def run(module):
     source = params['source']
     if source is None:
         raise StoragePoolsError('source: state present makes a volume from a source; give source')
-    if bool(source.get('path')) == bool(source.get('volume')):
-        raise StoragePoolsError('source: give either path (with format) or pool and volume')
+    if source.get('url'):  # -- source {url, checksum, format}: checked in _images/download.py
+        pass
+    elif bool(source.get('path')) == bool(source.get('volume')):
+        raise StoragePoolsError('source: give either path (with format), pool and volume, or url (with checksum and '
+                                'format)')
     if source.get('volume') and not source.get('pool'):
         raise StoragePoolsError('source.pool: a source volume needs its pool')
     if source.get('uri') and source.get('path'):
@@ -340,13 +411,15 @@ def run(module):
     try:
         cloner = cloner_for(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
         cloner.progress = progress_for(params['state_dir'], 'virt_volume_clone', module.check_mode)
+        cloner.staging_dir = params['staging_dir'] or os.path.join(params['state_dir'], 'staging')  # source.url
         try:
             plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
                                      params['metadata'], params['verify'])
             # a copy shows its progress (progress_info); a rerun with nothing to do writes no status
             with cloner.progress if plan else NO_PROGRESS:
                 plan.apply(module.check_mode)
-            result = dict(changed=bool(plan), actions=plan.describe(), volume=cloner.result_volume(),
+            result = dict(changed=bool(plan), actions=plan.describe() + list(cloner.imported),
+                          volume=cloner.result_volume(),
                           method=cloner.method, metadata=cloner.record)
             if module._diff and plan:
                 result['diff'] = cloner.diff()
@@ -374,7 +447,17 @@ def main():
                 volume=dict(type='str'),
                 path=dict(type='path'),
                 format=dict(type='str'),
+                # -- source {url, checksum, format}: an image by URL (_images/download.py)
+                url=dict(type='str'),
+                checksum=dict(type='str'),
+                url_username=dict(type='str'),
+                url_password=dict(type='str', no_log=True),
+                validate_certs=dict(type='bool', default=True),
+                timeout=dict(type='int', default=30),
+                max_size=dict(type='int'),
+                # -- end of source {url, checksum, format}
             )),
+            staging_dir=dict(type='path'),
             mode=dict(type='str', default='copy', choices=['copy', 'cow']),
             format=dict(type='str', choices=['raw', 'qcow2']),
             capacity=dict(type='int'),

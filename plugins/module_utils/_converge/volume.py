@@ -39,6 +39,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan im
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import (
     copy as data_copy,
     inspect as image_inspect,
+    download,
     qemu_img,
     stream as stream_writer,
 )
@@ -89,6 +90,7 @@ class Source:
         self.file = self.rbd = self.lv = self.ceph = None  # which kind of source it is (one of them is set)
         self.peer = None  # a volume of another libvirt host (PeerVolume), read through libvirt streams
         self.recorded = None  # the source's own record, where it can be read
+        self.url = self.digest = None  # an image by URL (source.url): the task's source option, its sha256
 
     @classmethod
     def resolve(cls, conn: Any, spec: dict, dest: StorageBackend, ceph_keyring: str | None = None,
@@ -98,7 +100,9 @@ class Source:
         ``uri``: the task's (the destination's); a ``spec['uri']`` other than it is another libvirt host."""
         source = cls()
         try:
-            if spec.get('uri') and spec['uri'] != uri:
+            if spec.get('url'):  # an image by URL: nothing is read before the plan's download step
+                source._resolve_url(spec)
+            elif spec.get('uri') and spec['uri'] != uri:
                 source._resolve_peer(spec, dest)
             else:
                 source._resolve(conn, spec, dest, ceph_keyring)
@@ -153,6 +157,26 @@ class Source:
             self.info = image_inspect.inspect(self.path, declared, max_virtual_size=max_virtual_size)
         else:
             self.info = self.file.inspect(declared, max_virtual_size=max_virtual_size)
+
+    # -- source {url, checksum, format} ---------------------------------------------------------------------------
+
+    def _resolve_url(self, spec):
+        self.digest = download.check_source(spec)
+        self.url = spec
+        self.path = download.public_url(spec['url'])  # never the credentials a url may carry
+        self.identity = {'url': self.path, 'checksum': 'sha256:' + self.digest, 'format': spec['format']}
+        self.format = spec['format']
+
+    def staged(self, fd: int, max_virtual_size: int | None) -> None:
+        """The verified download (``fd``, whose name is already gone) as this source's image file, inspected
+        as its declared format; a refusal names source.url, where the image came from."""
+        self.file = image_inspect.OpenedImage(self.path, fd=fd)
+        try:
+            self.info = self.file.inspect(self.format, max_virtual_size=max_virtual_size)
+        except image_inspect.ImageRefused as exc:
+            raise StoragePoolsError(exc.msg.replace('source.path: ', 'source.url: ', 1))
+
+    # -- end of source {url, checksum, format} --------------------------------------------------------------------
 
     def _resolve_peer(self, spec, dest):
         """A volume of the libvirt host at ``spec['uri']``: looked at (sizes, record where readable, header)
@@ -284,6 +308,9 @@ class VolumeCloner(ClonePlanner):
 
     ``owns_backend``: close() closes the backend too (else its caller does)."""
 
+    staging_dir = None  # where an image by URL is downloaded (the module sets it)
+    imported = ()  # the steps the import of an image by URL carried out (after its download)
+
     def __init__(self, conn: Any, uri: str, backend: StorageBackend, name: str, ceph_keyring: str | None = None,
                  owns_backend: bool = True) -> None:
         if not is_local_uri(uri):
@@ -303,6 +330,12 @@ class VolumeCloner(ClonePlanner):
         """Resolve ``source`` (the task's option), look at the destination, plan (volume_plan.ClonePlanner)."""
         backend = self.backend
         self.source = Source.resolve(self.conn, source, backend, self.ceph_keyring, uri=self.uri)
+        if self.source.url is not None:  # an image by URL: downloaded and inspected by the plan's steps
+            if mode == 'cow':
+                raise StoragePoolsError('mode: an image by URL is copied into the pool (mode: copy)')
+            if self.source.url.get('max_size') is None and capacity:  # no body larger than the volume asked
+                self.source.url = dict(self.source.url, max_size=capacity)
+            return self.plan_url(self.source, dest_format, capacity, extra_metadata, verify, self.staging_dir)
         capacity = self.want(self.source, mode, dest_format, capacity, extra_metadata)
         if self.source.peer is not None:
             return self.plan_stream(mode, capacity, verify)
@@ -331,6 +364,36 @@ class VolumeCloner(ClonePlanner):
                                          size=image.virtual_size, pass_fds=image.pass_fds)
         if not same:
             raise StoragePoolsError("verify: volume '%s' differs from its source after the copy" % self.name)
+
+    # -- the writes of an image by URL (source.url) ------------------------------
+
+    def _download(self):
+        staging = download.Staging(self.staging_dir)
+        try:
+            fd = download.download(self.source.url, self.source.digest, staging)
+        finally:
+            staging.close()
+        try:
+            self.source.staged(fd, self.backend.max_virtual_size())
+        finally:
+            os.close(fd)  # OpenedImage holds its own duplicate (or the refusal closed it)
+
+    def _import_download(self, dest_format, capacity, extra_metadata, verify):
+        capacity = self.want(self.source, 'copy', dest_format, capacity, extra_metadata)
+        self.record['checksum'] = self.source.identity['checksum']
+        self.backend.require_space(self.backend.space_for(self.source.image(), capacity, self.wanted.format),
+                                   "volume '%s'" % self.name)
+        outer, self.plan = self.plan, Plan()
+        try:
+            self.plan_steps(None, 'copy', capacity, verify)
+            # an image by URL is a base image: on rbd its protected snapshot is made now (none on other pools)
+            for step in self.backend.parent_steps(self.name, True):
+                self.plan.add(**step)
+            imported = self.plan
+        finally:
+            self.plan = outer
+        imported.apply()  # a failure rolls its own steps back (no volume is left)
+        self.imported = imported.describe()
 
     # -- the writes of a stream from another libvirt host ------------------------
 

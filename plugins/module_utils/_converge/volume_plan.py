@@ -54,6 +54,14 @@ def explain_write(exc: Exception, where: str | None = None) -> tuple[str, str] |
     return None
 
 
+def _as_is(exc: Exception) -> tuple[str | None, str] | None:
+    """(option, hint) of a step's failure from the error's own message, which names the option first."""
+    if not isinstance(exc, StoragePoolsError):
+        return None
+    option, sep, rest = exc.msg.partition(': ')
+    return (option, rest) if sep and ' ' not in option else (None, exc.msg)
+
+
 def record_text(record: dict | None) -> str:
     """A record as --diff shows it: sorted, indented JSON; '' for none."""
     return '' if record is None else json.dumps(record, sort_keys=True, indent=2) + '\n'
@@ -200,6 +208,59 @@ class ClonePlanner(abc.ABC):
                      functools.partial(self._grow, capacity), option='capacity')
         plan.add('record', "record the metadata of '%s'" % self.name, self._write_record, option='metadata')
         return plan
+
+    # -- source {url, checksum, format}: an image by URL (_images/download.py) --------------------------------
+
+    def plan_url(self, source: Source, dest_format: str | None, capacity: int | None, extra_metadata: dict | None,
+                 verify: bool, staging_dir: str) -> Plan:
+        """The steps of an image by URL (``source``: resolved without a byte read, its ``identity`` the url and
+        digest): a volume of that name recorded with the same digest is the image (a no-op, or grown); any
+        other is never overwritten; else the image is downloaded into ``staging_dir`` and verified, then
+        inspected and written as any image file is (``_import_download``: the size is known only then)."""
+        backend = self.backend
+        self.source = source
+        volume_format = backend.clone_format('copy', dest_format, source)
+        if volume_format not in VOLUME_FORMATS:
+            raise StoragePoolsError('format: %r is not a volume format this collection writes (raw, qcow2)'
+                                    % volume_format)
+        identity = dict(source.identity, **(extra_metadata or {}))
+        existing = backend.existing(self.name)
+        if existing is not None:
+            volume, recorded = existing
+            if volume is None or not recorded or recorded.get('checksum') != identity['checksum'] \
+                    or is_partial(recorded):
+                raise StoragePoolsError(
+                    "name: pool '%s' already has a volume '%s' recorded with digest %s, not %s; it is not "
+                    "overwritten: choose another name or remove it"
+                    % (backend.pool_name, self.name, (recorded or {}).get('checksum') or 'none', identity['checksum']))
+            if recorded.get('format') != volume_format:
+                raise StoragePoolsError("format: volume '%s' of pool '%s' holds this image as %s, not %s; choose another "
+                                        "name for the other format" % (self.name, backend.pool_name,
+                                                                       recorded.get('format'), volume_format))
+            # a cache hit is decided by the digest: the same image from another url is the same image
+            self.record = recorded
+            self.wanted = VolumeDefinition(self.name, recorded['virtual_size'], volume_format, allocation=None)
+            self._plan_existing(volume, recorded, capacity=backend.whole(capacity or recorded['virtual_size']))
+            return self.plan
+        # until the download is inspected its size is unknown: the result and the diff say the capacity asked
+        self.wanted = VolumeDefinition(self.name, capacity or 0, volume_format, allocation=0)
+        self.record = metadata.make_record(volume_format, capacity, identity, checksum=identity['checksum'])
+        self.plan.add('download', "download %s into %s (sha256 checked as it arrives) and inspect it as %s"
+                      % (source.path, staging_dir, source.format), self._download, option=None, explain=_as_is)
+        self.plan.add('import', "write the download into '%s' (%s) and record it" % (self.name, volume_format),
+                      functools.partial(self._import_download, dest_format, capacity, extra_metadata, verify),
+                      option=None, explain=_as_is)
+        return self.plan
+
+    @abc.abstractmethod
+    def _download(self):
+        """Download the source's url into the staging directory, digest verified (source.staged)."""
+
+    @abc.abstractmethod
+    def _import_download(self, dest_format, capacity, extra_metadata, verify):
+        """Write the verified, inspected download into the new volume and record it (the steps of _plan_new)."""
+
+    # -- end of source {url, checksum, format} -------------------------------------------------------------------
 
     def _partial_of_this_task(self, name):
         found = self.backend.existing(name)

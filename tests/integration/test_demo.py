@@ -33,6 +33,7 @@ def test_the_demo_fails_when_a_step_fails_and_removes_only_what_it_made(conn, po
         code, out = run_demo(root, prefix)
         assert code == 0, out
         assert 'demo: second run changed=0' in out
+        assert os.path.isfile(out.rsplit('the report to look at: ', 1)[1].split(' ', 1)[0])
         assert 'totals: adopted 4' in out  # the check-mode plan, printed before the transition
         first = set(conn.listDefinedDomains() + [conn.lookupByID(i).name() for i in conn.listDomainsID()])
 

@@ -96,6 +96,20 @@ def start_module(module, args, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def sha256(path):
+    """The sha256 hex digest of a file's bytes, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def actions(result):
+    """The action names of a module result's planned or applied steps, in order."""
+    return [step['action'] for step in result['actions']]
+
+
 def scratch_root():
     """Where tests make their files: ``$STORAGEPOOLS_TEST_SCRATCH`` (made here, as on a fresh machine)."""
     root = os.environ.get('STORAGEPOOLS_TEST_SCRATCH', '/var/tmp/storagepools-tests')

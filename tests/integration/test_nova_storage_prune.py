@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import uuid
 
 import pytest
 from canary import Canary
-from conftest import RUN_ID, libvirt, run_module, start_module
+from conftest import RUN_ID, libvirt, run_module, sha256, start_module
 from nova_host import DOMAIN, NovaHost
 from peer_libvirtd import PeerLibvirtd
 
@@ -58,14 +57,6 @@ def prune_args(host, **args):
 
 def prune(host, check=False, diff=False, env=None, **args):
     return run_module('nova_storage_prune', prune_args(host, **args), check=check, diff=diff, env=env)
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def volumes(host, instance):

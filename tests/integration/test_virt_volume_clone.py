@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import fill, run_module, start_module
+from conftest import actions, fill, run_module, sha256, start_module
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import (
     XATTR_NAME,
@@ -28,18 +27,6 @@ MiB = 1024 * 1024
 
 def clone(check=False, **args):
     return run_module('virt_volume_clone', args, check=check)
-
-
-def actions(result):
-    return [step['action'] for step in result['actions']]
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(MiB), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def qemu_info(path, image_format):

@@ -13,7 +13,6 @@ streams. Through its unix socket it is a daemon of this host, whose files
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -21,7 +20,7 @@ import subprocess
 
 import pytest
 from canary import Canary
-from conftest import RUN_ID, libvirt, run_module, start_module
+from conftest import RUN_ID, actions, libvirt, run_module, sha256, start_module
 from peer_libvirtd import PeerLibvirtd
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import read_file_metadata
@@ -63,18 +62,6 @@ def dest_pool(pools, workdir):
 
 def clone(check=False, env=None, **args):
     return run_module('virt_volume_clone', args, check=check, env=env)
-
-
-def actions(result):
-    return [step['action'] for step in result['actions']]
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(MiB), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def allocated(path):

@@ -67,8 +67,8 @@ test-molecule: libvirtd
 
 # Two lanes side by side (the machine has two cores; a Molecule guest spends one in TCG, as this machine's
 # KVM does not run guests): the Python tests then sanity and the lints, and the Molecule scenarios. pytest's
-# output comes as one block when it ends (--output-sync), the rest as it runs; either lane failing fails the run.
-LANE := $(MAKE) --no-print-directory -j1 -o setup -o libvirtd
+# output comes as one block when it ends (--output-sync), the rest as it runs (-Onone); either lane failing fails the run.
+LANE := $(MAKE) --no-print-directory -j1 -Onone -o setup -o libvirtd
 test: setup libvirtd
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-lane-python test-lane-guests
 

@@ -292,9 +292,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.journal
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module, summarise
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import progress_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
-    is_local_uri,
     missing_libraries,
     open_connection,
+    require_local_uri,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
@@ -312,9 +312,6 @@ def reverter_for(conn, params, check_mode):
                                     'at its default' % (option, option))
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
     if pool.type in ('rbd', 'logical'):
-        if pool.type == 'logical' and not is_local_uri(params['uri']):
-            raise StoragePoolsError('uri: the revert removes the logical volumes on the libvirt host; run the task '
-                                    'on that host with a local uri (qemu:///system)')
         target = backend_for(pool, 'disks_pool', params['ceph_keyring'])
         target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance
         return CutoverReverter(conn, params['instances_path'], pool, target, params['state_dir'], nova_conf,
@@ -334,6 +331,7 @@ def run(module):
     names.check_options(params, {'disks_pool': names.pool_name, 'cache_pool': names.pool_name,
                                  'instances_path': names.path, 'nova_conf': names.path, 'state_dir': names.path,
                                  'ceph_keyring': names.path})
+    require_local_uri(params['uri'], 'adoption reads the instance directories and moves their disks')
     uuids = instance_list(params)
     excluded = set(uuid_list('exclude', params['exclude']))
     reverting = params['state'] == 'reverted'

@@ -104,12 +104,15 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     missing_libraries,
     open_connection,
+    require_local_uri,
 )
 
 
 def run(module):
     params = module.params
     names.check_options(params, {'instances_path': names.path})
+    # The source's instance directories are read here; the destination is any host libvirt reaches.
+    require_local_uri(params['uri'], 'the check reads the instance directories of the source')
     if not params['instances']:
         raise StoragePoolsError('instances: name at least one instance (uuid or domain name)')
     source = open_connection(params['uri'])

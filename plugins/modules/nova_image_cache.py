@@ -115,9 +115,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core import 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import each_item, run_module, summarise
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
-    is_local_uri,
     missing_libraries,
     open_connection,
+    require_local_uri,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import (
     endpoint_or_planned,
@@ -132,9 +132,7 @@ def run(module):
     params = module.params
     names.check_options(params, {'cache_pool': names.pool_name, 'dest_pool': names.pool_name,
                                  'instances_path': names.path, 'nova_conf': names.path, 'ceph_keyring': names.path})
-    if not is_local_uri(params['uri']):
-        raise StoragePoolsError('uri: the bases are files on the libvirt host; run the task on that host with a '
-                                'local uri (qemu:///system)')
+    require_local_uri(params['uri'], 'the bases are files')
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
     planned = planned_definitions(params['planned_pools'] if module.check_mode else None, 'planned_pools')
     conn = open_connection(params['uri'])

@@ -220,9 +220,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core import 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
-    is_local_uri,
     missing_libraries,
     open_connection,
+    require_local_uri,
 )
 
 
@@ -239,9 +239,7 @@ def run(module):
         raise StoragePoolsError('max_used_percent: give a percentage, 0 to 100')
     for name in params['restore'] or ():
         names.volume_name(name, 'restore')
-    if not is_local_uri(params['uri']):
-        raise StoragePoolsError('uri: pruning reads the instance directories and moves the volumes on the '
-                                'libvirt host; run the task there with a local uri (qemu:///system)')
+    require_local_uri(params['uri'], 'pruning reads the instance directories and moves the volumes')
     params['peers'] = params['peers'] or []
     conn = open_connection(params['uri'])
     try:

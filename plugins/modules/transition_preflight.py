@@ -238,6 +238,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     HAS_LIBVIRT,
     lookup_pool,
     open_connection,
+    require_local_uri,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import running_definition
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import layout as nova_layout
@@ -340,6 +341,7 @@ def run(module):
     names.check_options(params, {'disks_pool': names.pool_name, 'cache_pool': names.pool_name,
                                  'instances_path': names.path, 'nova_conf': names.path, 'state_dir': names.path,
                                  'ceph_keyring': names.path})
+    require_local_uri(params['uri'], 'the preflight reads nova.conf, the instance directories and their filesystems')
     uuid_list('exclude', params['exclude'])
     nova_conf = nova_layout.NovaConf(params['nova_conf'])
     nova_conf.require_found()

@@ -38,6 +38,7 @@ options:
         instance directory is gone (RV(pools.volumes[].orphaned)), and RV(orphans) lists those volumes
         (Nova deletes an adopted instance's directory and links, not its pool volumes).
       - Needs O(name); only the pool the task names is looked at for orphans, never another tool's pools.
+      - Needs a local O(uri): the instance directories are those of the libvirt host.
     type: path
   ceph_keyring:
     description:
@@ -201,6 +202,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.conn
     lookup_pool,
     missing_libraries,
     open_connection,
+    require_local_uri,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.listing import (
     VANISHED,
@@ -390,6 +392,8 @@ def run(module):
     if params['instances_path'] and not params['name']:
         raise StoragePoolsError('instances_path: orphans are looked for only in the pool the task names; give '
                                 'name (the pool holding the instances\' disks)')
+    if params['instances_path']:
+        require_local_uri(params['uri'], 'orphans are told by the instance directories', option='instances_path')
     conn = open_connection(params['uri'])
     try:
         if params['name']:

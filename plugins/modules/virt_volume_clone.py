@@ -352,9 +352,9 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import run_module
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.progress import NO_PROGRESS, progress_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
-    is_local_uri,
     missing_libraries,
     open_connection,
+    require_local_uri,
 )
 
 
@@ -369,9 +369,7 @@ def remove(module, name):
     params = module.params
     if params['quarantine'] < 0:
         raise StoragePoolsError('quarantine: give a number of seconds, 0 or more')
-    if not is_local_uri(params['uri']):
-        raise StoragePoolsError('uri: state absent moves the volume on the libvirt host; run the task there with '
-                                'a local uri (qemu:///system)')
+    require_local_uri(params['uri'], 'state absent moves the volume file into quarantine')
     conn = open_connection(params['uri'])
     try:
         result = remove_volume(conn, params, name, module.check_mode)

@@ -13,7 +13,6 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.ado
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.cutover import Cutover
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.module import each_item
-from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import is_local_uri
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import (
     endpoint_or_planned,
     planned_definitions,
@@ -48,9 +47,6 @@ def adopter_for(conn, params, check_mode):
         if params['running'] == 'live':
             raise StoragePoolsError('running: live copies into file pools; the cutover to an %s pool imports '
                                     'shut-off instances' % pool.type)
-        if pool.type == 'logical' and not is_local_uri(params['uri']):
-            raise StoragePoolsError('uri: the cutover writes the logical volumes on the libvirt host; run the task '
-                                    'on that host with a local uri (qemu:///system)')
         target = backend_for(pool, 'disks_pool', params['ceph_keyring'])
         target.nova_settings()  # an rbd pool without <auth> (Nova's disks need a cephx user) fails the task now
         target.names()  # connect now: a wrong keyring or an unreachable Ceph fails the task, not each instance

@@ -47,6 +47,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt impo
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.connection import (
     is_local_uri,
     open_connection,
+    require_local_uri,
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
 
@@ -316,9 +317,8 @@ class VolumeCloner(ClonePlanner):
         if not is_local_uri(uri):
             if owns_backend:
                 backend.close()
-            raise StoragePoolsError('uri: cloning reads and writes the volume files on the libvirt host; '
-                                    'run the task on that host with a local uri (qemu:///system), naming a source '
-                                    'on another host in source.uri')
+            require_local_uri(uri, 'cloning writes the volume and its record (source.uri names a source on '
+                                   'another host)')
         super().__init__(backend, name)
         self.conn = conn
         self.uri = uri

@@ -116,6 +116,21 @@ def lookup_secret(conn: libvirt.virConnect, uuid: str | None = None,
 
 
 def is_local_uri(uri: str) -> bool:
-    """True when ``uri`` reaches the libvirtd of this very host."""
-    rest = uri.split('://', 1)[1] if '://' in uri else ''
-    return rest.startswith('/') or rest == ''
+    """True when ``uri`` reaches a daemon of this very host, whose files this process sees: no host part, and
+    no transport or the unix one (qemu:///system, qemu+unix:///system?socket=...). Any host, localhost and
+    127.0.0.1 included, and any network transport count as remote: a tcp, tls or ssh listener on this machine
+    may be another daemon in a mount namespace of its own (a second host), whose files are not ours to read."""
+    scheme, sep, rest = uri.partition('://')
+    if not sep:
+        return False  # '' or an alias: which daemon it reaches is configured elsewhere
+    transport = scheme.partition('+')[2]
+    return transport in ('', 'unix') and rest.startswith('/')
+
+
+def require_local_uri(uri: str, needs: str, option: str = 'uri') -> None:
+    """StoragePoolsError naming ``option`` unless ``uri`` is local (is_local_uri): the task ``needs`` (what
+    it does on the libvirt host's own files, e.g. 'adoption reads the instance directories') that host."""
+    if not is_local_uri(uri):
+        raise StoragePoolsError('%s: %s on the libvirt host, and %r is a remote URI (this process would act on '
+                                'its own files instead); run the task on that host (delegate_to it, or its own '
+                                'inventory entry) with a local uri (qemu:///system)' % (option, needs, uri))

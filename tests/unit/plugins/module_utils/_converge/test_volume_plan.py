@@ -290,7 +290,7 @@ def test_a_source_of_a_pool_type_without_backend_is_refused(pool):
 
 def test_cloning_runs_on_the_libvirt_host_only(pool):
     conn, _target = pool
-    with pytest.raises(StoragePoolsError, match='^uri: cloning reads and writes the volume files on the libvirt host'):
+    with pytest.raises(StoragePoolsError, match='^uri: cloning writes the volume and its record on the libvirt host'):
         cloner_for(conn, 'qemu+ssh://elsewhere/system', 'files', 'v.img')
 
 

@@ -407,7 +407,7 @@ def run(module):
         raise StoragePoolsError('source.format: an image file needs its declared format (raw, qcow2, vmdk)')
     # Up front, before any connection: VolumeCloner refuses the same for every caller.
     require_local_uri(params['uri'], 'source.path is a file' if source.get('path') else
-                      'the copy and its record are written (source.uri names a source on another host)')
+                      'cloning writes the volume and its record')
     conn = open_connection(params['uri'])
     try:
         cloner = cloner_for(conn, params['uri'], params['pool'], name, params['ceph_keyring'])

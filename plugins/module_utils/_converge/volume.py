@@ -317,8 +317,7 @@ class VolumeCloner(ClonePlanner):
         if not is_local_uri(uri):
             if owns_backend:
                 backend.close()
-            require_local_uri(uri, 'cloning writes the volume and its record (source.uri names a source on '
-                                   'another host)')
+            require_local_uri(uri, 'cloning writes the volume and its record')
         super().__init__(backend, name)
         self.conn = conn
         self.uri = uri

@@ -13,8 +13,11 @@ options:
   uri:
     description:
       - The libvirt connection URI, for example C(qemu:///system) or C(qemu+ssh://root@host/system).
-      - Files such as target directories are checked on the managed host, so with a remote URI
-        some safety checks (whether a target directory already existed) are skipped.
+      - A URI with a host part or a network transport (C(tcp), C(tls), C(ssh)) is remote, also when it names
+        this machine. Modules that act on the libvirt host's own files (adoption, the image cache, pruning, the
+        preflight, cloning into a pool) refuse a remote URI before connecting; run them on that host
+        (C(delegate_to) or its own inventory entry) with a local URI. Pools, pool facts and secrets work remotely;
+        see the collection's docs/pools.md, "Remote URIs".
     type: str
     default: qemu:///system
 requirements:

@@ -232,8 +232,8 @@ HOST_FILE_TASKS = [
 ]
 
 
-@pytest.mark.parametrize('module, extra', HOST_FILE_TASKS, ids=['%s-%d' % (m, i) for i, (m, _e) in
-                                                                  enumerate(HOST_FILE_TASKS)])
+@pytest.mark.parametrize('module, extra', HOST_FILE_TASKS,
+                         ids=['%s-%d' % (module, index) for index, (module, _extra) in enumerate(HOST_FILE_TASKS)])
 def test_modules_that_need_the_hosts_files_refuse_a_remote_uri(peer, peer_conn, module, extra):
     pools_before = sorted(pool.name() for pool in peer_conn.listAllStoragePools(0))
     for check in (True, False):

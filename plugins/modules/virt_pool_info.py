@@ -38,7 +38,7 @@ options:
         instance directory is gone (RV(pools.volumes[].orphaned)), and RV(orphans) lists those volumes
         (Nova deletes an adopted instance's directory and links, not its pool volumes).
       - Needs O(name); only the pool the task names is looked at for orphans, never another tool's pools.
-      - Needs a local O(uri): the instance directories are those of the libvirt host.
+      - With a remote O(uri) it is refused, since the instance directories are the libvirt host's own files.
     type: path
   ceph_keyring:
     description:

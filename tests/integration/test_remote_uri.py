@@ -241,6 +241,10 @@ def test_modules_that_need_the_hosts_files_refuse_a_remote_uri(peer, peer_conn, 
         assert result['failed'] is True and result['msg'].startswith('uri: '), result
         assert repr(peer.uri) in result['msg'] and 'delegate_to' in result['msg'], result
     assert sorted(pool.name() for pool in peer_conn.listAllStoragePools(0)) == pools_before
+    # Before any connection: a URI where nothing answers gets the same refusal, not "cannot connect".
+    silent = 'qemu+tcp://%s:1/system' % PEER_ADDRESS
+    result = run_module(module, dict(extra, uri=silent))
+    assert result['msg'].startswith('uri: ') and repr(silent) in result['msg'], result
 
 
 def test_live_migration_check_still_takes_a_remote_destination(peer):

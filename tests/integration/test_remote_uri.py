@@ -20,7 +20,7 @@ import os
 import shutil
 
 import pytest
-from conftest import RUN_ID, libvirt, run_module
+from conftest import RUN_ID, actions, libvirt, run_module
 from peer_libvirtd import HOSTS, PeerLibvirtd
 
 # Not 127.0.0.7: test_volume_streams.py uses it as an address where nothing answers.
@@ -64,10 +64,6 @@ def peer_pool(peer, peer_conn):
             pool.destroy()
         pool.undefine()
     shutil.rmtree(peer.private(os.path.dirname(target)), ignore_errors=True)
-
-
-def actions(result):
-    return [step['action'] for step in result['actions']]
 
 
 def ensure(check=False, diff=False, **args):

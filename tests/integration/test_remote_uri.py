@@ -112,6 +112,17 @@ def test_pool_ensure_converges_a_dir_pool_on_the_peer(peer, peer_conn, peer_pool
     assert '<mode>0755</mode>' in lookup(peer_conn, name).XMLDesc(INACTIVE)
     assert ensure(**args)['changed'] is False
 
+    # Removal with its data: libvirt deletes the peer's target, never a path of this machine's.
+    os.makedirs(target)
+    gone_args = dict(uri=peer.uri, name=name, state='absent', delete_data=True)
+    check_gone = ensure(check=True, **gone_args)
+    assert check_gone['changed'] is True and lookup(peer_conn, name) is not None, check_gone
+    gone = ensure(**gone_args)
+    assert gone['changed'] is True and lookup(peer_conn, name) is None, gone
+    assert not os.path.exists(peer.private(target)) and os.path.isdir(target)
+    shutil.rmtree(os.path.dirname(target))  # this machine's directory of the same path: left alone, now ours to remove
+    assert ensure(**gone_args)['changed'] is False
+
 
 def test_pool_info_lists_the_peers_pool_and_volumes(peer, peer_conn, peer_pool):
     name, target = peer_pool

@@ -158,7 +158,8 @@ def outside(files, *directories):
 
 def test_nova_delete_and_resize_confirm_then_the_prune_quarantines_exactly_their_lvs(host):
     ops, results = nova_ops(host), side_effect(host, 'prune')
-    before, after = side_effect(host, 'before'), side_effect(host, 'quarantined')
+    before, after = side_effect(host, 'before'), side_effect(host, 'quarantined')  # after: without content
+    restored = side_effect(host, 'restored')  # the three still quarantined, with content
     expected = sorted(instance_lvs(ops['deleted']) + instance_lvs(ops['resized']))
     check, quarantined = results['check'], results['quarantined']
     assert quarantined['changed'] is True and reclaimed(quarantined, 'quarantined') == expected, quarantined
@@ -169,20 +170,23 @@ def test_nova_delete_and_resize_confirm_then_the_prune_quarantines_exactly_their
     for uuid in checksums(host):
         assert all(why[lv].startswith("its instance has domain") for lv in instance_lvs(uuid)), why
     assert why['6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b_disk'].startswith("its instance has domain 'spl-snapshot")
-    # each of them renamed with the prefix and tagged with its expiry; same content, same record tags
+    # each of them renamed with the prefix and tagged with its expiry; same record tags, same content
     hidden = dict((QUARANTINE_PREFIX + lv, lv) for lv in expected)
     assert sorted(after['lvs']) == sorted(set(before['lvs']) - set(expected) | set(hidden))
-    expiry = '%s%d' % (EXPIRY_TAG, results['quarantined_at'] + results['quarantine'])
+    expires_at = results['quarantined_at'] + results['quarantine']
     for name, lv in hidden.items():
-        assert after['lvs'][name]['sha256'] == before['lvs'][lv]['sha256'], name
         tags = after['lvs'][name]['tags']
         marks = [tag for tag in tags if tag.startswith(EXPIRY_TAG)]
-        assert len(marks) == 1 and 0 <= int(marks[0][len(EXPIRY_TAG):]) - int(expiry[len(EXPIRY_TAG):]) <= 30, tags
+        assert len(marks) == 1 and 0 <= int(marks[0][len(EXPIRY_TAG):]) - expires_at <= 60, tags
         assert sorted(set(tags) - set(marks)) == before['lvs'][lv]['tags']
+        if name in restored['lvs']:
+            assert restored['lvs'][name]['sha256'] == before['lvs'][lv]['sha256'], name
+    back = QUARANTINE_PREFIX + '%s_disk' % ops['deleted']  # restored before the observation with content
+    assert sorted(hidden) == sorted(set(restored['lvs']) - set(before['lvs']) | {back})
     # every other LV (instances', bases', the snapshot and its origin) and file untouched; libvirt lists none
-    for name, observed in after['lvs'].items():
-        if name not in hidden:
-            assert observed == before['lvs'][name], name
+    for name in set(after['lvs']) - set(hidden):
+        assert after['lvs'][name]['tags'] == before['lvs'][name]['tags'], name
+        assert restored['lvs'][name] == before['lvs'][name], name
     assert after['listed'] == sorted(set(before['listed']) - set(expected))
     gone = ['/var/lib/nova/instances/%s' % ops[role] for role in ('deleted', 'resized')]
     assert outside(after['files'], *gone) == outside(before['files'], *gone)

@@ -76,7 +76,7 @@ def main(stage, data=True):
         conn.close()
     observed = {'lvs': logical_volumes(data), 'listed': listed, 'files': instance_files(), 'domains': domains}
     os.makedirs(OUT, mode=0o700, exist_ok=True)
-    with open(os.path.join(OUT, '%s.json' % stage), 'w') as handle:
+    with open(os.path.join(OUT, '%s.json' % stage), 'w', encoding='utf-8') as handle:
         json.dump(observed, handle, indent=1, sort_keys=True)
 
 

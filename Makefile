@@ -68,16 +68,17 @@ test-molecule: libvirtd
 # Two lanes side by side (the machine has two cores; a Molecule guest spends one in TCG, as this machine's
 # KVM does not run guests): the Python tests then sanity and the lints, and the Molecule scenarios. pytest's
 # output comes as one block when it ends (--output-sync), the rest as it runs (-Onone); either lane failing fails the run.
-LANE := $(MAKE) --no-print-directory -j1 -Onone -o setup -o libvirtd
+# the lanes' sub-make options ($(MAKE) itself stays in each recipe: only there does make know it as recursive)
+LANE := --no-print-directory -j1 -Onone -o setup -o libvirtd
 test: setup libvirtd
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-lane-python test-lane-guests
 
 test-lane-python:
 	$(PY) -m pytest -q --durations=30 tests/unit tests/integration
-	$(LANE) sanity docs-lint lint
+	$(MAKE) $(LANE) sanity docs-lint lint
 
 test-lane-guests:
-	$(LANE) test-molecule
+	$(MAKE) $(LANE) test-molecule
 
 demo: libvirtd
 	demo/run

@@ -158,6 +158,15 @@ options:
         change takes effect now. When false the module returns RV(restart_required=true) instead.
     type: bool
     default: false
+  planned_secrets:
+    description:
+      - Check mode only (ignored by a real run). The UUIDs of the libvirt secrets an earlier check-mode task
+        would define (the RV(storagepools.libvirt.rbd_pool_secret#module:secret.uuid) it returns), so that an
+        rbd pool naming one is planned as if it were there, on a host that has neither yet.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   connect_timeout:
     description:
       - V(rbd) pools only, with the structured options. Seconds libvirt waits for the Ceph monitors
@@ -358,6 +367,7 @@ def argument_spec():
         build=dict(type='str', default='no_overwrite', choices=['no_overwrite', 'overwrite', 'never']),
         on_drift=dict(type='str', default='redefine', choices=['redefine', 'fail', 'warn']),
         restart=dict(type='bool', default=False),
+        planned_secrets=dict(type='list', elements='str', default=[], no_log=False),
         connect_timeout=dict(type='int', default=10),
         delete_data=dict(type='bool', default=False),
         state_dir=dict(type='path', default='/var/lib/storagepools-libvirt'),
@@ -429,7 +439,8 @@ def converge(module, conn):
             module.no_log_values.add(str(value))  # refused below; never echoed back meanwhile
     state = params['state']
     wanted = None if state == 'absent' else wanted_definition(params)
-    converger = PoolConverger(conn, params['uri'], params['name'])
+    converger = PoolConverger(conn, params['uri'], params['name'],
+                              planned_secrets=params['planned_secrets'] if module.check_mode else ())
     if wanted is None:
         plan = converger.plan_absent(params['delete_data'])
     else:

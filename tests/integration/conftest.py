@@ -187,6 +187,16 @@ def pools(conn):
 
 
 @pytest.fixture
+def dir_pool(pools, workdir):
+    """(name, target) of a fresh dir pool made by virt_pool_ensure, in the test's directory."""
+    name = pools.new()
+    target = os.path.join(workdir, 'pool-%s' % name)
+    result = run_module('virt_pool_ensure', dict(name=name, type='dir', target=target, autostart=False))
+    assert not result.get('failed'), result
+    return name, target
+
+
+@pytest.fixture
 def loop_device(workdir, pools):
     """Make loop devices on fresh 64 MiB image files (optionally with a filesystem)."""
     devices = []

@@ -52,12 +52,8 @@ def peer_pool(peer, workdir):
 
 
 @pytest.fixture
-def dest_pool(pools, workdir):
-    name = pools.new()
-    target = os.path.join(workdir, 'dst')
-    result = run_module('virt_pool_ensure', dict(name=name, type='dir', target=target, autostart=False))
-    assert not result.get('failed'), result
-    return name, target
+def dest_pool(dir_pool):
+    return dir_pool
 
 
 def clone(check=False, env=None, **args):

@@ -103,12 +103,8 @@ def server():
 
 
 @pytest.fixture
-def pool(pools, workdir):
-    name = pools.new()
-    target = os.path.join(workdir, 'pool')
-    result = run_module('virt_pool_ensure', dict(name=name, type='dir', target=target, autostart=False))
-    assert not result.get('failed'), result
-    return name, target
+def pool(dir_pool):
+    return dir_pool
 
 
 def digest_of(data):

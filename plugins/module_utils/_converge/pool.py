@@ -349,11 +349,13 @@ def _pool_dict(definition: PoolDefinition, state: str, autostart: bool) -> dict:
 class PoolConverger(PoolPlanner):
     """One ``virt_pool_ensure`` task on a connection: observes the pool, then plans (PoolPlanner)."""
 
-    def __init__(self, conn, uri: str, name: str) -> None:
+    def __init__(self, conn, uri: str, name: str, planned_secrets: tuple = ()) -> None:
+        """``planned_secrets``: in check mode, the uuids of secrets an earlier step would define (counted as there)."""
         pool = lookup_pool(conn, name)
+        planned = frozenset(planned_secrets)
         super().__init__(name, LivePool(pool) if pool is not None else None, PoolWrites(conn, pool),
                          local=is_local_uri(uri), other_pools=functools.partial(_other_pools, conn),
-                         has_secret=functools.partial(_has_secret, conn))
+                         has_secret=lambda uuid, usage: uuid in planned or _has_secret(conn, uuid, usage))
         self.conn = conn
 
     def result_pool(self, changed: bool, check_mode: bool, state: str, autostart: bool) -> Optional[dict]:

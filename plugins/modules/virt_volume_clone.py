@@ -121,7 +121,7 @@ options:
         description:
           - An image to download (V(http) or V(https)), checked against O(source.checksum) and inspected as
             O(source.format); only V(copy) mode. HTTP goes through ansible.module_utils.urls, so proxies
-            (C(https_proxy), C(no_proxy)), TLS and netrc behave as for M(ansible.builtin.get_url).
+            (C(https_proxy), C(no_proxy)), TLS and netrc behave as for C(ansible.builtin.get_url).
           - Give credentials in O(source.url_username) and O(source.url_password), not in the URL (the URL is
             recorded and shown without them, but Ansible logs the task's arguments).
         type: str

@@ -92,7 +92,10 @@ def test_an_async_cross_filesystem_adoption_is_watched_while_it_copies(conn, oth
             dest: {finished}
             mode: '0600'
         '''.format(instances=host.instances, pool=host.disks_pool, cache=host.cache_pool, state=host.state_dir,
-                   nova_conf=host.nova_conf, watched=watched, finished=finished))
+                   nova_conf=host.nova_conf, watched=watched, finished=finished),
+            # the job files in one named place: with HOME not root's passwd home (CI's cold HOME) the async
+            # wrapper and async_status would each expand ~ to another one
+            '-e', 'ansible_async_dir=%s' % os.path.join(workdir, 'async'))
     assert code == 0, output
     assert recap(output)['failed'] == '0', output
     with open(watched) as handle:

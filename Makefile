@@ -66,7 +66,7 @@ test-molecule: libvirtd
 	molecule test -s lvm
 
 # Two lanes side by side (the machine has two cores; a Molecule guest spends one in TCG, as this machine's
-# KVM does not run guests): the Python tests then sanity and the lints, and the Molecule scenarios. pytest's
+# KVM does not run guests): the Python tests then sanity, and the Molecule scenarios then the lints. pytest's
 # output comes as one block when it ends (--output-sync), the rest as it runs (-Onone); either lane failing fails the run.
 # the lanes' sub-make options ($(MAKE) itself stays in each recipe: only there does make know it as recursive)
 LANE := --no-print-directory -j1 -Onone -o setup -o libvirtd
@@ -75,10 +75,10 @@ test: setup libvirtd
 
 test-lane-python:
 	$(PY) -m pytest -q --durations=30 tests/unit tests/integration
-	$(MAKE) $(LANE) sanity docs-lint lint
+	$(MAKE) $(LANE) sanity
 
 test-lane-guests:
-	$(MAKE) $(LANE) test-molecule
+	$(MAKE) $(LANE) test-molecule docs-lint lint
 
 demo: libvirtd
 	demo/run

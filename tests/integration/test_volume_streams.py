@@ -68,7 +68,7 @@ def make_raw(path, size, dense):
     """A raw image: all data (``dense``), or 3 MiB of data in ``size`` bytes of holes."""
     with open(path, 'wb') as handle:
         if dense:
-            for _ in range(size // MiB):
+            for _block in range(size // MiB):
                 handle.write(os.urandom(MiB))
         else:
             handle.truncate(size)
@@ -244,7 +244,7 @@ def test_a_mismatch_on_verify_removes_the_new_volume(peer, peer_pool, dest_pool,
                 source={'uri': peer.socket_uri, 'pool': peer_pool[0], 'volume': 'src'})
     proc = start_module('virt_volume_clone', args, env={'STORAGEPOOLS_PAUSE_AT': 'verify'})
     path = os.path.join(dest_pool[1], 'copy')
-    for _ in range(200):  # the stream is done once the record is no longer the partial one... wait for the pause
+    for _attempt in range(200):  # the stream is done once the record is no longer the partial one... wait for the pause
         if os.path.exists(path) and allocated(path) >= 3 * MiB:
             break
         subprocess.run(['sleep', '0.05'], check=True)

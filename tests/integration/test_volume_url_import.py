@@ -54,7 +54,7 @@ class ImageHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         server = self.server
         server.requests.append((self.path, self.headers.get('Range'), self.headers.get('Authorization')))
-        kind, _, name = self.path.lstrip('/').rpartition('/')
+        kind, _slash, name = self.path.lstrip('/').rpartition('/')
         body = server.images.get(name)
         if body is None:
             self.send_error(404)

@@ -93,7 +93,6 @@ def _open_private_file(path, flags, what):
     return fd
 
 
-
 class HostLock:
     """One run per host at a time: an fcntl lock on ``<state_dir>/lock`` (released on exit or kill)."""
 

@@ -19,6 +19,7 @@ the test process reaches them). Stopped by its own pidfiles only.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -97,3 +98,14 @@ class PeerLibvirtd:
             except (OSError, ValueError):
                 pass
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running_peer(root, address=ADDRESS):
+    """A started PeerLibvirtd under ``root``, stopped by its pidfiles and its root removed afterwards."""
+    daemon = PeerLibvirtd(root, address=address).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        shutil.rmtree(daemon.root, ignore_errors=True)

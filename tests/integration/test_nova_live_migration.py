@@ -26,7 +26,7 @@ import subprocess
 import pytest
 from conftest import REPO, RUN_ID, _counter, libvirt, run_module
 from nova_host import MiB, NovaHost
-from peer_libvirtd import ADDRESS, HOSTS, URI as PEER_URI, PeerLibvirtd
+from peer_libvirtd import ADDRESS, HOSTS, URI as PEER_URI, running_peer
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova.migration import LIBVIRT_REFUSES_PRECREATE
 
@@ -38,10 +38,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(NOVA_PYTHON), reason='no .ven
 
 @pytest.fixture(scope='module')
 def peer():
-    daemon = PeerLibvirtd('/var/tmp/spl-livemig-peer-%s' % RUN_ID).start()
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(daemon.root, ignore_errors=True)
+    with running_peer('/var/tmp/spl-livemig-peer-%s' % RUN_ID) as daemon:
+        yield daemon
 
 
 def run_nova(workdir, request, prefix=()):

@@ -17,7 +17,7 @@ import pytest
 from canary import Canary
 from conftest import RUN_ID, libvirt, run_module, sha256, start_module
 from nova_host import DOMAIN, NovaHost
-from peer_libvirtd import PeerLibvirtd
+from peer_libvirtd import running_peer
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import read_file_metadata
 
@@ -342,10 +342,8 @@ PEER_ADDRESS = '127.0.0.5'  # not the live-migration test's 127.0.0.3: the two m
 @pytest.fixture
 def peer():
     """A second libvirtd (another compute host mounting the same instances_path), stopped by its pidfiles."""
-    daemon = PeerLibvirtd('/var/tmp/spl-prune-peer-%s' % RUN_ID, address=PEER_ADDRESS).start()
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(daemon.root, ignore_errors=True)
+    with running_peer('/var/tmp/spl-prune-peer-%s' % RUN_ID, address=PEER_ADDRESS) as daemon:
+        yield daemon
 
 
 def test_a_shared_instances_path_needs_peers_and_a_peer_domain_keeps_the_volume_it_uses(conn, host, peer):

@@ -21,7 +21,7 @@ import shutil
 
 import pytest
 from conftest import RUN_ID, actions, libvirt, run_module
-from peer_libvirtd import HOSTS, PeerLibvirtd
+from peer_libvirtd import HOSTS, running_peer
 
 # Not 127.0.0.7: test_volume_streams.py uses it as an address where nothing answers.
 PEER_ADDRESS = '127.0.0.8'
@@ -30,10 +30,8 @@ INACTIVE = libvirt.VIR_STORAGE_XML_INACTIVE if libvirt else 0
 
 @pytest.fixture(scope='module')
 def peer():
-    daemon = PeerLibvirtd('/var/tmp/remote-peer-%s' % RUN_ID, address=PEER_ADDRESS).start()
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(daemon.root, ignore_errors=True)
+    with running_peer('/var/tmp/remote-peer-%s' % RUN_ID, address=PEER_ADDRESS) as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ streams. Through its unix socket it is a daemon of this host, whose files
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 
 import pytest
 from canary import Canary
 from conftest import RUN_ID, actions, libvirt, run_module, sha256, start_module
-from peer_libvirtd import PeerLibvirtd
+from peer_libvirtd import running_peer
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import read_file_metadata
 
@@ -31,10 +30,8 @@ PEER_ADDRESS = '127.0.0.6'  # of this file's own: other tests' peers listen on 1
 
 @pytest.fixture(scope='module')
 def peer():
-    daemon = PeerLibvirtd('/var/tmp/streams-peer-%s' % RUN_ID, address=PEER_ADDRESS).start()
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(daemon.root, ignore_errors=True)
+    with running_peer('/var/tmp/streams-peer-%s' % RUN_ID, address=PEER_ADDRESS) as daemon:
+        yield daemon
 
 
 @pytest.fixture

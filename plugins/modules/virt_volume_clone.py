@@ -92,7 +92,8 @@ options:
     description:
       - With O(source.url), the directory the image is downloaded into; made 0700 when missing, refused when it
         is a symlink or anyone but root may write it. It holds nothing once a run ends (a run killed
-        mid-download leaves the partial file, which the rerun resumes and removes).
+        mid-download leaves the partial file, which the rerun resumes and removes; one killed while writing the
+        pool volume leaves it recorded C(partial=true), and the rerun removes it and writes the image again).
       - Defaults to C(<state_dir>/staging).
     type: path
   source:

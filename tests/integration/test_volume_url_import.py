@@ -445,3 +445,47 @@ def test_a_failed_import_removes_its_volume_and_a_kill_after_the_download_stages
     assert not os.path.exists(os.path.join(target, 'image'))
     done = url_import(pool_name, workdir, source, format='raw')
     assert done['changed'] is True and not done.get('failed'), done
+
+
+@pytest.mark.parametrize('image_format, write', [('qcow2', 'convert'), ('raw', 'copy')])
+def test_a_kill_while_the_volume_is_written_leaves_a_marked_volume_the_rerun_replaces(server, pool, workdir,
+                                                                                     image_format, write):
+    pool_name, target = pool
+    body = qcow2_image(workdir, 'killed.qcow2') if image_format == 'qcow2' else raw_image()
+    server.images['killed'] = body
+    source = {'url': server.url('killed'), 'checksum': digest_of(body), 'format': image_format}
+    args = dict(pool=pool_name, name='image', source=source, format='raw', state_dir=os.path.join(workdir, 'state'),
+                staging_dir=os.path.join(workdir, 'staging'))
+    proc = start_module('virt_volume_clone', args, env={'STORAGEPOOLS_KILL_AT': write})
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    left = os.path.join(target, 'image')
+    assert os.path.exists(left) and read_file_metadata(left).get('partial') is True, 'no marked volume left'
+
+    # another image under that name does not take the marked volume away: it is not that image's
+    other = raw_image()
+    server.images['other'] = other
+    refused = url_import(pool_name, workdir, {'url': server.url('other'), 'checksum': digest_of(other),
+                                              'format': 'raw'}, format='raw')
+    assert refused['failed'] is True and refused['msg'].startswith('name:'), refused
+    assert os.path.exists(left)
+
+    checked = url_import(pool_name, workdir, source, check=True, format='raw')
+    assert checked['changed'] is True and checked['actions'][0]['action'] == 'remove', checked
+    assert read_file_metadata(left).get('partial') is True, 'check mode removed the marked volume'
+    done = url_import(pool_name, workdir, source, format='raw')
+    assert done['changed'] is True and not done.get('failed'), done
+    assert done['actions'][0]['action'] == 'remove', done['actions']
+    record = read_file_metadata(left)
+    assert not record.get('partial') and record['checksum'] == digest_of(body), record
+    expected = body if image_format == 'raw' else None
+    if expected is None:
+        converted = os.path.join(workdir, 'expected.raw')
+        subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', os.path.join(workdir, 'killed.qcow2'),
+                        converted], check=True)
+        with open(converted, 'rb') as handle:
+            expected = handle.read()
+    assert sha256_file(left) == digest_of(expected)
+    assert staged(workdir) == []
+    again = url_import(pool_name, workdir, source, format='raw')
+    assert again['changed'] is False, again

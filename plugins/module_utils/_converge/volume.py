@@ -23,6 +23,7 @@ Whatever another process wrote is flushed before it is recorded.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.bas
 )
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume_plan import ClonePlanner, is_partial
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
-from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan
+from ansible_collections.storagepools.libvirt.plugins.module_utils._core.plan import Plan, Step
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import (
     copy as data_copy,
     inspect as image_inspect,
@@ -385,6 +386,12 @@ class VolumeCloner(ClonePlanner):
         outer, self.plan = self.plan, Plan()
         try:
             self.plan_steps(None, 'copy', capacity, verify)
+            # marked partial from its creation until recorded: a kill in between leaves a volume the rerun removes
+            created = next(index for index, step in enumerate(self.plan.steps) if step.action == 'create')
+            self.plan.steps.insert(created + 1, Step(
+                'mark', "mark '%s' partial until it is recorded" % self.name,
+                functools.partial(self.backend.write_record, self.name, dict(self.record, partial=True)),
+                option=self.backend.option))
             # an image by URL is a base image: on rbd its protected snapshot is made now (none on other pools)
             for step in self.backend.parent_steps(self.name, True):
                 self.plan.add(**step)

@@ -225,6 +225,11 @@ class ClonePlanner(abc.ABC):
                                     % volume_format)
         identity = dict(source.identity, **(extra_metadata or {}))
         existing = backend.existing(self.name)
+        if existing is not None and is_partial(existing[1]) and existing[1].get('checksum') == identity['checksum']:
+            # this image's volume, marked partial until recorded: a run killed while writing it left it
+            self.plan.add('remove', "remove '%s', left unfinished by a killed run" % self.name,
+                          functools.partial(backend.remove, self.name), option=backend.option)
+            existing = None
         if existing is not None:
             volume, recorded = existing
             if volume is None or not recorded or recorded.get('checksum') != identity['checksum'] \

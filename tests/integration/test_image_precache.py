@@ -19,7 +19,7 @@ import sys
 import threading
 
 import pytest
-from conftest import REPO, RUN_ID, libvirt, sha256
+from conftest import REPO, RUN_ID, libvirt, run_module, sha256
 from peer_libvirtd import HOSTS, running_peer
 from test_roles import recaps, run_playbook
 from test_volume_url_import import ImageServer, digest_of, raw_image
@@ -142,6 +142,8 @@ def test_one_download_the_rest_by_stream_where_nova_looks(installed, server, fle
         record = read_file_metadata(path)
         assert record['format'] == 'raw' and record['virtual_size'] == len(body), (host, record)
         assert record['source']['image_id'] == IMAGE_ID, (host, record)
+        found = os.stat(path)  # root's, and Nova (its own user) can read it
+        assert (found.st_uid, found.st_mode & 0o7777) == (0, 0o644), (host, oct(found.st_mode))
         if host == 'first':
             assert record['checksum'] == digest_of(body) and record['source']['url'] == server.url(name), record
         else:  # streamed from the first host, through its libvirtd
@@ -172,3 +174,28 @@ def test_a_wrong_digest_is_refused_naming_the_variable_and_nothing_lands(install
     fname = nova_cache_fname(image_id)
     for host in fleet.values():
         assert not os.path.exists(host['reach'](os.path.join(INSTANCES, '_base', fname)))
+
+
+def test_an_unknown_variable_and_a_host_that_is_not_one_are_refused_before_anything(installed, server, inventory):
+    image = {'id': 'precache-typo-%s' % RUN_ID, 'url': server.url('none'), 'checksum': digest_of(b'x'),
+             'format': 'raw'}
+    before = len(server.requests)
+    for extra, message in (({'storagepools_precache_fro': 'precache-first'},
+                            'unknown variable(s) storagepools_precache_fro'),
+                           ({'storagepools_precache_from': 'precache-nosuch'},
+                            'storagepools_precache_from must be url or an inventory host (precache-nosuch')):
+        code, out = run_playbook(installed, 'image_precache', inventory, '-e',
+                                 json.dumps(dict(extra, storagepools_precache_image=image)))
+        assert code != 0 and message in ' '.join(out.split()), out
+    assert len(server.requests) == before
+
+
+def test_file_mode_is_octal_without_write_bits_for_others(dir_pool, workdir):
+    image = os.path.join(workdir, 'image.raw')
+    with open(image, 'wb') as handle:
+        handle.write(raw_image(2 * MiB))
+    for mode in ('0666', '0620', '644x', '4755'):
+        result = run_module('virt_volume_clone', dict(pool=dir_pool[0], name='moded', file_mode=mode,
+                                                      source={'path': image, 'format': 'raw'}))
+        assert result['failed'] is True and result['msg'].startswith('file_mode: '), (mode, result)
+    assert os.listdir(dir_pool[1]) == []

@@ -182,6 +182,13 @@ options:
   metadata:
     description: "Extra facts recorded with the volume's source, for example C({image_id: ...})."
     type: dict
+  file_mode:
+    description:
+      - File pools only. The permission bits (octal, for example V('0644')) of the file the run creates for the new
+        volume (libvirt's C(<permissions><mode>)), instead of libvirt's V(0600); for example so that Nova, as its own
+        user, can read a base it did not download. Group and others get no write bit. A volume that exists is left
+        as it is.
+    type: str
   ceph_keyring:
     description:
       - rbd pools only (destination or source). A keyring on the managed host with the key of the pool's
@@ -342,10 +349,12 @@ libvirt_error:
 '''
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.naming import instance_volume_name
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.records import FILE_POOL_TYPES
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.prune import remove_volume
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
@@ -389,6 +398,10 @@ def run(module):
                                  'source.uri': names.text, 'source.url': names.text, 'staging_dir': names.path,
                                  'ceph_keyring': names.path, 'state_dir': names.path, 'quarantine_dir': names.path})
     name = volume_name(params)
+    file_mode = params['file_mode']
+    if file_mode is not None and (re.match(r'^0?[0-7]{3}$', file_mode) is None or int(file_mode, 8) & 0o022):
+        raise StoragePoolsError("file_mode: %r is not octal permission bits without a write bit for group and others "
+                                "(for example '0644')" % file_mode)
     if params['state'] == 'absent':
         return remove(module, name)
     source = params['source']
@@ -414,6 +427,11 @@ def run(module):
         cloner = cloner_for(conn, params['uri'], params['pool'], name, params['ceph_keyring'])
         cloner.progress = progress_for(params['state_dir'], 'virt_volume_clone', module.check_mode)
         cloner.staging_dir = params['staging_dir'] or os.path.join(params['state_dir'], 'staging')  # source.url
+        if file_mode is not None:
+            if cloner.backend.endpoint.type not in FILE_POOL_TYPES:
+                raise StoragePoolsError("file_mode: pool '%s' is a %s pool; file_mode is for file pools (%s)"
+                                        % (params['pool'], cloner.backend.endpoint.type, ', '.join(FILE_POOL_TYPES)))
+            cloner.file_mode = '%04o' % int(file_mode, 8)
         try:
             plan = cloner.plan_clone(source, params['mode'], params['format'], params['capacity'],
                                      params['metadata'], params['verify'])
@@ -464,6 +482,7 @@ def main():
             format=dict(type='str', choices=['raw', 'qcow2']),
             capacity=dict(type='int'),
             metadata=dict(type='dict'),
+            file_mode=dict(type='str'),
             verify=dict(type='bool', default=False),
             ceph_keyring=dict(type='path', no_log=False),  # a path, not a secret
             uri=dict(type='str', default='qemu:///system'),

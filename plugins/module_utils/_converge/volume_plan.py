@@ -75,6 +75,7 @@ class ClonePlanner(abc.ABC):
     (the record of a volume an earlier run made), ``volume`` (libvirt's volume of that name), ``method``."""
 
     progress: Any = NO_PROGRESS  # the run's status file (_core/progress.py); the module sets it
+    file_mode: str | None = None  # the permission bits of the file a file-pool volume is created with (the module)
 
     def __init__(self, backend: StorageBackend, name: str) -> None:
         self.backend = backend
@@ -115,6 +116,8 @@ class ClonePlanner(abc.ABC):
         self.wanted = VolumeDefinition(self.name, capacity, dest_format, allocation=backend.allocation(capacity),
                                        backing_path=backing.get('path') if backing else None,
                                        backing_format=source.format if backing else None)
+        if self.file_mode is not None:
+            self.wanted.mode = self.file_mode
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
         if source.peer is not None:  # from another host: its own record travels with the data (None: unreadable)
             self.record['source_record'] = source.recorded

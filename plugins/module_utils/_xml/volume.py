@@ -35,6 +35,7 @@ class VolumeDefinition(XMLObject):
     path = XMLProperty('target/path')
     format = XMLProperty('target/format/@type')
     compat = XMLProperty('target/compat')
+    mode = XMLProperty('target/permissions/mode')  # octal digits: the file libvirt creates gets them
     backing_path = XMLProperty('backingStore/path')
     _backing_format = XMLProperty('backingStore/format/@type')
 

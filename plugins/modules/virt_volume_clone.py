@@ -132,6 +132,10 @@ options:
             refused when its bytes do not have it. A volume of O(name) recorded with this digest is the image
             (changed=false, whatever URL it came from); one recorded with another digest, or none, is never
             overwritten."
+          - "With O(source.uri), optional: the digest the bytes streamed from the other host must have (every byte,
+            holes as zeroes, as in the image file they make). A stream whose bytes differ is refused and its volume
+            removed; the digest is recorded as C(checksum), so a later import of the same image by URL is a cache
+            hit on this host too."
         type: str
       url_username:
         description: With O(source.url), the user of HTTP basic authentication (sent without waiting for a challenge).
@@ -414,6 +418,9 @@ def run(module):
                                 'format)')
     if source.get('volume') and not source.get('pool'):
         raise StoragePoolsError('source.pool: a source volume needs its pool')
+    if source.get('checksum') and not (source.get('url') or source.get('uri')):
+        raise StoragePoolsError('source.checksum: a digest is checked for an image by URL (source.url) or a volume '
+                                'streamed from another libvirt host (source.uri)')
     if source.get('uri') and source.get('path'):
         raise StoragePoolsError('source.uri: a source on another libvirt host is one of its volumes; give '
                                 'source.pool and source.volume, not source.path')

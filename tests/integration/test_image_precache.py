@@ -144,8 +144,9 @@ def test_one_download_the_rest_by_stream_where_nova_looks(installed, server, fle
         assert record['source']['image_id'] == IMAGE_ID, (host, record)
         found = os.stat(path)  # root's, and Nova (its own user) can read it
         assert (found.st_uid, found.st_mode & 0o7777) == (0, 0o644), (host, oct(found.st_mode))
+        assert record['checksum'] == digest_of(body), (host, record)  # checked as it arrived, on every host
         if host == 'first':
-            assert record['checksum'] == digest_of(body) and record['source']['url'] == server.url(name), record
+            assert record['source']['url'] == server.url(name), record
         else:  # streamed from the first host, through its libvirtd
             assert record['method'] == 'stream', record
             assert record['source']['uri'] == fleet['first']['peer'].uri and record['source']['volume'] == fname
@@ -154,7 +155,8 @@ def test_one_download_the_rest_by_stream_where_nova_looks(installed, server, fle
         pool.refresh(0)
         assert pool.storageVolLookupByName(fname).info()[1] == len(body), host
 
-    for options in ([], ['--check']):
+    # the same image by URL on every host afterwards: a cache hit by digest there too, streamed hosts included
+    for options in ([], ['--check'], ['-e', 'storagepools_precache_from=url']):
         code, out = run_playbook(installed, 'image_precache', inventory, '-e', '@' + extra, *options)
         assert code == 0, out
         assert all(recap['changed'] == '0' for recap in recaps(out).values()), out

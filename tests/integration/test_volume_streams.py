@@ -308,3 +308,24 @@ def test_a_larger_capacity_grows_a_streamed_volume(peer, peer_pool, dest_pool, w
         handle.truncate(96 * MiB)
     assert same_image(image, path, volume_format)
     assert clone(**args)['changed'] is False
+
+
+def test_a_declared_checksum_is_checked_as_the_bytes_arrive_and_recorded(peer, peer_pool, dest_pool, workdir):
+    """source.checksum of a stream: the sha256 of every byte (holes as zeroes) of what left the other host."""
+    _image, source_path = source_volume(peer, peer_pool, workdir, 'src')
+    spec = {'uri': peer.uri, 'pool': peer_pool[0], 'volume': 'src', 'format': 'raw'}
+    wrong = clone(pool=dest_pool[0], name='copy', source=dict(spec, checksum='sha256:' + '0' * 64))
+    assert wrong['failed'] is True and wrong['msg'].startswith('source.checksum: '), wrong
+    assert os.listdir(dest_pool[1]) == [], 'a stream with other bytes left its volume'
+    malformed = clone(pool=dest_pool[0], name='copy', source=dict(spec, checksum='md5:1234'))
+    assert malformed['failed'] is True and malformed['msg'].startswith('source.checksum: '), malformed
+    local = clone(pool=dest_pool[0], name='copy', source={'path': source_path, 'format': 'raw',
+                                                           'checksum': 'sha256:' + sha256(source_path)})
+    assert local['failed'] is True and local['msg'].startswith('source.checksum: '), local
+
+    digest = 'sha256:' + sha256(source_path)
+    made = clone(pool=dest_pool[0], name='copy', source=dict(spec, checksum=digest))
+    assert made['changed'] is True and not made.get('failed'), made
+    path = os.path.join(dest_pool[1], 'copy')
+    assert sha256(path) == sha256(source_path) and read_file_metadata(path)['checksum'] == digest
+    assert clone(pool=dest_pool[0], name='copy', source=dict(spec, checksum=digest))['changed'] is False

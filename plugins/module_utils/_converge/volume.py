@@ -194,6 +194,10 @@ class Source:
         peer = self.peer
         self.identity = {'uri': spec['uri'], 'pool': spec['pool'], 'volume': spec['volume']}
         self.path = peer.label
+        if spec.get('checksum'):  # the bytes must have it; it is recorded, as for an image by URL
+            self.digest = download.declared_digest(spec['checksum'])
+            if self.digest is None:
+                raise StoragePoolsError('source.checksum: give the digest as sha256:<64 hex digits>')
         declared = spec.get('format')
         recorded = self.recorded = peer.record()
         refuse_unfinished(recorded, peer.label)
@@ -411,13 +415,20 @@ class VolumeCloner(ClonePlanner):
         # the destination is local: the download stream is written here (an upload would make libvirt refresh,
         # and so probe, every file of the pool afterwards), only data written, then fsync'ed
         self.received = stream_writer.ContentDigest() if digest else None
+        self.received_bytes = stream_writer.ByteDigest() if self.source.digest else None
         fd = self.backend.open_for_stream(name)
         try:
-            writer = stream_writer.SparseWriter(fd, digest=self.received)
+            writer = stream_writer.SparseWriter(fd, digest=stream_writer.Digests(self.received, self.received_bytes))
             self.source.peer.receive(writer.data, writer.hole)
             writer.finish()
         finally:
             os.close(fd)
+
+    def _check_received_digest(self):
+        held = self.received_bytes.hexdigest()
+        if held != self.source.digest:
+            raise StoragePoolsError('source.checksum: the bytes streamed from %s have sha256:%s, not sha256:%s; the '
+                                    'new volume is removed' % (self.source.path, held, self.source.digest))
 
     def _verify_received(self, name):
         held = stream_writer.ContentDigest()

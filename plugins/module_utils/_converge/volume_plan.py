@@ -121,6 +121,8 @@ class ClonePlanner(abc.ABC):
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
         if source.peer is not None:  # from another host: its own record travels with the data (None: unreadable)
             self.record['source_record'] = source.recorded
+            if source.digest:  # source.checksum: checked as the bytes arrive (VolumeCloner._receive)
+                self.record['checksum'] = 'sha256:' + source.digest
         return capacity
 
     def plan_steps(self, existing: tuple | None, mode: str, capacity: int, verify: bool) -> Plan:
@@ -192,6 +194,9 @@ class ClonePlanner(abc.ABC):
                  undo=functools.partial(backend.remove, self.name), option=backend.option)
         plan.add('stream', "receive %s into '%s' (sparse download stream)" % (source.path, into),
                  functools.partial(self._receive, into, verify), option='source', explain=self._explain_write)
+        if source.digest:
+            plan.add('checksum', "compare the sha256 of the bytes received with source.checksum",
+                     self._check_received_digest, option='source.checksum', explain=_as_is)
         if verify:
             plan.add('verify', "compare a digest of the bytes received with '%s' read back through libvirt" % into,
                      functools.partial(self._verify_received, into), option='verify')
@@ -320,6 +325,10 @@ class ClonePlanner(abc.ABC):
     @abc.abstractmethod
     def _receive(self, name, digest):
         """Write the source's download stream into volume ``name`` (``digest``: of what left the source too)."""
+
+    @abc.abstractmethod
+    def _check_received_digest(self):
+        """Refuse a stream whose bytes do not have the sha256 source.checksum declares."""
 
     @abc.abstractmethod
     def _verify_received(self, name):

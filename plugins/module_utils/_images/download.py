@@ -49,15 +49,21 @@ def check_source(spec: dict) -> str:
     parts = urllib.parse.urlsplit(spec['url'])
     if parts.scheme not in ('http', 'https') or not parts.hostname:
         raise StoragePoolsError('source.url: %s is not an http:// or https:// URL' % public_url(spec['url']))
-    match = _CHECKSUM_RE.match((spec.get('checksum') or '').strip().lower())
-    if not match:
+    digest = declared_digest(spec.get('checksum'))
+    if digest is None:
         raise StoragePoolsError('source.checksum: an image by URL needs its digest, sha256:<64 hex digits>')
     if not spec.get('format'):
         raise StoragePoolsError('source.format: an image by URL needs its declared format (raw, qcow2, vmdk)')
     for option in ('max_size', 'timeout'):
         if spec.get(option) is not None and spec[option] <= 0:
             raise StoragePoolsError('source.%s: give a positive number' % option)
-    return match.group(1)
+    return digest
+
+
+def declared_digest(checksum: str | None) -> str | None:
+    """The sha256 hex digest ``checksum`` (V(sha256:<64 hex digits>)) declares; None when it declares none."""
+    match = _CHECKSUM_RE.match((checksum or '').strip().lower())
+    return match.group(1) if match else None
 
 
 def public_url(url: str) -> str:

@@ -70,13 +70,49 @@ class ContentDigest:
         return self.hash.hexdigest()
 
 
+class ByteDigest:
+    """sha256 of the bytes a stream carries, holes read as zeroes: the digest of the image file they make
+    (what ``source.checksum`` declares). Unlike ContentDigest it hashes every zero of a hole too."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def data(self, chunk: bytes) -> None:
+        self.hash.update(chunk)
+
+    def hole(self, length: int) -> None:
+        zeroes = memoryview(ZEROES)
+        while length:
+            part = min(length, BLOCK)
+            self.hash.update(zeroes[:part])
+            length -= part
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
+
+
+class Digests:
+    """Feeds one stream to several digests (None entries are left out)."""
+
+    def __init__(self, *digests: ContentDigest | ByteDigest | None) -> None:
+        self.digests = [digest for digest in digests if digest is not None]
+
+    def data(self, chunk: bytes) -> None:
+        for digest in self.digests:
+            digest.data(chunk)
+
+    def hole(self, length: int) -> None:
+        for digest in self.digests:
+            digest.hole(length)
+
+
 class SparseWriter:
     """Writes a stream into ``fd`` (a regular file or a block device this process opened for writing).
 
     ``digest``: a ContentDigest fed the same stream (what left the source); ``fault``: the fault point each
     data chunk passes (tests kill a run mid-stream there, STORAGEPOOLS_KILL_AT=<fault>:<n>)."""
 
-    def __init__(self, fd: int, digest: ContentDigest | None = None, fault: str = 'stream-chunk') -> None:
+    def __init__(self, fd: int, digest: ContentDigest | Digests | None = None, fault: str = 'stream-chunk') -> None:
         self.fd = fd
         self.device = stat.S_ISBLK(os.fstat(fd).st_mode)
         self.digest = digest

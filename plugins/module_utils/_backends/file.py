@@ -355,8 +355,8 @@ class FileBackend(StorageBackend):
     def _unlist(self, name):
         """libvirt forgets a volume whose file is gone (its delete ignores the missing file; no refresh, which
         would probe every guest disk of the pool)."""
-        if not os.path.lexists(self.location(name)) and self.volume(name) is not None:
-            self.endpoint.delete_volume(name)
+        if not os.path.lexists(self.location(name)):
+            self.endpoint.delete_listed_volume(name)
 
     def purge_steps(self, name: str) -> list:
         def purge(_target_fd, quarantine_fd):

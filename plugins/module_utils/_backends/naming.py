@@ -12,6 +12,9 @@ import uuid as uuidlib
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 
+# the protected snapshot of an rbd base that copy-on-write clones are made from (rbd.py makes it; the base
+# pruning planner reads its children): here, so that planning imports no librados
+BASE_SNAPSHOT = 'storagepools-base'
 _DISK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]*$')
 
 

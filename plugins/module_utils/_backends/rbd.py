@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends import space as limits
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import StorageBackend
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.naming import BASE_SNAPSHOT
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core import names
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import qemu_img
@@ -56,7 +57,6 @@ except ImportError:
     HAS_RBD = False
 
 META_KEY = 'user.storagepools.libvirt'  # image-meta: any holder of the pool's cephx key can write it
-BASE_SNAPSHOT = 'storagepools-base'
 DEFAULT_MON_PORT = 6789
 
 

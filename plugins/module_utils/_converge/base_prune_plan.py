@@ -22,7 +22,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import FILE_POOL_TYPES
-from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.rbd import BASE_SNAPSHOT
+from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.naming import BASE_SNAPSHOT
 from ansible_collections.storagepools.libvirt.plugins.module_utils._nova import image_cache as nova_cache
 
 if TYPE_CHECKING:  # annotations only: nothing more is imported at run time

@@ -34,7 +34,6 @@ from ansible_collections.storagepools.libvirt.plugins.module_utils._backends imp
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.base import backend_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge import image_cache_plan
 from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.image_cache_plan import plan_base
-from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
 from ansible_collections.storagepools.libvirt.plugins.module_utils._core.errors import StoragePoolsError
 from ansible_collections.storagepools.libvirt.plugins.module_utils._images import inspect as image_inspect
 from ansible_collections.storagepools.libvirt.plugins.module_utils._libvirt.pool import Endpoint
@@ -166,6 +165,9 @@ class ImageCache:
     def _plan_import(self, plan, name, path, fd, disk_format):
         """Add to ``plan`` the base's import as a volume of the destination pool (rbd: with its protected
         snapshot); the cloner."""
+        # imported here: nova_storage_prune imports this module for overlay_backing_formats, and needs no cloner
+        from ansible_collections.storagepools.libvirt.plugins.module_utils._converge.volume import cloner_for
+
         cloner = cloner_for(self.conn, self.uri, self.dest_pool, name, self.ceph_keyring, backend=self._backend())
         try:
             imported = cloner.plan_clone({'path': path, 'format': disk_format, 'opened': fd}, 'copy', None, None,

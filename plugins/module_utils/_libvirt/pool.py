@@ -87,6 +87,12 @@ class Endpoint:
         """libvirt removes volume ``name`` (and its data)."""
         self.pool.storageVolLookupByName(name).delete(0)
 
+    def delete_listed_volume(self, name: str) -> None:
+        """libvirt removes volume ``name`` if it lists one of that name (one lookup, then the delete)."""
+        volume = self.volume(name)
+        if volume is not None:
+            volume.delete(0)
+
     def refresh(self) -> None:
         """libvirt lists the pool's volumes again (volumes made outside libvirt, e.g. with librbd)."""
         self.pool.refresh(0)

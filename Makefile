@@ -89,6 +89,7 @@ bench: libvirtd
 	bench/transfer
 	bench/adopt
 	bench/transition
+	bench/prune
 
 clean:
 	rm -rf .build .pytest_cache

@@ -16,16 +16,17 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 
 import pytest
 from conftest import REPO, RUN_ID, libvirt, run_module, sha256
 from peer_libvirtd import HOSTS, running_peer
 from test_roles import recaps, run_playbook
-from test_volume_url_import import ImageServer, digest_of, raw_image
+import test_volume_url_import
+from test_volume_url_import import digest_of, raw_image
 
 from ansible_collections.storagepools.libvirt.plugins.module_utils._backends.file import read_file_metadata
 
+server = test_volume_url_import.server  # the HTTP server fixture, counting requests
 MiB = 1024 * 1024
 IMAGE_ID = '5f2c9a1e-7b3d-4e6f-9a80-1c2d3e4f5a6b'
 ADDRESSES = {'first': '127.0.0.11', 'third': '127.0.0.12'}  # of this file's own
@@ -40,16 +41,6 @@ def nova_cache_fname(image_id):
                            'import sys; from nova.virt.libvirt import imagecache; '
                            'print(imagecache.get_cache_fname(sys.argv[1]))', image_id],
                           capture_output=True, text=True, check=True, timeout=120).stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope='module')
-def server():
-    httpd = ImageServer()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def host_tree(reach):

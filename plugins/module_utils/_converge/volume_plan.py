@@ -121,7 +121,7 @@ class ClonePlanner(abc.ABC):
         self.record = metadata.make_record(dest_format, capacity, identity, backing=backing)
         if source.peer is not None:  # from another host: its own record travels with the data (None: unreadable)
             self.record['source_record'] = source.recorded
-            if source.digest:  # source.checksum: checked as the bytes arrive (VolumeCloner._receive)
+            if source.digest:  # source.checksum: the stream's checksum step checks it (_check_received_digest)
                 self.record['checksum'] = 'sha256:' + source.digest
         return capacity
 

@@ -319,8 +319,8 @@ def test_a_declared_checksum_is_checked_as_the_bytes_arrive_and_recorded(peer, p
     assert os.listdir(dest_pool[1]) == [], 'a stream with other bytes left its volume'
     malformed = clone(pool=dest_pool[0], name='copy', source=dict(spec, checksum='md5:1234'))
     assert malformed['failed'] is True and malformed['msg'].startswith('source.checksum: '), malformed
-    local = clone(pool=dest_pool[0], name='copy', source={'path': source_path, 'format': 'raw',
-                                                           'checksum': 'sha256:' + sha256(source_path)})
+    local_source = {'path': source_path, 'format': 'raw', 'checksum': 'sha256:' + sha256(source_path)}
+    local = clone(pool=dest_pool[0], name='copy', source=local_source)
     assert local['failed'] is True and local['msg'].startswith('source.checksum: '), local
 
     digest = 'sha256:' + sha256(source_path)

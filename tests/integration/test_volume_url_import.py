@@ -448,8 +448,8 @@ def test_a_failed_import_removes_its_volume_and_a_kill_after_the_download_stages
 
 
 @pytest.mark.parametrize('image_format, write', [('qcow2', 'convert'), ('raw', 'copy')])
-def test_a_kill_while_the_volume_is_written_leaves_a_marked_volume_the_rerun_replaces(server, pool, workdir,
-                                                                                     image_format, write):
+def test_a_kill_while_the_volume_is_written_leaves_a_marked_volume_the_rerun_replaces(
+        server, pool, workdir, image_format, write):
     pool_name, target = pool
     body = qcow2_image(workdir, 'killed.qcow2') if image_format == 'qcow2' else raw_image()
     server.images['killed'] = body
